@@ -1,0 +1,44 @@
+# Newcomers need two targets: `make demo` and `make test`. Both set everything up first.
+include versions.env
+
+PYTHON ?= python$(PYTHON_VERSION)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The TensorFlow distribution to install; GPU images pass TF_PACKAGE='tensorflow[and-cuda]'.
+TF_PACKAGE ?= tensorflow-cpu
+# Re-run setup whenever the pins, the package metadata or the Horovod build script change.
+SETUP_STAMP := $(VENV)/.setup-complete
+
+.PHONY: setup demo test test-unit test-parallel lint doctor clean
+
+setup: $(SETUP_STAMP)
+
+$(SETUP_STAMP): versions.env pyproject.toml launch/build_horovod.py
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==$(TORCH_VERSION) $(TF_PACKAGE)==$(TENSORFLOW_VERSION)
+	$(PY) launch/build_horovod.py
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/harness doctor
+	$(VENV)/bin/harness smoke --np 2
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test-unit: setup
+	$(PY) -m pytest tests/unit
+
+test-parallel: setup
+	$(PY) -m pytest tests/parallel
+
+test: lint test-unit test-parallel
+
+doctor: setup
+	$(VENV)/bin/harness doctor
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

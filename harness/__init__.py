@@ -1,0 +1,1 @@
+"""Framework-free core of the Horovod training harness: config, data, loop, checkpoints."""

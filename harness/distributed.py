@@ -1,0 +1,64 @@
+"""A small facade over one Horovod framework binding (horovod.torch or horovod.tensorflow).
+
+The training loop talks to this class only, so it never imports a framework. Both Horovod
+bindings expose the same process-set API (``rank()``, ``size()``, ``allreduce`` ...); what
+differs is the tensor type, which each framework package supplies as two converters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+
+class Distributed:
+    """Rank/size queries and numpy-in, numpy-out collectives for one Horovod job."""
+
+    def __init__(self, hvd: Any, to_tensor: Callable[[np.ndarray], Any], to_numpy: Callable[[Any], np.ndarray]):
+        # Horovod: start the background communication thread and join the job.
+        hvd.init()
+        self.hvd = hvd
+        self._to_tensor = to_tensor
+        self._to_numpy = to_numpy
+
+    @property
+    def rank(self) -> int:
+        return self.hvd.rank()
+
+    @property
+    def size(self) -> int:
+        return self.hvd.size()
+
+    @property
+    def local_rank(self) -> int:
+        return self.hvd.local_rank()
+
+    @property
+    def local_size(self) -> int:
+        return self.hvd.local_size()
+
+    @property
+    def is_main_process(self) -> bool:
+        return self.rank == 0
+
+    def allreduce_mean(self, array: np.ndarray, name: str) -> np.ndarray:
+        """Element-wise mean over ranks of an array of identical shape on every rank."""
+        # Horovod: average across ranks.
+        return self._to_numpy(self.hvd.allreduce(self._to_tensor(np.asarray(array)), op=self.hvd.Average, name=name))
+
+    def allreduce_sum(self, array: np.ndarray, name: str) -> np.ndarray:
+        """Element-wise sum over ranks of an array of identical shape on every rank."""
+        # Horovod: sum across ranks.
+        return self._to_numpy(self.hvd.allreduce(self._to_tensor(np.asarray(array)), op=self.hvd.Sum, name=name))
+
+    def broadcast(self, array: np.ndarray, root_rank: int, name: str) -> np.ndarray:
+        """``root_rank``'s array, returned on every rank."""
+        # Horovod: copy root_rank's value to every rank.
+        return self._to_numpy(self.hvd.broadcast(self._to_tensor(np.asarray(array)), root_rank=root_rank, name=name))
+
+    def allgather(self, array: np.ndarray, name: str) -> np.ndarray:
+        """Concatenation along axis 0 of every rank's array, in rank order (dim 0 may differ)."""
+        # Horovod: gather every rank's rows.
+        return self._to_numpy(self.hvd.allgather(self._to_tensor(np.asarray(array)), name=name))

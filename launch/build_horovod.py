@@ -1,0 +1,245 @@
+"""Build (or reuse) a Horovod wheel that works with the installed torch and TensorFlow.
+
+Horovod's newest release (0.28.1, June 2023) does not compile against today's frameworks.
+This script downloads its PyPI source release, applies three small, checked source patches,
+builds a wheel against the frameworks already installed in *this* interpreter's environment,
+installs it, and verifies the result with ``horovodrun --check-build``.
+
+The wheel's extensions are ABI-bound to the exact torch, TensorFlow and Python versions, so
+it is cached under ``$HARNESS_CACHE_DIR`` (default ``~/.cache/harness``) keyed by those
+versions and by the build switches. A second run with a warm cache installs in seconds, and
+a run that finds the same build already installed does nothing.
+
+Standard library only: it runs before the project itself is installed.
+
+    .venv/bin/python launch/build_horovod.py            # CPU: PyTorch + TensorFlow + Gloo
+    HOROVOD_WITH_MPI=1 .venv/bin/python launch/build_horovod.py   # also MPI (needs mpicxx)
+    HOROVOD_GPU_OPERATIONS=NCCL .venv/bin/python launch/build_horovod.py   # GPU images
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import tempfile
+from pathlib import Path
+
+PROG = "build_horovod"
+VERSIONS_FILE = Path(__file__).resolve().parent.parent / "versions.env"
+# Build switches that change what the wheel contains; they are part of the cache key.
+KEY_SWITCHES = (
+    "HOROVOD_WITH_MPI",
+    "HOROVOD_WITHOUT_MPI",
+    "HOROVOD_GPU",
+    "HOROVOD_GPU_OPERATIONS",
+    "HOROVOD_GPU_ALLREDUCE",
+    "HOROVOD_GPU_BROADCAST",
+    "HOROVOD_NCCL_HOME",
+    "HOROVOD_CUDA_HOME",
+)
+# Source patches: (file, old text, new text, why). Each old text must occur exactly once, so a
+# source that changed under us fails loudly instead of building something unexpected.
+PATCHES = (
+    (
+        "CMakeLists.txt",
+        "set(CMAKE_CXX_STANDARD 14)",
+        "set(CMAKE_CXX_STANDARD 17)",
+        "torch >= 2.1 and TensorFlow's bundled abseil headers require C++17",
+    ),
+    (
+        "horovod/torch/CMakeLists.txt",
+        "    set(CMAKE_CXX_STANDARD 14)",
+        "    set(CMAKE_CXX_STANDARD 17)",
+        "the torch extension otherwise compiles TF's flatbuffers/abseil headers as C++14",
+    ),
+    (
+        "horovod/tensorflow/CMakeLists.txt",
+        'list(APPEND TF_SOURCES "${PROJECT_SOURCE_DIR}/horovod/tensorflow/xla_mpi_ops.cc")\n',
+        "",
+        "XLA collectives (off unless HOROVOD_ENABLE_XLA_OPS) need headers TF >= 2.16 no longer ships",
+    ),
+)
+
+
+class BuildError(RuntimeError):
+    """A failure with a one-line reason for the user."""
+
+
+def read_versions(path: Path = VERSIONS_FILE) -> dict[str, str]:
+    """Parse ``KEY=VALUE`` lines of versions.env (comments and blanks ignored)."""
+    versions = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            versions[key.strip()] = value.strip()
+    return versions
+
+
+def installed_version(*dists: str) -> str | None:
+    """Version of the first installed distribution among ``dists``, without importing it."""
+    for dist in dists:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def required_features() -> list[str]:
+    """Lines ``horovodrun --check-build`` must tick for the requested build."""
+    features = ["TensorFlow", "PyTorch", "Gloo"]
+    if os.environ.get("HOROVOD_WITH_MPI") == "1":
+        features.append("MPI")
+    if "NCCL" in (os.environ.get("HOROVOD_GPU_OPERATIONS", "") + os.environ.get("HOROVOD_GPU_ALLREDUCE", "")):
+        features.append("NCCL")
+    return features
+
+
+def build_key(horovod: str, torch: str, tensorflow: str) -> str:
+    """Cache key: every input the compiled extensions are bound to."""
+    python = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    switches = {k: os.environ[k] for k in KEY_SWITCHES if k in os.environ}
+    digest = hashlib.sha256(json.dumps(switches, sort_keys=True).encode()).hexdigest()[:8]
+    platform = sysconfig.get_platform().replace("-", "_")
+    return f"horovod-{horovod}_torch-{torch}_tf-{tensorflow}_{python}_{platform}_{digest}"
+
+
+def cache_root() -> Path:
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "harness"
+    return Path(os.environ.get("HARNESS_CACHE_DIR", default))
+
+
+def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
+    print(f"[{PROG}] $ {' '.join(cmd)}", flush=True)
+    return subprocess.run(cmd, check=True, **kwargs)
+
+
+def pip(*args: str) -> None:
+    run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args])
+
+
+def fetch_sdist(horovod: str, sources: Path) -> Path:
+    """Horovod's source release, downloaded once and kept in the cache."""
+    sdist = sources / f"horovod-{horovod}.tar.gz"
+    if not sdist.exists():
+        sources.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=sources) as tmp:
+            pip("download", "--no-deps", "--no-binary", ":all:", f"horovod=={horovod}", "-d", tmp)
+            os.replace(Path(tmp) / sdist.name, sdist)
+    return sdist
+
+
+def patch_source(src: Path) -> None:
+    for rel, old, new, why in PATCHES:
+        path = src / rel
+        text = path.read_text()
+        if text.count(old) != 1:
+            raise BuildError(f"patch for {rel} expected {old.strip()!r} once, found it {text.count(old)} times")
+        path.write_text(text.replace(old, new))
+        print(f"[{PROG}] patched {rel}: {why}", flush=True)
+
+
+def build_wheel(horovod: str, sources: Path, out_dir: Path) -> Path:
+    """Compile Horovod against this environment's frameworks; returns the wheel path."""
+    with tempfile.TemporaryDirectory(prefix="horovod-build-") as tmp:
+        with tarfile.open(fetch_sdist(horovod, sources)) as tar:
+            tar.extractall(tmp, filter="data")
+        src = Path(tmp) / f"horovod-{horovod}"
+        patch_source(src)
+        env = dict(os.environ)
+        env.setdefault("HOROVOD_WITH_PYTORCH", "1")
+        env.setdefault("HOROVOD_WITH_TENSORFLOW", "1")
+        env.setdefault("HOROVOD_WITH_GLOO", "1")
+        env.setdefault("HOROVOD_WITHOUT_MXNET", "1")
+        if env.get("HOROVOD_WITH_MPI") != "1":
+            env.setdefault("HOROVOD_WITHOUT_MPI", "1")
+        # CMake 4 rejects the bundled gloo's cmake_minimum_required(2.8); 3.x ignores this.
+        env.setdefault("CMAKE_POLICY_VERSION_MINIMUM", "3.5")
+        env.setdefault("MAKEFLAGS", f"-j{os.cpu_count() or 1}")
+        dist = Path(tmp) / "dist"
+        run(
+            [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-w", str(dist), str(src)],
+            env=env,
+        )
+        (wheel,) = dist.glob("horovod-*.whl")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staged = out_dir / (wheel.name + ".partial")
+        shutil.copyfile(wheel, staged)
+        return staged
+
+
+def check_build(features: list[str]) -> None:
+    """Run ``horovodrun --check-build`` and require every feature to be ticked."""
+    horovodrun = Path(sys.executable).parent / "horovodrun"
+    out = subprocess.run([str(horovodrun), "--check-build"], capture_output=True, text=True)
+    print(out.stdout, flush=True)
+    if out.returncode != 0:
+        raise BuildError(f"horovodrun --check-build failed: {out.stderr.strip().splitlines()[-1:]}")
+    ticked = set(re.findall(r"\[X\] (\w+)", out.stdout))
+    missing = [f for f in features if f not in ticked]
+    if missing:
+        raise BuildError(f"Horovod was built without {', '.join(missing)} (horovodrun --check-build)")
+
+
+def main() -> None:
+    versions = read_versions()
+    horovod = versions["HOROVOD_VERSION"]
+    torch = installed_version("torch")
+    tensorflow = installed_version("tensorflow", "tensorflow-cpu")
+    if torch is None or tensorflow is None:
+        raise BuildError("install torch and tensorflow into this environment before building Horovod")
+    key = build_key(horovod, torch, tensorflow)
+    marker = Path(sys.prefix) / "horovod-build.json"
+    features = required_features()
+
+    if installed_version("horovod") == horovod and marker.exists() and json.loads(marker.read_text())["key"] == key:
+        print(f"[{PROG}] {key} already installed", flush=True)
+        check_build(features)
+        return
+
+    wheels = cache_root() / "wheels" / key
+    cached = sorted(wheels.glob("horovod-*.whl"))
+    if cached:
+        print(f"[{PROG}] using cached wheel {cached[0]}", flush=True)
+        wheel = cached[0]
+    else:
+        print(f"[{PROG}] no cached wheel for {key}; building from source (minutes)", flush=True)
+        wheel = build_wheel(horovod, cache_root() / "sources", wheels)
+
+    marker.unlink(missing_ok=True)
+    if installed_version("horovod") is not None:
+        pip("uninstall", "--yes", "horovod")
+    # A staged wheel is named *.whl.partial; pip needs the real name, so install from a copy.
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / wheel.name.removesuffix(".partial")
+        shutil.copyfile(wheel, target)
+        pip("install", str(target))
+    try:
+        check_build(features)
+    except BuildError:
+        if wheel.name.endswith(".partial"):
+            wheel.unlink()  # never cache a wheel that failed the check
+        raise
+    if wheel.name.endswith(".partial"):
+        # Only a wheel that passed the check enters the cache, under its final name, atomically.
+        os.replace(wheel, wheel.with_name(wheel.name.removesuffix(".partial")))
+    marker.write_text(json.dumps({"key": key}) + "\n")
+    print(f"[{PROG}] ready: {key}", flush=True)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except BuildError as err:
+        sys.exit(f"{PROG}: error: {err}")
+    except subprocess.CalledProcessError as err:
+        sys.exit(f"{PROG}: error: command failed with exit code {err.returncode}: {' '.join(map(str, err.cmd))}")

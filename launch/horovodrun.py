@@ -1,0 +1,89 @@
+"""Build and run horovodrun command lines for the harness and its tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# Thread pools each rank may size from the environment (torch/OpenMP, MKL, OpenBLAS, TF).
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+)
+
+
+def horovodrun_executable() -> str:
+    """The horovodrun installed beside this interpreter (the project's venv)."""
+    return str(Path(sys.executable).parent / "horovodrun")
+
+
+def parse_hosts(hosts: str) -> dict[str, int]:
+    """``"h1:2,h2:2"`` -> ``{"h1": 2, "h2": 2}``; a host without ``:slots`` has one slot."""
+    parsed = {}
+    for item in hosts.split(","):
+        name, _, slots = item.strip().partition(":")
+        if not name or (slots and not slots.isdigit()) or (slots and int(slots) < 1):
+            raise ValueError(f"bad host entry {item!r} in --hosts {hosts!r}; expected NAME or NAME:SLOTS")
+        parsed[name] = parsed.get(name, 0) + int(slots or 1)
+    return parsed
+
+
+def rank_environment(np_per_host: int, cores: int | None = None) -> dict[str, str]:
+    """Environment that gives each of ``np_per_host`` local ranks an equal share of the cores."""
+    threads = max(1, (cores or os.cpu_count() or 1) // max(1, np_per_host))
+    env = {name: str(threads) for name in THREAD_VARIABLES}
+    env["TF_NUM_INTEROP_THREADS"] = "1"
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"  # keep TF's start-up banner out of every rank's stderr
+    return env
+
+
+def horovodrun_command(
+    np: int,
+    program: list[str],
+    hosts: str | None = None,
+    hostfile: str | None = None,
+    output_dir: Path | None = None,
+) -> list[str]:
+    """A Gloo horovodrun command that runs ``program`` on ``np`` ranks.
+
+    Without ``hosts`` or ``hostfile`` every rank runs on this machine. Raises ``ValueError`` when
+    ``np`` exceeds the slots that ``hosts`` lists.
+    """
+    if np < 1:
+        raise ValueError(f"--np must be at least 1, got {np}")
+    if hosts and hostfile:
+        raise ValueError("give --hosts or --hostfile, not both")
+    cmd = [horovodrun_executable(), "-np", str(np), "--gloo"]
+    if hostfile:
+        cmd += ["--hostfile", hostfile]
+    else:
+        slots = parse_hosts(hosts) if hosts else {"localhost": np}
+        if np > sum(slots.values()):
+            raise ValueError(f"--np {np} is larger than the {sum(slots.values())} slots in --hosts {hosts!r}")
+        cmd += ["-H", ",".join(f"{name}:{count}" for name, count in slots.items())]
+    if output_dir is not None:
+        cmd += ["--output-filename", str(output_dir)]
+    return cmd + program
+
+
+def run_horovodrun(
+    np: int,
+    program: list[str],
+    hosts: str | None = None,
+    hostfile: str | None = None,
+    output_dir: Path | None = None,
+    capture: bool = False,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess:
+    """Run ``program`` under horovodrun with per-rank thread limits; does not raise on failure.
+
+    Thread counts the user already set in the environment take precedence.
+    """
+    per_host = np if not hosts else max(parse_hosts(hosts).values())
+    env = {**rank_environment(per_host), **os.environ}
+    cmd = horovodrun_command(np, program, hosts=hosts, hostfile=hostfile, output_dir=output_dir)
+    return subprocess.run(cmd, env=env, capture_output=capture, text=True, timeout=timeout)

@@ -1,0 +1,1 @@
+"""TensorFlow twin of the Transformer LM and its Horovod backend."""

@@ -1,0 +1,171 @@
+"""GPT-style decoder-only Transformer LM in TensorFlow; twin of models_torch/model.py.
+
+Parameter paths and shapes follow harness/state.py, so a state moves between the twins by copy.
+Variables are plain ``tf.Variable``s inside ``tf.Module``s, not Keras 3 layers: Horovod's
+DistributedGradientTape needs real tf.Variables (horovod/horovod#4290).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from harness.config import ModelConfig, check_token_range, check_token_shape, token_range_message
+from harness.state import State, check_state, sinusoidal_positions
+
+
+def named_variables(module: tf.Module, prefix: str = "") -> Iterator[tuple[str, tf.Variable]]:
+    """(path, variable) pairs in attribute order, named like torch's ``named_parameters``."""
+    for attr, value in vars(module).items():
+        if attr.startswith("_"):
+            continue
+        if isinstance(value, tf.Variable):
+            yield prefix + attr, value
+        elif isinstance(value, tf.Module):
+            yield from named_variables(value, f"{prefix}{attr}.")
+        elif isinstance(value, list | tuple) or type(value).__name__ == "ListWrapper":
+            for i, child in enumerate(value):
+                yield from named_variables(child, f"{prefix}{attr}.{i}.")
+
+
+def _dropout(x: tf.Tensor, rate: float, training: bool) -> tf.Tensor:
+    return tf.nn.dropout(x, rate) if training and rate > 0 else x
+
+
+class LayerNorm(tf.Module):
+    """LayerNorm over the last axis with a scale ``weight`` and a shift ``bias``."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.weight = tf.Variable(tf.ones([dim]))
+        self.bias = tf.Variable(tf.zeros([dim]))
+        self.eps = eps
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+        return (x - mean) * tf.math.rsqrt(variance + self.eps) * self.weight + self.bias
+
+
+class Linear(tf.Module):
+    """y = x W^T + b with W stored as (out_features, in_features)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.weight = tf.Variable(tf.zeros([out_features, in_features]))
+        self.bias = tf.Variable(tf.zeros([out_features])) if bias else None
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        y = tf.matmul(x, self.weight, transpose_b=True)
+        return y if self.bias is None else y + self.bias
+
+
+class CausalSelfAttention(tf.Module):
+    """Multi-head self-attention where position t attends to positions <= t."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.qkv = Linear(config.n_embd, 3 * config.n_embd)
+        self.proj = Linear(config.n_embd, config.n_embd)
+        self.n_head = config.n_head
+        self.dropout = config.dropout
+
+    def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        B, T, C = tf.shape(x)[0], tf.shape(x)[1], x.shape[-1]
+        q, k, v = tf.split(self.qkv(x), 3, axis=2)  # 3 x (B, T, C)
+        q = tf.transpose(tf.reshape(q, [B, T, self.n_head, C // self.n_head]), [0, 2, 1, 3])  # (B, nh, T, hs)
+        k = tf.transpose(tf.reshape(k, [B, T, self.n_head, C // self.n_head]), [0, 2, 1, 3])  # (B, nh, T, hs)
+        v = tf.transpose(tf.reshape(v, [B, T, self.n_head, C // self.n_head]), [0, 2, 1, 3])  # (B, nh, T, hs)
+        scores = tf.matmul(q, k, transpose_b=True) * (1.0 / np.sqrt(C // self.n_head))  # (B, nh, T, T)
+        causal = tf.linalg.band_part(tf.ones([T, T], tf.bool), -1, 0)  # (T, T) lower triangle
+        scores = tf.where(causal, scores, tf.constant(-np.inf, scores.dtype))
+        y = tf.matmul(tf.nn.softmax(scores, axis=-1), v)  # (B, nh, T, hs)
+        y = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B, T, C])  # (B, T, C)
+        return _dropout(self.proj(y), self.dropout, training)
+
+
+class MLP(tf.Module):
+    """Position-wise feed-forward network with an exact (erf) GELU."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.fc = Linear(config.n_embd, config.mlp_hidden)
+        self.proj = Linear(config.mlp_hidden, config.n_embd)
+        self.dropout = config.dropout
+
+    def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        h = tf.nn.gelu(self.fc(x), approximate=False)  # (B, T, mlp_hidden)
+        return _dropout(self.proj(h), self.dropout, training)  # (B, T, C)
+
+
+class Block(tf.Module):
+    """Pre-LayerNorm Transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.ln_1 = LayerNorm(config.n_embd, config.layer_norm_eps)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = LayerNorm(config.n_embd, config.layer_norm_eps)
+        self.mlp = MLP(config)
+
+    def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        x = x + self.attn(self.ln_1(x), training)
+        return x + self.mlp(self.ln_2(x), training)
+
+
+class TransformerLM(tf.Module):
+    """Token ids (B, T) -> next-token logits (B, T, vocab_size)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self._config = config
+        self.wte = tf.Variable(tf.zeros([config.vocab_size, config.n_embd]))
+        if config.pos_encoding == "learned":
+            self.wpe = tf.Variable(tf.zeros([config.block_size, config.n_embd]))
+        else:
+            self._sinusoid = tf.constant(sinusoidal_positions(config.block_size, config.n_embd))
+        self.blocks = [Block(config) for _ in range(config.n_layer)]
+        self.ln_f = LayerNorm(config.n_embd, config.layer_norm_eps)
+        if not config.tie_embeddings:
+            self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
+
+    @property
+    def config(self) -> ModelConfig:
+        return self._config
+
+    def __call__(self, tokens: tf.Tensor, training: bool = False) -> tf.Tensor:
+        check_token_shape(self.config, tuple(tokens.shape), tokens.dtype.name)
+        if tf.executing_eagerly():
+            check_token_range(self.config, int(tf.reduce_min(tokens)), int(tf.reduce_max(tokens)))
+        else:
+            tf.debugging.assert_non_negative(tokens, message=token_range_message(self.config))
+            tf.debugging.assert_less(tokens, tf.cast(self.config.vocab_size, tokens.dtype),
+                                     message=token_range_message(self.config))
+        T = tf.shape(tokens)[1]
+        positions = self.wpe[:T] if self.config.pos_encoding == "learned" else self._sinusoid[:T]  # (T, C)
+        x = _dropout(tf.gather(self.wte, tokens) + positions, self.config.dropout, training)  # (B, T, C)
+        for block in self.blocks:
+            x = block(x, training)  # (B, T, C)
+        x = self.ln_f(x)
+        head = self.wte if self.config.tie_embeddings else self.lm_head.weight
+        return tf.matmul(x, head, transpose_b=True)  # (B, T, vocab_size)
+
+    def named_parameters(self) -> list[tuple[str, tf.Variable]]:
+        return [(name, v) for name, v in named_variables(self) if v is not None]
+
+    def export_state(self) -> State:
+        """The framework-neutral state (harness/state.py): float32 numpy copies."""
+        return {name: v.numpy().copy() for name, v in self.named_parameters()}
+
+    def import_state(self, state: State) -> None:
+        """Load a framework-neutral state in place; raises ``ValueError`` on any mismatch."""
+        check_state(self.config, state)
+        for name, v in self.named_parameters():
+            v.assign(state[name])
+
+
+def loss_fn(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    """Mean next-token cross-entropy; logits (B, T, V), targets (B, T)."""
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)  # (B, T)
+    return tf.reduce_mean(losses)

@@ -1,0 +1,1 @@
+"""PyTorch twin of the Transformer LM and its Horovod backend."""

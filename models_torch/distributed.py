@@ -1,0 +1,20 @@
+"""The Horovod facade for PyTorch processes."""
+
+import numpy as np
+import torch
+
+from harness.distributed import Distributed
+
+
+def to_tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy()
+
+
+def init_distributed() -> Distributed:
+    import horovod.torch as hvd
+
+    return Distributed(hvd, to_tensor=to_tensor, to_numpy=to_numpy)

@@ -1,0 +1,135 @@
+"""GPT-style decoder-only Transformer LM in PyTorch; twin of models_tf/model.py.
+
+Parameter paths and shapes follow harness/state.py, so a state moves between the twins by copy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.config import ModelConfig, check_token_range, check_token_shape
+from harness.state import State, check_state, sinusoidal_positions
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm over the last axis with a scale ``weight`` and a shift ``bias``."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
+
+
+class Linear(nn.Module):
+    """y = x W^T + b with W stored as (out_features, in_features)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention where position t attends to positions <= t."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.qkv = Linear(config.n_embd, 3 * config.n_embd)
+        self.proj = Linear(config.n_embd, config.n_embd)
+        self.n_head = config.n_head
+        self.dropout = config.dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, hs)
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
+        return F.dropout(self.proj(y), self.dropout, self.training)
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward network with an exact (erf) GELU."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.fc = Linear(config.n_embd, config.mlp_hidden)
+        self.proj = Linear(config.mlp_hidden, config.n_embd)
+        self.dropout = config.dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.gelu(self.fc(x))  # (B, T, mlp_hidden)
+        return F.dropout(self.proj(h), self.dropout, self.training)  # (B, T, C)
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm Transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.ln_1 = LayerNorm(config.n_embd, config.layer_norm_eps)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = LayerNorm(config.n_embd, config.layer_norm_eps)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class TransformerLM(nn.Module):
+    """Token ids (B, T) -> next-token logits (B, T, vocab_size)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        if config.pos_encoding == "learned":
+            self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        else:
+            table = torch.from_numpy(sinusoidal_positions(config.block_size, config.n_embd))
+            self.register_buffer("sinusoid", table, persistent=False)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = LayerNorm(config.n_embd, config.layer_norm_eps)
+        if not config.tie_embeddings:
+            self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        check_token_shape(self.config, tuple(tokens.shape), str(tokens.dtype).removeprefix("torch."))
+        check_token_range(self.config, int(tokens.min()), int(tokens.max()))
+        B, T = tokens.shape
+        positions = self.wpe.weight[:T] if self.config.pos_encoding == "learned" else self.sinusoid[:T]  # (T, C)
+        x = F.dropout(self.wte(tokens) + positions, self.config.dropout, self.training)  # (B, T, C)
+        for block in self.blocks:
+            x = block(x)  # (B, T, C)
+        x = self.ln_f(x)
+        head = self.wte.weight if self.config.tie_embeddings else self.lm_head.weight
+        return x @ head.T  # (B, T, vocab_size)
+
+    def export_state(self) -> State:
+        """The framework-neutral state (harness/state.py): float32 numpy copies."""
+        return {name: p.detach().cpu().numpy().copy() for name, p in self.named_parameters()}
+
+    def import_state(self, state: State) -> None:
+        """Load a framework-neutral state in place; raises ``ValueError`` on any mismatch."""
+        check_state(self.config, state)
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                p.copy_(torch.from_numpy(np.ascontiguousarray(state[name])))
+
+
+def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy; logits (B, T, V), targets (B, T)."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))

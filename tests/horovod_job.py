@@ -1,0 +1,67 @@
+"""Run a worker script under ``horovodrun -np N -H localhost:N --gloo`` and read each rank's output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from launch.horovodrun import run_horovodrun
+
+WORKERS = Path(__file__).resolve().parent / "parallel" / "workers"
+
+
+@dataclass
+class HorovodJob:
+    returncode: int
+    launcher_output: str
+    stdout: list[str]  # per rank
+    stderr: list[str]  # per rank
+
+    def report(self) -> str:
+        parts = [f"horovodrun exited with {self.returncode}"]
+        for rank, (out, err) in enumerate(zip(self.stdout, self.stderr, strict=True)):
+            parts.append(f"----- rank {rank} stderr -----\n{err.strip() or '(empty)'}")
+            parts.append(f"----- rank {rank} stdout -----\n{out.strip() or '(empty)'}")
+        parts.append(f"----- launcher -----\n{self.launcher_output.strip()[-4000:]}")
+        return "\n".join(parts)
+
+    def results(self) -> list[dict]:
+        """The last JSON object each rank printed on stdout."""
+        results = []
+        for rank, out in enumerate(self.stdout):
+            lines = [line for line in out.splitlines() if line.startswith("{")]
+            if not lines:
+                pytest.fail(f"rank {rank} printed no JSON result\n{self.report()}")
+            results.append(json.loads(lines[-1]))
+        return results
+
+
+def run_job(
+    worker: str, *args: str, tmp_path: Path, np: int = 2, timeout: float = 600, expect_success: bool = True
+) -> HorovodJob:
+    """Launch ``tests/parallel/workers/<worker>`` on ``np`` local ranks over Gloo.
+
+    With ``expect_success`` a non-zero exit fails the test with every worker's stderr.
+    """
+    output_dir = tmp_path / f"hvd-{worker.removesuffix('.py')}"
+    program = [sys.executable, str(WORKERS / worker), *args]
+    proc = run_horovodrun(np, program, output_dir=output_dir, capture=True, timeout=timeout)
+    width = len(str(np - 1))  # horovodrun zero-pads rank directories
+    rank_dirs = [output_dir / f"rank.{rank:0{width}d}" for rank in range(np)]
+
+    def read(path: Path) -> str:
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    job = HorovodJob(
+        returncode=proc.returncode,
+        launcher_output=proc.stdout + proc.stderr,
+        stdout=[read(d / "stdout") for d in rank_dirs],
+        stderr=[read(d / "stderr") for d in rank_dirs],
+    )
+    if expect_success and job.returncode != 0:
+        pytest.fail(job.report(), pytrace=False)
+    return job

@@ -1,0 +1,88 @@
+"""The Horovod build script's decisions, and the build it produced in this environment."""
+
+import importlib.metadata
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from launch import build_horovod
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_pins_are_read_from_versions_env():
+    versions = build_horovod.read_versions()
+    assert set(versions) >= {"PYTHON_VERSION", "TORCH_VERSION", "TENSORFLOW_VERSION", "HOROVOD_VERSION"}
+    assert versions["HOROVOD_VERSION"] == "0.28.1"
+
+
+def test_installed_stack_matches_the_pins():
+    versions = build_horovod.read_versions()
+    assert importlib.metadata.version("torch").split("+")[0] == versions["TORCH_VERSION"]
+    assert build_horovod.installed_version("tensorflow", "tensorflow-cpu") == versions["TENSORFLOW_VERSION"]
+    assert importlib.metadata.version("horovod") == versions["HOROVOD_VERSION"]
+    assert f"{sys.version_info.major}.{sys.version_info.minor}" == versions["PYTHON_VERSION"]
+
+
+def test_cache_key_names_every_abi_input_and_the_switches(monkeypatch):
+    for name in build_horovod.KEY_SWITCHES:
+        monkeypatch.delenv(name, raising=False)
+    key = build_horovod.build_key("0.28.1", "2.13.0", "2.21.0")
+    assert "horovod-0.28.1" in key and "torch-2.13.0" in key and "tf-2.21.0" in key
+    assert f"cp{sys.version_info.major}{sys.version_info.minor}" in key
+    assert build_horovod.build_key("0.28.1", "2.13.1", "2.21.0") != key
+    monkeypatch.setenv("HOROVOD_GPU_OPERATIONS", "NCCL")
+    assert build_horovod.build_key("0.28.1", "2.13.0", "2.21.0") != key
+
+
+def test_required_features_follow_the_switches(monkeypatch):
+    monkeypatch.delenv("HOROVOD_WITH_MPI", raising=False)
+    monkeypatch.delenv("HOROVOD_GPU_OPERATIONS", raising=False)
+    monkeypatch.delenv("HOROVOD_GPU_ALLREDUCE", raising=False)
+    assert build_horovod.required_features() == ["TensorFlow", "PyTorch", "Gloo"]
+    monkeypatch.setenv("HOROVOD_WITH_MPI", "1")
+    monkeypatch.setenv("HOROVOD_GPU_OPERATIONS", "NCCL")
+    assert build_horovod.required_features() == ["TensorFlow", "PyTorch", "Gloo", "MPI", "NCCL"]
+
+
+def _fake_source(root: Path) -> None:
+    for rel, old, _, _ in build_horovod.PATCHES:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(f"# before\n{old}\n# after\n")
+
+
+def test_patches_apply_once(tmp_path):
+    _fake_source(tmp_path)
+    build_horovod.patch_source(tmp_path)
+    assert "set(CMAKE_CXX_STANDARD 17)" in (tmp_path / "CMakeLists.txt").read_text()
+    assert "xla_mpi_ops.cc" not in (tmp_path / "horovod/tensorflow/CMakeLists.txt").read_text()
+
+
+def test_patch_refuses_a_source_that_changed(tmp_path):
+    _fake_source(tmp_path)
+    (tmp_path / "horovod/torch/CMakeLists.txt").write_text("set(CMAKE_CXX_STANDARD 20)\n")
+    with pytest.raises(build_horovod.BuildError, match="horovod/torch/CMakeLists.txt"):
+        build_horovod.patch_source(tmp_path)
+
+
+def test_environment_records_the_build_it_holds():
+    marker = json.loads((Path(sys.prefix) / "horovod-build.json").read_text())
+    versions = build_horovod.read_versions()
+    expected = build_horovod.build_key(
+        versions["HOROVOD_VERSION"],
+        importlib.metadata.version("torch"),
+        build_horovod.installed_version("tensorflow", "tensorflow-cpu"),
+    )
+    assert marker["key"] == expected
+    cached = build_horovod.cache_root() / "wheels" / expected
+    assert list(cached.glob("horovod-*.whl")), f"no cached wheel under {cached}"
+
+
+def test_check_build_fails_with_one_line_for_a_missing_feature(capsys):
+    with pytest.raises(build_horovod.BuildError, match="built without MXNet") as err:
+        build_horovod.check_build(["TensorFlow", "PyTorch", "Gloo", "MXNet"])
+    assert "\n" not in str(err.value)
+    build_horovod.check_build(["TensorFlow", "PyTorch", "Gloo"])
+    assert "[X] PyTorch" in capsys.readouterr().out

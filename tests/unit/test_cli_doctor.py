@@ -1,0 +1,26 @@
+"""`harness doctor` against the real installed stack."""
+
+import os
+
+from click.testing import CliRunner
+
+from launch.cli import cli
+
+
+def test_doctor_reports_versions_and_build():
+    result = CliRunner().invoke(cli, ["doctor"])
+    assert result.exit_code == 0, result.output
+    assert "horovod      0.28.1" in result.output
+    assert "[X] TensorFlow  [X] PyTorch" in result.output
+    assert "[X] Gloo" in result.output
+    assert f"cpus         {os.cpu_count()}" in result.output
+
+
+def test_doctor_fails_with_one_line_when_horovod_is_missing(monkeypatch):
+    import launch.cli
+
+    real = launch.cli._version
+    monkeypatch.setattr(launch.cli, "_version", lambda *d: None if d == ("horovod",) else real(*d))
+    result = CliRunner().invoke(cli, ["doctor"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == "Error: Horovod is not installed; run `make setup`"

@@ -1,0 +1,40 @@
+"""horovodrun command lines and per-rank environments."""
+
+import pytest
+
+from launch.horovodrun import horovodrun_command, parse_hosts, rank_environment
+
+
+def test_local_command_uses_gloo_and_this_host():
+    cmd = horovodrun_command(2, ["python", "train.py"])
+    assert cmd[0].endswith("horovodrun")
+    assert cmd[1:] == ["-np", "2", "--gloo", "-H", "localhost:2", "python", "train.py"]
+
+
+def test_hosts_and_hostfile():
+    assert parse_hosts("h1:2,h2:2") == {"h1": 2, "h2": 2}
+    assert parse_hosts("h1") == {"h1": 1}
+    cmd = horovodrun_command(4, ["p"], hosts="h1:2,h2:2")
+    assert cmd[cmd.index("-H") + 1] == "h1:2,h2:2"
+    cmd = horovodrun_command(4, ["p"], hostfile="hosts.txt")
+    assert cmd[cmd.index("--hostfile") + 1] == "hosts.txt"
+
+
+@pytest.mark.parametrize(
+    ("np", "kwargs", "message"),
+    [
+        (3, {"hosts": "h1:1,h2:1"}, "--np 3 is larger than the 2 slots"),
+        (0, {}, "--np must be at least 1, got 0"),
+        (1, {"hosts": "h1:x"}, "bad host entry 'h1:x'"),
+        (1, {"hosts": "h1", "hostfile": "f"}, "not both"),
+    ],
+)
+def test_bad_launch_requests_are_refused(np, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        horovodrun_command(np, ["p"], **kwargs)
+
+
+def test_threads_split_the_cores_between_local_ranks():
+    assert rank_environment(2, cores=8)["OMP_NUM_THREADS"] == "4"
+    assert rank_environment(2, cores=8)["TF_NUM_INTRAOP_THREADS"] == "4"
+    assert rank_environment(4, cores=2)["OMP_NUM_THREADS"] == "1"
