@@ -44,8 +44,7 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must be a positive integer, received {value!r}")
         if self.n_embd % self.n_head:
             raise ValueError(
-                f"ModelConfig.n_embd must be divisible by n_head, received n_embd={self.n_embd}, "
-                f"n_head={self.n_head}"
+                f"ModelConfig.n_embd must be divisible by n_head, received n_embd={self.n_embd}, n_head={self.n_head}"
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), received {self.dropout!r}")
@@ -68,10 +67,14 @@ class ModelConfig:
         d, L = self.n_embd, self.n_layer
         per_block = (
             2 * 2 * d  # ln_1, ln_2
-            + d * 3 * d + 3 * d  # attn.qkv
-            + d * d + d  # attn.proj
-            + d * self.mlp_hidden + self.mlp_hidden  # mlp.fc
-            + self.mlp_hidden * d + d  # mlp.proj
+            + d * 3 * d
+            + 3 * d  # attn.qkv
+            + d * d
+            + d  # attn.proj
+            + d * self.mlp_hidden
+            + self.mlp_hidden  # mlp.fc
+            + self.mlp_hidden * d
+            + d  # mlp.proj
         )
         embeddings = self.vocab_size * d + (self.block_size * d if self.pos_encoding == "learned" else 0)
         head = 0 if self.tie_embeddings else self.vocab_size * d
@@ -106,9 +109,7 @@ def check_token_shape(config: ModelConfig, shape: tuple, dtype_name: str) -> Non
     if "int" not in dtype_name:
         raise ValueError(f"tokens must be an integer tensor, received dtype {dtype_name}")
     if shape[1] is not None and shape[1] > config.block_size:
-        raise ValueError(
-            f"sequence length {shape[1]} exceeds the model's block_size {config.block_size}"
-        )
+        raise ValueError(f"sequence length {shape[1]} exceeds the model's block_size {config.block_size}")
 
 
 def token_range_message(config: ModelConfig) -> str:

@@ -88,9 +88,7 @@ def check_state(config: ModelConfig, state: State) -> None:
     missing = sorted(expected.keys() - state.keys())
     unexpected = sorted(state.keys() - expected.keys())
     if missing or unexpected:
-        raise ValueError(
-            f"model state does not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}"
-        )
+        raise ValueError(f"model state does not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}")
     for name, shape in expected.items():
         if tuple(state[name].shape) != shape or state[name].dtype != np.float32:
             raise ValueError(

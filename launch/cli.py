@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
+import subprocess
 import sys
 
 import click
@@ -24,6 +26,25 @@ def _version(*dists: str) -> str | None:
 
 def _tick(flag: bool | None) -> str:
     return "[X]" if flag else "[ ]"
+
+
+def horovod_build_info() -> dict[str, dict]:
+    """Per framework, what its Horovod extension was built with; one subprocess each, in parallel."""
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "launch.buildinfo", name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for name in FRAMEWORK_PACKAGES
+    }
+    info = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate()
+        if proc.returncode != 0:  # the extension crashed on load: report its last words
+            last = (err.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+            info[name] = {"available": False, "error": last}
+        else:
+            info[name] = json.loads(out.strip().splitlines()[-1])
+    return info
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,26 +68,21 @@ def doctor() -> None:
     if "horovod" in missing:
         raise click.ClickException("Horovod is not installed; run `make setup`")
 
-    # Each check loads one extension in a fresh subprocess, so torch and TF never share one.
-    from horovod.common import util
-
-    built = {
-        "TensorFlow": util.extension_available("tensorflow"),
-        "PyTorch": util.extension_available("torch"),
-        "MPI": util.mpi_built(),
-        "Gloo": util.gloo_built(),
-        "NCCL": util.nccl_built(),
-        "CCL": util.ccl_built(),
-    }
-    click.echo("frameworks   " + "  ".join(f"{_tick(built[k])} {k}" for k in ("TensorFlow", "PyTorch")))
-    click.echo("controllers  " + "  ".join(f"{_tick(built[k])} {k}" for k in ("Gloo", "MPI")))
-    click.echo("tensor ops   " + "  ".join(f"{_tick(built[k])} {k}" for k in ("Gloo", "MPI", "NCCL", "CCL")))
+    built = horovod_build_info()
+    frameworks = {"TensorFlow": built["tf"]["available"], "PyTorch": built["torch"]["available"]}
+    features = {f: any(info.get(f.lower()) for info in built.values()) for f in ("Gloo", "MPI", "NCCL", "CCL")}
+    click.echo("frameworks   " + "  ".join(f"{_tick(ok)} {name}" for name, ok in frameworks.items()))
+    click.echo(f"controllers  {_tick(features['Gloo'])} Gloo  {_tick(features['MPI'])} MPI")
+    click.echo("tensor ops   " + "  ".join(f"{_tick(ok)} {name}" for name, ok in features.items()))
     if missing:
         raise click.ClickException(f"{' and '.join(missing)} not installed; run `make setup`")
-    unbuilt = [k for k in ("TensorFlow", "PyTorch") if not built[k]]
+    unbuilt = [name for name, ok in frameworks.items() if not ok]
     if unbuilt:
-        raise click.ClickException(f"Horovod was built without {' and '.join(unbuilt)}; rebuild with `make setup`")
-    if not (built["Gloo"] or built["MPI"]):
+        reasons = "; ".join(info["error"] for info in built.values() if "error" in info)
+        raise click.ClickException(
+            f"Horovod's {' and '.join(unbuilt)} extension is unusable ({reasons}); run `make setup`"
+        )
+    if not (features["Gloo"] or features["MPI"]):
         raise click.ClickException("Horovod has no controller (neither Gloo nor MPI); rebuild with `make setup`")
 
 

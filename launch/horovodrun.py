@@ -46,7 +46,6 @@ def horovodrun_command(
     program: list[str],
     hosts: str | None = None,
     hostfile: str | None = None,
-    output_dir: Path | None = None,
 ) -> list[str]:
     """A Gloo horovodrun command that runs ``program`` on ``np`` ranks.
 
@@ -65,8 +64,6 @@ def horovodrun_command(
         if np > sum(slots.values()):
             raise ValueError(f"--np {np} is larger than the {sum(slots.values())} slots in --hosts {hosts!r}")
         cmd += ["-H", ",".join(f"{name}:{count}" for name, count in slots.items())]
-    if output_dir is not None:
-        cmd += ["--output-filename", str(output_dir)]
     return cmd + program
 
 
@@ -75,7 +72,6 @@ def run_horovodrun(
     program: list[str],
     hosts: str | None = None,
     hostfile: str | None = None,
-    output_dir: Path | None = None,
     capture: bool = False,
     timeout: float | None = None,
 ) -> subprocess.CompletedProcess:
@@ -85,5 +81,5 @@ def run_horovodrun(
     """
     per_host = np if not hosts else max(parse_hosts(hosts).values())
     env = {**rank_environment(per_host), **os.environ}
-    cmd = horovodrun_command(np, program, hosts=hosts, hostfile=hostfile, output_dir=output_dir)
+    cmd = horovodrun_command(np, program, hosts=hosts, hostfile=hostfile)
     return subprocess.run(cmd, env=env, capture_output=capture, text=True, timeout=timeout)

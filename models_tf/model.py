@@ -140,8 +140,9 @@ class TransformerLM(tf.Module):
             check_token_range(self.config, int(tf.reduce_min(tokens)), int(tf.reduce_max(tokens)))
         else:
             tf.debugging.assert_non_negative(tokens, message=token_range_message(self.config))
-            tf.debugging.assert_less(tokens, tf.cast(self.config.vocab_size, tokens.dtype),
-                                     message=token_range_message(self.config))
+            tf.debugging.assert_less(
+                tokens, tf.cast(self.config.vocab_size, tokens.dtype), message=token_range_message(self.config)
+            )
         T = tf.shape(tokens)[1]
         positions = self.wpe[:T] if self.config.pos_encoding == "learned" else self._sinusoid[:T]  # (T, C)
         x = _dropout(tf.gather(self.wte, tokens) + positions, self.config.dropout, training)  # (B, T, C)

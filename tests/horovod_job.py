@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from launch.horovodrun import run_horovodrun
 
 WORKERS = Path(__file__).resolve().parent / "parallel" / "workers"
+RANK_LINE = re.compile(r"^\[(?P<rank>\d+)\]<(?P<stream>stdout|stderr)>:(?P<text>.*)$", re.MULTILINE)
 
 
 @dataclass
@@ -26,7 +28,7 @@ class HorovodJob:
         for rank, (out, err) in enumerate(zip(self.stdout, self.stderr, strict=True)):
             parts.append(f"----- rank {rank} stderr -----\n{err.strip() or '(empty)'}")
             parts.append(f"----- rank {rank} stdout -----\n{out.strip() or '(empty)'}")
-        parts.append(f"----- launcher -----\n{self.launcher_output.strip()[-4000:]}")
+        parts.append(f"----- launcher (tail) -----\n{self.launcher_output.strip()[-4000:]}")
         return "\n".join(parts)
 
     def results(self) -> list[dict]:
@@ -40,28 +42,26 @@ class HorovodJob:
         return results
 
 
-def run_job(
-    worker: str, *args: str, tmp_path: Path, np: int = 2, timeout: float = 600, expect_success: bool = True
-) -> HorovodJob:
+def split_by_rank(output: str, np: int) -> tuple[list[str], list[str]]:
+    """horovodrun prefixes every forwarded line with ``[rank]<stdout>:`` or ``[rank]<stderr>:``."""
+    streams = {"stdout": [[] for _ in range(np)], "stderr": [[] for _ in range(np)]}
+    for match in RANK_LINE.finditer(output):
+        rank, stream, text = int(match["rank"]), match["stream"], match["text"]
+        if rank < np:
+            streams[stream][rank].append(text)
+    return (["\n".join(lines) for lines in streams["stdout"]], ["\n".join(lines) for lines in streams["stderr"]])
+
+
+def run_job(worker: str, *args: str, np: int = 2, timeout: float = 600, expect_success: bool = True) -> HorovodJob:
     """Launch ``tests/parallel/workers/<worker>`` on ``np`` local ranks over Gloo.
 
     With ``expect_success`` a non-zero exit fails the test with every worker's stderr.
     """
-    output_dir = tmp_path / f"hvd-{worker.removesuffix('.py')}"
     program = [sys.executable, str(WORKERS / worker), *args]
-    proc = run_horovodrun(np, program, output_dir=output_dir, capture=True, timeout=timeout)
-    width = len(str(np - 1))  # horovodrun zero-pads rank directories
-    rank_dirs = [output_dir / f"rank.{rank:0{width}d}" for rank in range(np)]
-
-    def read(path: Path) -> str:
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    job = HorovodJob(
-        returncode=proc.returncode,
-        launcher_output=proc.stdout + proc.stderr,
-        stdout=[read(d / "stdout") for d in rank_dirs],
-        stderr=[read(d / "stderr") for d in rank_dirs],
-    )
+    proc = run_horovodrun(np, program, capture=True, timeout=timeout)
+    output = proc.stdout + proc.stderr
+    stdout, stderr = split_by_rank(output, np)
+    job = HorovodJob(returncode=proc.returncode, launcher_output=output, stdout=stdout, stderr=stderr)
     if expect_success and job.returncode != 0:
         pytest.fail(job.report(), pytrace=False)
     return job

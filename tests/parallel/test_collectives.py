@@ -5,8 +5,8 @@ from horovod_job import run_job
 
 
 @pytest.mark.parametrize("framework", ["torch", "tf"])
-def test_collectives_on_two_ranks(framework, tmp_path):
-    results = run_job("collectives.py", framework, tmp_path=tmp_path)
+def test_collectives_on_two_ranks(framework):
+    results = run_job("collectives.py", framework).results()
     for rank, result in enumerate(results):
         assert result["rank"] == rank
         assert result["size"] == 2
@@ -19,10 +19,11 @@ def test_collectives_on_two_ranks(framework, tmp_path):
         assert result["allgather"] == [[0, 0], [1, 1], [1, 1]]
 
 
-def test_failing_worker_shows_every_rank_stderr(tmp_path):
-    job = run_job("collectives.py", "no-such-framework", tmp_path=tmp_path, expect_success=False)
+def test_failing_worker_shows_every_rank_stderr():
+    job = run_job("fails_on_rank_1.py", expect_success=False, timeout=60)
     assert job.returncode != 0
+    assert "rank 0 started" in job.stderr[0]
+    assert "RuntimeError: rank 1 fails on purpose" in job.stderr[1]
     report = job.report()
-    for rank in range(2):
-        assert f"rank {rank} stderr" in report
-        assert "unknown framework 'no-such-framework'" in job.stderr[rank]
+    assert report.index("rank 0 stderr") < report.index("rank 0 started") < report.index("rank 1 stderr")
+    assert "fails on purpose" in report
