@@ -61,6 +61,17 @@ class Linear(tf.Module):
         return y if self.bias is None else y + self.bias
 
 
+class Embedding(tf.Module):
+    """A (num_embeddings, dim) table ``weight`` looked up by integer ids."""
+
+    def __init__(self, num_embeddings: int, dim: int):
+        super().__init__()
+        self.weight = tf.Variable(tf.zeros([num_embeddings, dim]))
+
+    def __call__(self, ids: tf.Tensor) -> tf.Tensor:
+        return tf.gather(self.weight, ids)  # (*ids.shape, dim)
+
+
 class CausalSelfAttention(tf.Module):
     """Multi-head self-attention where position t attends to positions <= t."""
 
@@ -120,9 +131,9 @@ class TransformerLM(tf.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self._config = config
-        self.wte = tf.Variable(tf.zeros([config.vocab_size, config.n_embd]))
+        self.wte = Embedding(config.vocab_size, config.n_embd)
         if config.pos_encoding == "learned":
-            self.wpe = tf.Variable(tf.zeros([config.block_size, config.n_embd]))
+            self.wpe = Embedding(config.block_size, config.n_embd)
         else:
             self._sinusoid = tf.constant(sinusoidal_positions(config.block_size, config.n_embd))
         self.blocks = [Block(config) for _ in range(config.n_layer)]
@@ -138,22 +149,25 @@ class TransformerLM(tf.Module):
         check_token_shape(self.config, tuple(tokens.shape), tokens.dtype.name)
         if tf.executing_eagerly():
             check_token_range(self.config, int(tf.reduce_min(tokens)), int(tf.reduce_max(tokens)))
-        else:
-            tf.debugging.assert_non_negative(tokens, message=token_range_message(self.config))
-            tf.debugging.assert_less(
-                tokens, tf.cast(self.config.vocab_size, tokens.dtype), message=token_range_message(self.config)
-            )
+        else:  # inside tf.function: check in the graph, before the embedding lookup
+            message = token_range_message(self.config)
+            checks = [
+                tf.debugging.assert_non_negative(tokens, message=message),
+                tf.debugging.assert_less(tokens, tf.cast(self.config.vocab_size, tokens.dtype), message=message),
+            ]
+            with tf.control_dependencies(checks):
+                tokens = tf.identity(tokens)
         T = tf.shape(tokens)[1]
-        positions = self.wpe[:T] if self.config.pos_encoding == "learned" else self._sinusoid[:T]  # (T, C)
-        x = _dropout(tf.gather(self.wte, tokens) + positions, self.config.dropout, training)  # (B, T, C)
+        positions = self.wpe.weight[:T] if self.config.pos_encoding == "learned" else self._sinusoid[:T]  # (T, C)
+        x = _dropout(self.wte(tokens) + positions, self.config.dropout, training)  # (B, T, C)
         for block in self.blocks:
             x = block(x, training)  # (B, T, C)
         x = self.ln_f(x)
-        head = self.wte if self.config.tie_embeddings else self.lm_head.weight
+        head = self.wte.weight if self.config.tie_embeddings else self.lm_head.weight
         return tf.matmul(x, head, transpose_b=True)  # (B, T, vocab_size)
 
     def named_parameters(self) -> list[tuple[str, tf.Variable]]:
-        return [(name, v) for name, v in named_variables(self) if v is not None]
+        return list(named_variables(self))
 
     def export_state(self) -> State:
         """The framework-neutral state (harness/state.py): float32 numpy copies."""

@@ -39,6 +39,17 @@ class Linear(nn.Module):
         return F.linear(x, self.weight, self.bias)
 
 
+class Embedding(nn.Module):
+    """A (num_embeddings, dim) table ``weight`` looked up by integer ids."""
+
+    def __init__(self, num_embeddings: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(num_embeddings, dim))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(ids, self.weight)  # (*ids.shape, dim)
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention where position t attends to positions <= t."""
 
@@ -95,9 +106,9 @@ class TransformerLM(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wte = Embedding(config.vocab_size, config.n_embd)
         if config.pos_encoding == "learned":
-            self.wpe = nn.Embedding(config.block_size, config.n_embd)
+            self.wpe = Embedding(config.block_size, config.n_embd)
         else:
             table = torch.from_numpy(sinusoidal_positions(config.block_size, config.n_embd))
             self.register_buffer("sinusoid", table, persistent=False)
