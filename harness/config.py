@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -119,3 +120,167 @@ def token_range_message(config: ModelConfig) -> str:
 def check_token_range(config: ModelConfig, min_id: int, max_id: int) -> None:
     if min_id < 0 or max_id >= config.vocab_size:
         raise ValueError(f"{token_range_message(config)}; received ids in [{min_id}, {max_id}]")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation. ``batch_size`` is per rank: the global batch is ``batch_size * world_size``."""
+
+    seed: int = 1234
+    steps: int = 300
+    batch_size: int = 16
+    lr: float = 2e-3
+    # "linear" multiplies lr by the world size (Goyal et al.); "none" keeps it as given.
+    lr_scaling: str = "none"
+    warmup_steps: int = 30
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"train.{name} must be positive, received {getattr(self, name)!r}")
+        if self.lr_scaling not in ("none", "linear"):
+            raise ValueError(f"train.lr_scaling must be 'none' or 'linear', received {self.lr_scaling!r}")
+        if self.lr <= 0 or self.warmup_steps < 0 or not 0 <= self.min_lr_ratio <= 1 or self.grad_clip < 0:
+            raise ValueError(
+                "train.lr must be > 0, train.warmup_steps >= 0, train.min_lr_ratio in [0, 1] and "
+                f"train.grad_clip >= 0; received lr={self.lr}, warmup_steps={self.warmup_steps}, "
+                f"min_lr_ratio={self.min_lr_ratio}, grad_clip={self.grad_clip}"
+            )
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Text files to train on (empty: CPython's own documentation), byte-level tokens."""
+
+    paths: tuple[str, ...] = ()
+    val_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"data.val_fraction must be in (0, 1), received {self.val_fraction!r}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Rank-0 evaluation over the whole validation split every ``every`` steps (0: only at the end)."""
+
+    every: int = 100
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if self.every < 0 or self.batch_size <= 0:
+            raise ValueError(
+                f"eval.every must be >= 0 and eval.batch_size > 0, received {self.every}, {self.batch_size}"
+            )
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """Rank-0 checkpoints every ``every`` steps (0: only at the end); the newest ``keep`` are kept."""
+
+    every: int = 100
+    keep: int = 3
+
+    def __post_init__(self) -> None:
+        if self.every < 0 or self.keep < 1:
+            raise ValueError(
+                f"checkpoint.every must be >= 0 and checkpoint.keep >= 1, received {self.every}, {self.keep}"
+            )
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one training run needs; identical on every rank and in both frameworks."""
+
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    data: DataConfig = DataConfig()
+    eval: EvalConfig = EvalConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _parse_value(text: str):
+    """A ``--set`` value as TOML (``3``, ``1e-3``, ``true``, ``["a", "b"]``), else as a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _coerce(key: str, value, expected):
+    """Check ``value`` against a field's annotated type; ints are accepted where floats are expected."""
+    if expected in ("int", int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        kind = "an integer"
+    elif expected in ("float", float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+        kind = "a number"
+    elif expected in ("bool", bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif str(expected).startswith("tuple[str"):
+        value = [value] if isinstance(value, str) else value
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        value, kind = (tuple(value) if ok else value), "a list of strings"
+    else:  # str and Literal[...] of str: the dataclass validates the choice itself
+        ok, kind = isinstance(value, str), "a string"
+    if not ok:
+        raise ValueError(f"config key {key} expects {kind}, received {value!r} ({type(value).__name__})")
+    return value
+
+
+def build_run_config(model: str, file_values: dict | None = None, overrides: list[str] = ()) -> RunConfig:
+    """Preset ``model``, then the TOML file's tables, then ``key=value`` overrides (dotted keys).
+
+    Raises ``ValueError`` naming the key for unknown keys, wrong types and invalid values.
+    """
+    sections = {f.name: f for f in dataclasses.fields(RunConfig)}
+    values: dict[str, dict] = {name: {} for name in sections}
+    for section, table in (file_values or {}).items():
+        if section not in sections or not isinstance(table, dict):
+            raise ValueError(f"unknown config table [{section}]; expected one of {sorted(sections)}")
+        values[section].update(table)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot:
+            raise ValueError(f"--set expects SECTION.KEY=VALUE, received {item!r}")
+        if section not in sections:
+            raise ValueError(f"unknown config key {key.strip()!r}; sections are {sorted(sections)}")
+        values[section][name] = _parse_value(text.strip())
+    built = {}
+    for section, field in sections.items():
+        cls = field.type if isinstance(field.type, type) else globals()[field.type]
+        base = model_preset(model) if section == "model" else cls()
+        hints = {f.name: f.type for f in dataclasses.fields(cls)}
+        for name in values[section]:
+            if name not in hints:
+                raise ValueError(
+                    f"unknown config key '{section}.{name}'; known keys in [{section}]: {', '.join(hints)}"
+                )
+        checked = {name: _coerce(f"{section}.{name}", v, hints[name]) for name, v in values[section].items()}
+        built[section] = dataclasses.replace(base, **checked)
+    return RunConfig(**built)
+
+
+def load_run_config(model: str, config_file: str | None = None, overrides: list[str] = ()) -> RunConfig:
+    """``build_run_config`` with the tables of an optional TOML file; ``ValueError`` on any problem."""
+    file_values = {}
+    if config_file is not None:
+        try:
+            with open(config_file, "rb") as f:
+                file_values = tomllib.load(f)
+        except OSError as err:
+            raise ValueError(f"cannot read config file {config_file!r}: {err.strerror}") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"config file {config_file!r} is not valid TOML: {err}") from None
+    return build_run_config(model, file_values, overrides)

@@ -22,6 +22,7 @@ copy and never a transpose.
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -116,3 +117,24 @@ def save_state(path, state: State, metadata: dict[str, str] | None = None) -> No
 
 def load_state(path) -> State:
     return load_file(str(path))
+
+
+def weight_decay_names(config: ModelConfig) -> set[str]:
+    """Parameters AdamW decays in both twins: matrices and embeddings, not biases or LayerNorms."""
+    return {name for name, shape in state_shapes(config).items() if len(shape) >= 2}
+
+
+def optimizer_state_names(config: ModelConfig) -> list[str]:
+    """The neutral AdamW state: ``step`` (1,) int64, then ``exp_avg.<param>`` and ``exp_avg_sq.<param>``
+    shaped like their parameter, float32 (torch's names; both twins store the same moments)."""
+    params = list(state_shapes(config))
+    return ["step", *(f"exp_avg.{n}" for n in params), *(f"exp_avg_sq.{n}" for n in params)]
+
+
+def state_checksum(state: State) -> str:
+    """SHA-256 over every tensor's name and bytes, in name order: equal iff the states are bitwise equal."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(state[name]).tobytes())
+    return digest.hexdigest()

@@ -8,10 +8,15 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 
-from harness.frameworks import FRAMEWORK_PACKAGES
+from harness.checkpoint import latest_checkpoint
+from harness.config import ModelConfig, load_run_config
+from harness.data import BatchOrder, decode, encode
+from harness.frameworks import FRAMEWORK_PACKAGES, check_framework, framework_module
+from harness.generate import sample
 from launch.horovodrun import run_horovodrun
 
 
@@ -102,5 +107,96 @@ def smoke(framework: str, num_proc: int, hosts: str | None) -> None:
             raise click.ClickException(f"{name} smoke run failed with exit code {result.returncode}")
 
 
+@cli.command()
+@click.option("--framework", required=True, help="torch or tf.")
+@click.option("--np", "num_proc", type=int, default=1, show_default=True, help="Number of ranks (horovodrun -np).")
+@click.option("--steps", type=int, default=None, help="Training steps (overrides train.steps).")
+@click.option("--model", default="default", show_default=True, help="Model preset: tiny or default.")
+@click.option("--run-dir", required=True, type=click.Path(file_okay=False), help="Checkpoints and metrics go here.")
+@click.option("--config", "config_file", default=None, help="TOML file with [model], [train], [data], ... tables.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override one key, e.g. train.lr=1e-3.")
+@click.option("--hosts", default=None, help="Comma-separated NAME:SLOTS, e.g. h1:2,h2:2.")
+@click.option("--hostfile", default=None, type=click.Path(dir_okay=False), help="horovodrun hostfile.")
+@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --run-dir.")
+@click.option("--progress/--no-progress", default=True, help="Rank 0's progress bar.")
+def train(framework, num_proc, steps, model, run_dir, config_file, overrides, hosts, hostfile, resume, progress):
+    """Train the twin model with one framework, under horovodrun when --np > 1.
+
+    Started by a user's own horovodrun (HOROVOD_RANK set), it runs as one rank of that job.
+    """
+    from harness import train as loop
+
+    run_dir = os.path.abspath(run_dir)
+    sets = [*overrides, *([f"train.steps={steps}"] if steps is not None else [])]
+    try:
+        check_framework(framework)
+        config = load_run_config(model, config_file, sets)
+        if "HOROVOD_RANK" in os.environ:  # one rank of a user's own horovodrun job
+            _train_here(framework, config, run_dir, resume, progress)
+            return
+        # Check everything checkable here, before any rank starts and before anything is written.
+        train_split, _ = loop.prepare_data(config)
+        BatchOrder(train_split.num_windows, config.train.batch_size, num_proc, config.train.seed)
+        loop.resume_point(run_dir, config, resume)
+        if num_proc == 1 and not hosts and not hostfile:
+            _train_here(framework, config, run_dir, resume, progress)
+            return
+        program = [sys.executable, "-m", "launch.cli", "train", "--framework", framework, "--model", model]
+        program += ["--run-dir", run_dir, "--np", str(num_proc), "--no-progress" if not progress else "--progress"]
+        program += ["--config", os.path.abspath(config_file)] if config_file else []
+        program += [arg for item in sets for arg in ("--set", item)]
+        program += ["--resume"] if resume else []
+        result = run_horovodrun(num_proc, program, hosts=hosts, hostfile=hostfile)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    if result.returncode != 0:
+        raise click.ClickException(f"training failed: horovodrun exited with code {result.returncode}")
+
+
+def _train_here(framework: str, config, run_dir: str, resume: bool, progress: bool) -> None:
+    from harness import train as loop
+
+    summary = loop.run(framework, config, run_dir, resume=resume, progress=progress)
+    if summary is not None:  # rank 0
+        _echo_summary(summary.__dict__)
+
+
+def _echo_summary(summary: dict) -> None:
+    click.echo(
+        f"{summary['framework']} x{summary['world_size']}: {summary['steps']} steps, "
+        f"final loss {summary['final_loss']:.4f}, val loss {summary['final_val_loss']:.4f} "
+        f"(perplexity {summary['final_val_perplexity']:.2f}), {summary['tokens_per_second']:.0f} tokens/s, "
+        f"peak RSS per rank {summary['peak_rss_mib_per_rank']} MiB"
+    )
+    click.echo(f"checkpoint: {summary['checkpoint']}")
+
+
+@cli.command()
+@click.option("--run-dir", required=True, type=click.Path(file_okay=False), help="A training run's directory.")
+@click.option("--framework", required=True, help="torch or tf: either can sample from any checkpoint.")
+@click.option("--prompt", required=True, help="Text to continue.")
+@click.option("--max-new-tokens", type=int, default=200, show_default=True)
+@click.option("--temperature", type=float, default=0.8, show_default=True, help="0 samples greedily.")
+@click.option("--top-k", type=int, default=None, help="Sample only among the k most likely tokens.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def generate(run_dir, framework, prompt, max_new_tokens, temperature, top_k, seed):
+    """Continue --prompt with the newest checkpoint of --run-dir."""
+    try:
+        check_framework(framework)
+        if not prompt:
+            raise ValueError("--prompt must not be empty")
+        checkpoint = latest_checkpoint(Path(run_dir))
+        model_config = ModelConfig(**checkpoint.trainer["config"]["model"])
+        predict = framework_module(framework, "backend").make_predictor(model_config, checkpoint.model)
+        tokens = sample(predict, encode(prompt), max_new_tokens, model_config.block_size, temperature, top_k, seed=seed)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(decode(tokens))
+
+
 def main() -> None:
     cli(prog_name="harness")
+
+
+if __name__ == "__main__":
+    main()

@@ -31,7 +31,12 @@ def named_variables(module: tf.Module, prefix: str = "") -> Iterator[tuple[str, 
 
 
 def _dropout(x: tf.Tensor, rate: float, training: bool) -> tf.Tensor:
-    return tf.nn.dropout(x, rate) if training and rate > 0 else x
+    """Inverted dropout drawn from TF's global Generator, whose state a tf.function advances on every
+    call (``tf.nn.dropout``'s op seeds would repeat the same mask); the loop reseeds it per step."""
+    if not training or rate == 0:
+        return x
+    keep = tf.random.get_global_generator().uniform(tf.shape(x)) >= rate
+    return tf.where(keep, x / (1.0 - rate), tf.zeros_like(x))
 
 
 class LayerNorm(tf.Module):

@@ -7,7 +7,7 @@ from harness.distributed import Distributed
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array))
+    return torch.from_numpy(np.array(array))  # a writable copy: horovod may write into it
 
 
 def to_numpy(tensor: torch.Tensor) -> np.ndarray:

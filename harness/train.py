@@ -1,0 +1,186 @@
+"""The data-parallel training loop: framework-free; the framework lives behind harness.backend."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from harness.backend import Backend, step_seed
+from harness.checkpoint import Checkpoint, latest_checkpoint, list_checkpoints, save_checkpoint
+from harness.config import RunConfig, TrainConfig
+from harness.data import BatchOrder, Split, load_corpus, train_val_split
+from harness.distributed import Distributed
+from harness.frameworks import framework_module
+from harness.state import state_checksum
+
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+
+
+def learning_rate(step: int, config: TrainConfig, world_size: int) -> float:
+    """Linear warmup over ``warmup_steps``, then cosine decay to ``min_lr_ratio * lr`` at ``steps``."""
+    peak = config.lr * (world_size if config.lr_scaling == "linear" else 1)
+    if step < config.warmup_steps:
+        return peak * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    floor = peak * config.min_lr_ratio
+    return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def evaluate(backend: Backend, split: Split, batch_size: int) -> float:
+    """Mean next-token loss over every window of ``split`` (this process alone, no collectives)."""
+    total, count = 0.0, 0
+    for start in range(0, split.num_windows, batch_size):
+        indices = np.arange(start, min(start + batch_size, split.num_windows))
+        inputs, targets = split.windows(indices)
+        total += backend.eval_loss(inputs, targets) * len(indices)  # equal-length windows: weight by rows
+        count += len(indices)
+    return total / count
+
+
+def prepare_data(config: RunConfig) -> tuple[Split, Split]:
+    return train_val_split(load_corpus(config.data), config.model.block_size, config.data.val_fraction)
+
+
+def resume_point(run_dir: Path, config: RunConfig, resume: bool) -> Checkpoint | None:
+    """The verified checkpoint to resume from, or None for a fresh run; ``ValueError`` when the
+    run directory and the request disagree (so nothing in it is touched)."""
+    if resume:
+        return latest_checkpoint(run_dir, config.model)
+    if list_checkpoints(run_dir):
+        raise ValueError(f"{run_dir} already holds checkpoints; pass --resume, or choose a new --run-dir")
+    return None
+
+
+class MetricsLog:
+    """Rank 0's JSON-lines metrics file; a resumed run keeps only the lines up to its checkpoint."""
+
+    def __init__(self, path: Path, resume_step: int | None):
+        self.path = path
+        kept = []
+        if resume_step is not None and path.exists():
+            kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= resume_step]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, path)
+        self._file = path.open("a")
+
+    def write(self, record: dict) -> None:
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass
+class RunSummary:
+    framework: str
+    world_size: int
+    steps: int
+    final_loss: float
+    final_val_loss: float
+    final_val_perplexity: float
+    tokens_per_second: float
+    peak_rss_mib_per_rank: list[float]
+    weights_sha256_per_rank: list[str]
+    checkpoint: str
+
+
+def run(framework: str, config: RunConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> RunSummary:
+    """Train under Horovod in this process (one rank of a horovodrun job, or alone at size 1)."""
+    dist: Distributed = framework_module(framework, "distributed").init_distributed()
+    is_main = dist.rank == 0
+    run_dir = Path(run_dir)
+    train_split, val_split = prepare_data(config)
+    order = BatchOrder(train_split.num_windows, config.train.batch_size, dist.size, config.train.seed)
+    checkpoint = resume_point(run_dir, config, resume) if is_main else None
+
+    # Each rank initialises from its own seed; the broadcast makes rank 0's state everyone's.
+    backend = framework_module(framework, "backend").make_backend(config, dist, config.train.seed + dist.rank)
+    start = 0
+    if checkpoint is not None:
+        backend.import_model_state(checkpoint.model)
+        backend.import_optimizer_state(checkpoint.optimizer)
+        start = checkpoint.step
+    # Horovod: the start step travels with the state, so every rank resumes at the same batch.
+    start = int(dist.broadcast(np.array([start], np.int64), root_rank=0, name="start_step")[0])
+    backend.broadcast_initial_state()
+
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    metrics = MetricsLog(run_dir / METRICS_FILE, start if resume else None) if is_main else None
+    tokens_per_step = config.train.batch_size * dist.size * config.model.block_size
+    bar = tqdm(total=config.train.steps, initial=start, disable=not (is_main and progress), unit="step")
+    loss = val_loss = float("nan")
+    trained_time, trained_steps = 0.0, 0
+    last_saved = None
+    for step in range(start, config.train.steps):
+        began = time.perf_counter()
+        lr = learning_rate(step, config.train, dist.size)
+        inputs, targets = train_split.windows(order.indices(step, dist.rank))
+        backend.seed_step(step_seed(config.train.seed, step, dist.rank))
+        local_loss, grad_norm = backend.train_step(inputs, targets, lr)
+        # Horovod: the logged loss is the mean over ranks.
+        loss = float(dist.allreduce_mean(np.array([local_loss]), name="train_loss")[0])
+        elapsed = time.perf_counter() - began
+        if step > start:  # the first step traces/allocates: keep it out of the throughput
+            trained_time, trained_steps = trained_time + elapsed, trained_steps + 1
+        done = step + 1
+        if not is_main:
+            continue
+        epoch, _ = order.position(step)
+        record = {"step": done, "loss": loss, "lr": lr, "grad_norm": grad_norm, "epoch": epoch}
+        record["tokens_per_s"] = tokens_per_step / elapsed
+        metrics.write(record)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
+        final = done == config.train.steps
+        if (config.eval.every and done % config.eval.every == 0) or final:
+            val_loss = evaluate(backend, val_split, config.eval.batch_size)
+            metrics.write({"step": done, "val_loss": val_loss, "val_perplexity": math.exp(val_loss)})
+            bar.write(f"step {done}: val_loss {val_loss:.4f} (perplexity {math.exp(val_loss):.2f})")
+        if (config.checkpoint.every and done % config.checkpoint.every == 0) or final:
+            trainer = {"framework": framework, "world_size": dist.size, "epoch": epoch, "config": config.to_dict()}
+            last_saved = save_checkpoint(
+                run_dir,
+                done,
+                backend.export_model_state(),
+                backend.export_optimizer_state(),
+                trainer,
+                config.checkpoint.keep,
+            )
+    bar.close()
+
+    # Horovod: every replica must end bitwise equal; gather each rank's checksum to prove it.
+    checksum = state_checksum(backend.export_model_state())
+    sums = dist.allgather(np.frombuffer(bytes.fromhex(checksum), np.uint8)[None], name="weights_sha256")
+    peak = dist.allgather(np.array([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0]), name="peak_rss")
+    per_rank = [row.tobytes().hex() for row in sums]
+    if len(set(per_rank)) != 1:
+        raise RuntimeError(f"replicas diverged: the ranks' weight checksums differ after training: {per_rank}")
+    if not is_main:
+        return None
+    metrics.close()
+    summary = RunSummary(
+        framework=framework,
+        world_size=dist.size,
+        steps=config.train.steps,
+        final_loss=loss,
+        final_val_loss=val_loss,
+        final_val_perplexity=math.exp(val_loss),
+        tokens_per_second=tokens_per_step * trained_steps / trained_time if trained_time else float("nan"),
+        peak_rss_mib_per_rank=[round(float(x), 1) for x in peak],
+        weights_sha256_per_rank=per_rank,
+        checkpoint=str(last_saved) if last_saved else "",
+    )
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=2) + "\n")
+    return summary

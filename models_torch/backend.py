@@ -1,0 +1,120 @@
+"""PyTorch backend: the twin model, AdamW, and Horovod's DistributedOptimizer."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from harness.backend import Backend
+from harness.config import ModelConfig, RunConfig
+from harness.distributed import Distributed
+from harness.state import State, init_state, optimizer_state_names, weight_decay_names
+from models_torch.model import TransformerLM, loss_fn
+
+
+def build_model(config: ModelConfig, state: State) -> TransformerLM:
+    model = TransformerLM(config)
+    model.import_state(state)
+    return model
+
+
+class TorchBackend(Backend):
+    def __init__(self, config: RunConfig, dist: Distributed, init_seed: int):
+        super().__init__(config, dist)
+        hvd = dist.hvd
+        self.model = build_model(config.model, init_state(config.model, init_seed))
+        self.named = dict(self.model.named_parameters())
+        decay = weight_decay_names(config.model)
+        t = config.train
+        adamw = torch.optim.AdamW(
+            [
+                {"params": [p for n, p in self.named.items() if n in decay], "weight_decay": t.weight_decay},
+                {"params": [p for n, p in self.named.items() if n not in decay], "weight_decay": 0.0},
+            ],
+            lr=t.lr,
+            betas=(t.beta1, t.beta2),
+            eps=t.eps,
+            foreach=False,  # the single-tensor kernel: the exact arithmetic the TF twin mirrors
+        )
+        # Horovod: average gradients over ranks with allreduce, started from backward hooks.
+        self.optimizer = hvd.DistributedOptimizer(adamw, named_parameters=self.model.named_parameters())
+        self.import_optimizer_state(self._zero_optimizer_state())
+
+    def _zero_optimizer_state(self) -> State:
+        # Materialise AdamW's moments up front, so they exist to broadcast before step 0 (otherwise
+        # Horovod would create them by running one spurious zero-gradient step).
+        state = {"step": np.zeros(1, np.int64)}
+        for name, p in self.named.items():
+            state[f"exp_avg.{name}"] = np.zeros(p.shape, np.float32)
+            state[f"exp_avg_sq.{name}"] = np.zeros(p.shape, np.float32)
+        return state
+
+    def export_model_state(self) -> State:
+        return self.model.export_state()
+
+    def import_model_state(self, state: State) -> None:
+        self.model.import_state(state)
+
+    def export_optimizer_state(self) -> State:
+        state = {}
+        for name, p in self.named.items():
+            slots = self.optimizer.state[p]
+            state["step"] = np.array([int(slots["step"])], np.int64)
+            state[f"exp_avg.{name}"] = slots["exp_avg"].numpy().copy()
+            state[f"exp_avg_sq.{name}"] = slots["exp_avg_sq"].numpy().copy()
+        return {name: state[name] for name in optimizer_state_names(self.config.model)}
+
+    def import_optimizer_state(self, state: State) -> None:
+        step = float(state["step"][0])
+        for name, p in self.named.items():
+            self.optimizer.state[p] = {
+                "step": torch.tensor(step),
+                "exp_avg": torch.from_numpy(state[f"exp_avg.{name}"].copy()),
+                "exp_avg_sq": torch.from_numpy(state[f"exp_avg_sq.{name}"].copy()),
+            }
+
+    def broadcast_initial_state(self) -> None:
+        hvd = self.dist.hvd
+        # Horovod: rank 0's weights and AdamW state become every rank's.
+        hvd.broadcast_parameters(self.model.state_dict(), root_rank=0)
+        hvd.broadcast_optimizer_state(self.optimizer, root_rank=0)
+
+    def seed_step(self, seed: int) -> None:
+        torch.manual_seed(seed)
+
+    def train_step(self, inputs: np.ndarray, targets: np.ndarray, lr: float) -> tuple[float, float]:
+        self.model.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad()
+        loss = loss_fn(self.model(torch.from_numpy(inputs)), torch.from_numpy(targets))
+        loss.backward()
+        # Horovod: wait for the averaged gradients, so clipping sees what every rank applies.
+        self.optimizer.synchronize()
+        clip = self.config.train.grad_clip or float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        # Horovod: the gradients are already reduced; step without a second allreduce.
+        with self.optimizer.skip_synchronize():
+            self.optimizer.step()
+        return loss.item(), grad_norm.item()
+
+    def eval_loss(self, inputs: np.ndarray, targets: np.ndarray) -> float:
+        self.model.eval()
+        with torch.no_grad():
+            return loss_fn(self.model(torch.from_numpy(inputs)), torch.from_numpy(targets)).item()
+
+
+def make_backend(config: RunConfig, dist: Distributed, init_seed: int) -> TorchBackend:
+    return TorchBackend(config, dist, init_seed)
+
+
+def make_predictor(config: ModelConfig, state: State):
+    """Tokens (B, T) int64 -> logits (B, T, V) float32, for sampling; no Horovod."""
+    model = build_model(config, state)
+    model.eval()
+
+    def predict(tokens: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(tokens)).numpy()
+
+    return predict
