@@ -1,0 +1,110 @@
+"""The training loop under horovodrun -np 2, both frameworks: broadcast, sync, rank-0 I/O, resume."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from horovod_job import run_job
+
+from harness.checkpoint import latest_checkpoint, list_checkpoints
+from harness.config import build_run_config
+
+FRAMEWORKS = ["torch", "tf"]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_replicas_agree_after_broadcast_and_training_and_only_rank_0_writes(framework, tmp_path):
+    results = run_job("replicas.py", framework, str(tmp_path)).results()
+    first = results[0]
+    # Different seeds: different weights before the broadcast, identical after it.
+    assert len(set(first["weights_before_broadcast"])) == 2
+    assert len(set(first["weights_after_broadcast"])) == 1
+    assert first["weights_after_broadcast"][0] == first["weights_before_broadcast"][0]  # rank 0's won
+    assert len(set(first["optimizer_after_broadcast"])) == 1
+    summary = first["summary"]
+    assert summary["steps"] == 20 and summary["world_size"] == 2
+    assert len(summary["weights_sha256_per_rank"]) == 2
+    assert len(set(summary["weights_sha256_per_rank"])) == 1
+    assert results[1]["summary"] is None
+    # Only rank 0 wrote: rank 1's run directory was never created.
+    assert sorted(p.name for p in (tmp_path / "rank0").iterdir()) == ["checkpoints", "metrics.jsonl", "summary.json"]
+    assert [step for step, _ in list_checkpoints(tmp_path / "rank0")] == [10, 20]
+    assert not (tmp_path / "rank1").exists()
+
+
+def harness_train(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "launch.cli", "train", "--np", "2", "--model", "tiny", "--no-progress", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def read_metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def val_loss_by_step(records):
+    return {r["step"]: r["val_loss"] for r in records if "val_loss" in r}
+
+
+def train_loss_by_step(records):
+    return {r["step"]: r["loss"] for r in records if "loss" in r}
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_resume_continues_the_loss_sequence_and_validation_loss_falls(framework, tmp_path):
+    run_dir = tmp_path / "run"
+    common = ["--framework", framework, "--run-dir", str(run_dir), "--steps", "30"]
+    common += ["--set", "eval.every=10", "--set", "checkpoint.every=10", "--set", "checkpoint.keep=5"]
+    harness_train(*common)
+    uninterrupted = read_metrics(run_dir)
+    val = val_loss_by_step(uninterrupted)
+    assert list(val) == [10, 20, 30]
+    assert val[10] > val[20] > val[30], val
+    assert val[30] < np.log(256) - 1.0  # well below the untrained model's log(vocab)
+
+    # The rank-0 evaluation equals a single-process evaluation of the saved weights.
+    checkpoint = latest_checkpoint(run_dir, build_run_config("tiny").model)
+    assert checkpoint.step == 30
+    assert abs(single_process_val_loss(framework, checkpoint.path / "model.safetensors") - val[30]) <= 1e-5
+
+    # Simulate a crash after step 10's checkpoint: the newer checkpoints are gone.
+    for step, path in list_checkpoints(run_dir):
+        if step > 10:
+            shutil.rmtree(path)
+    harness_train(*common, "--resume")
+    resumed = read_metrics(run_dir)
+    before, after = train_loss_by_step(uninterrupted), train_loss_by_step(resumed)
+    assert sorted(after) == list(range(1, 31))  # the metrics log holds each step once
+    for step in range(11, 31):
+        assert abs(after[step] - before[step]) <= 1e-6, (step, after[step], before[step])
+    assert abs(val_loss_by_step(resumed)[30] - val[30]) <= 1e-6
+
+
+def single_process_val_loss(framework, model_file) -> float:
+    """The validation loss computed here, without Horovod, with the same framework's model."""
+    # The framework is imported in a subprocess: this test process never loads TF and torch together.
+    script = f"""
+import sys, numpy as np
+from harness.config import build_run_config
+from harness.state import load_state
+from harness.train import prepare_data
+from harness.frameworks import framework_module
+config = build_run_config("tiny")
+_, val = prepare_data(config)
+predict = framework_module("{framework}", "backend").make_predictor(config.model, load_state(sys.argv[1]))
+losses = []
+for start in range(0, val.num_windows, 7):
+    x, y = val.windows(np.arange(start, min(start + 7, val.num_windows)))
+    logits = predict(x).astype(np.float64)
+    logz = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1)) + logits.max(-1)
+    losses.append(logz - np.take_along_axis(logits, y[..., None], -1)[..., 0])
+print(float(np.concatenate(losses).mean()))
+"""
+    proc = subprocess.run([sys.executable, "-c", script, str(model_file)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return float(proc.stdout.strip().splitlines()[-1])

@@ -1,0 +1,49 @@
+"""Worker: ranks start from different seeds; after Horovod's broadcast, and after training, they agree.
+
+Usage: replicas.py {torch,tf} RUN_DIR_BASE. Each rank trains with its own run directory
+(RUN_DIR_BASE/rank<r>), so only the directories of ranks that write anything get files.
+Prints one JSON line per rank.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from harness.config import build_run_config
+from harness.frameworks import framework_module
+from harness.state import state_checksum
+from harness.train import run
+
+framework, base = sys.argv[1], Path(sys.argv[2])
+config = build_run_config("tiny", overrides=["train.steps=20", "eval.every=10", "checkpoint.every=10"])
+dist = framework_module(framework, "distributed").init_distributed()
+
+
+def gathered_checksums(state) -> list[str]:
+    digest = np.frombuffer(bytes.fromhex(state_checksum(state)), np.uint8)[None]
+    return [row.tobytes().hex() for row in dist.allgather(digest, name=f"sums{len(seen)}")]
+
+
+seen = []
+backend = framework_module(framework, "backend").make_backend(config, dist, init_seed=100 + 17 * dist.rank)
+seen.append(gathered_checksums(backend.export_model_state()))
+seen.append(gathered_checksums(backend.export_optimizer_state()))
+backend.broadcast_initial_state()
+seen.append(gathered_checksums(backend.export_model_state()))
+seen.append(gathered_checksums(backend.export_optimizer_state()))
+
+summary = run(framework, config, base / f"rank{dist.rank}", progress=False)
+print(
+    json.dumps(
+        {
+            "weights_before_broadcast": seen[0],
+            "optimizer_before_broadcast": seen[1],
+            "weights_after_broadcast": seen[2],
+            "optimizer_after_broadcast": seen[3],
+            "summary": summary.__dict__ if summary else None,
+        }
+    ),
+    flush=True,
+)
