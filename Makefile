@@ -21,9 +21,15 @@ $(SETUP_STAMP): versions.env pyproject.toml launch/build_horovod.py
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
+# The demo: train the default model with each framework on 2 ranks, then sample from each.
+DEMO_STEPS ?= 150
 demo: setup
 	$(VENV)/bin/harness doctor
-	$(VENV)/bin/harness smoke --np 2
+	rm -rf runs/demo-torch runs/demo-tf
+	$(VENV)/bin/harness train --framework torch --np 2 --steps $(DEMO_STEPS) --model default --run-dir runs/demo-torch
+	$(VENV)/bin/harness train --framework tf --np 2 --steps $(DEMO_STEPS) --model default --run-dir runs/demo-tf
+	$(VENV)/bin/harness generate --run-dir runs/demo-torch --framework torch --prompt "The " --max-new-tokens 160
+	$(VENV)/bin/harness generate --run-dir runs/demo-tf --framework tf --prompt "The " --max-new-tokens 160
 
 lint: setup
 	$(VENV)/bin/ruff check .

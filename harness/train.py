@@ -6,6 +6,7 @@ import json
 import math
 import os
 import resource
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,6 +59,37 @@ def resume_point(run_dir: Path, config: RunConfig, resume: bool) -> Checkpoint |
     if list_checkpoints(run_dir):
         raise ValueError(f"{run_dir} already holds checkpoints; pass --resume, or choose a new --run-dir")
     return None
+
+
+class Progress:
+    """Rank 0's progress: a tqdm bar on a terminal; under horovodrun (a pipe) a plain line every 10%."""
+
+    def __init__(self, total: int, start: int, enabled: bool):
+        self.total, self.enabled = total, enabled
+        self.every = max(1, total // 10)
+        self.bar = tqdm(total=total, initial=start, unit="step") if enabled and sys.stderr.isatty() else None
+        self.began, self.start = time.perf_counter(), start
+
+    def update(self, step: int, loss: float, tokens_per_s: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_per_s:.0f}")
+        elif self.enabled and (step % self.every == 0 or step == self.total):
+            elapsed = time.perf_counter() - self.began
+            eta = elapsed / (step - self.start) * (self.total - step)
+            print(
+                f"step {step}/{self.total}  loss {loss:.4f}  {tokens_per_s:,.0f} tokens/s  eta {eta:.0f}s", flush=True
+            )
+
+    def write(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 class MetricsLog:
@@ -119,7 +151,7 @@ def run(framework: str, config: RunConfig, run_dir: Path, resume: bool = False, 
         run_dir.mkdir(parents=True, exist_ok=True)
     metrics = MetricsLog(run_dir / METRICS_FILE, start if resume else None) if is_main else None
     tokens_per_step = config.train.batch_size * dist.size * config.model.block_size
-    bar = tqdm(total=config.train.steps, initial=start, disable=not (is_main and progress), unit="step")
+    bar = Progress(config.train.steps, start, enabled=is_main and progress)
     loss = val_loss = float("nan")
     trained_time, trained_steps = 0.0, 0
     last_saved = None
@@ -141,8 +173,7 @@ def run(framework: str, config: RunConfig, run_dir: Path, resume: bool = False, 
         record = {"step": done, "loss": loss, "lr": lr, "grad_norm": grad_norm, "epoch": epoch}
         record["tokens_per_s"] = tokens_per_step / elapsed
         metrics.write(record)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
+        bar.update(done, loss, record["tokens_per_s"])
         final = done == config.train.steps
         if (config.eval.every and done % config.eval.every == 0) or final:
             val_loss = evaluate(backend, val_split, config.eval.batch_size)

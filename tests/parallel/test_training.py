@@ -84,6 +84,19 @@ def test_resume_continues_the_loss_sequence_and_validation_loss_falls(framework,
         assert abs(after[step] - before[step]) <= 1e-6, (step, after[step], before[step])
     assert abs(val_loss_by_step(resumed)[30] - val[30]) <= 1e-6
 
+    # Either framework samples from this checkpoint; greedy decoding gives the same text.
+    samples = [generate(run_dir, fw) for fw in FRAMEWORKS]
+    assert samples[0] == samples[1]
+    assert samples[0].startswith("def ") and len(samples[0].encode()) >= len("def ") + 20
+
+
+def generate(run_dir, framework) -> str:
+    cmd = [sys.executable, "-m", "launch.cli", "generate", "--run-dir", str(run_dir), "--framework", framework]
+    cmd += ["--prompt", "def ", "--max-new-tokens", "20", "--temperature", "0"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.rstrip("\n")
+
 
 def single_process_val_loss(framework, model_file) -> float:
     """The validation loss computed here, without Horovod, with the same framework's model."""

@@ -1,0 +1,69 @@
+"""Checkpoints on disk: atomic, pruned, verified."""
+
+import json
+
+import numpy as np
+import pytest
+
+from harness.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from harness.config import build_run_config
+from harness.state import init_state, optimizer_state_names, state_shapes
+
+CONFIG = build_run_config("tiny")
+
+
+def optimizer_state(step: int):
+    shapes = state_shapes(CONFIG.model)
+    state = {"step": np.array([step], np.int64)}
+    for name in optimizer_state_names(CONFIG.model)[1:]:
+        state[name] = np.full(shapes[name.split(".", 1)[1]], step, np.float32)
+    return state
+
+
+def save(run_dir, step, keep=3):
+    trainer = {"framework": "torch", "config": CONFIG.to_dict()}
+    return save_checkpoint(run_dir, step, init_state(CONFIG.model, step), optimizer_state(step), trainer, keep)
+
+
+def test_saved_checkpoint_loads_back_bitwise(tmp_path):
+    path = save(tmp_path, 5)
+    assert path == tmp_path / "checkpoints" / "step_5"
+    assert sorted(p.name for p in path.iterdir()) == ["model.safetensors", "optimizer.safetensors", "trainer.json"]
+    loaded = load_checkpoint(path, CONFIG.model)
+    assert loaded.step == 5 and loaded.trainer["framework"] == "torch"
+    for name, value in init_state(CONFIG.model, 5).items():
+        assert np.array_equal(loaded.model[name], value)
+    assert loaded.optimizer["step"].tolist() == [5]
+    # No temporary directory is left behind.
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step_5"]
+
+
+def test_only_the_newest_are_kept(tmp_path):
+    for step in (10, 20, 30, 40):
+        save(tmp_path, step, keep=2)
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [30, 40]
+    assert latest_checkpoint(tmp_path).step == 40
+
+
+def test_truncated_or_modified_files_are_detected(tmp_path):
+    path = save(tmp_path, 1)
+    data = (path / "model.safetensors").read_bytes()
+    (path / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="model.safetensors is missing, truncated or modified"):
+        load_checkpoint(path)
+    (path / "trainer.json").write_text("{")
+    with pytest.raises(ValueError, match="incomplete or unreadable: trainer.json"):
+        load_checkpoint(path)
+
+
+def test_another_model_config_is_refused(tmp_path):
+    path = save(tmp_path, 1)
+    other = CONFIG.model.replace(n_layer=3, dropout=0.1)
+    with pytest.raises(ValueError, match="different model config \\(differs in dropout, n_layer\\)"):
+        load_checkpoint(path, other)
+    assert json.loads((path / "trainer.json").read_text())["config"]["model"]["n_layer"] == 2
+
+
+def test_no_checkpoint_to_resume(tmp_path):
+    with pytest.raises(ValueError, match="no checkpoint to resume from"):
+        latest_checkpoint(tmp_path)

@@ -1,0 +1,51 @@
+"""Run configuration: presets, TOML tables, dotted overrides, and the errors for bad ones."""
+
+import pytest
+
+from harness.config import build_run_config, load_run_config, model_preset
+
+
+def test_overrides_apply_after_the_file_with_types_checked(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('[train]\nlr = 3e-4\nseed = 7\n[data]\npaths = ["a.txt"]\n[model]\ndropout = 0.1\n')
+    config = load_run_config("tiny", str(path), ["train.seed=9", "eval.every=5", "train.lr=1"])
+    assert config.train.seed == 9
+    assert config.train.lr == 1.0 and isinstance(config.train.lr, float)
+    assert config.eval.every == 5
+    assert config.data.paths == ("a.txt",)
+    assert config.model == model_preset("tiny").replace(dropout=0.1)
+
+
+def test_a_single_path_override_becomes_a_tuple():
+    assert build_run_config("tiny", overrides=["data.paths=corpus.txt"]).data.paths == ("corpus.txt",)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["train.foo=1"], "unknown config key 'train.foo'; known keys in \\[train\\]: seed, steps"),
+        (["nosuch.key=1"], "unknown config key 'nosuch.key'"),
+        (["train.seed=abc"], "config key train.seed expects an integer, received 'abc' \\(str\\)"),
+        (["train.lr=true"], "config key train.lr expects a number, received True \\(bool\\)"),
+        (["model.n_layer=2.5"], "config key model.n_layer expects an integer, received 2.5"),
+        (["train.steps"], "--set expects SECTION.KEY=VALUE, received 'train.steps'"),
+        (["checkpoint.keep=0"], "checkpoint.keep >= 1"),
+        (["train.lr_scaling=sqrt"], "train.lr_scaling must be 'none' or 'linear', received 'sqrt'"),
+    ],
+)
+def test_bad_overrides_name_the_key(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        build_run_config("tiny", overrides=overrides)
+
+
+def test_bad_files_and_presets(tmp_path):
+    with pytest.raises(ValueError, match="cannot read config file"):
+        load_run_config("tiny", str(tmp_path / "missing.toml"))
+    (tmp_path / "bad.toml").write_text("[train\n")
+    with pytest.raises(ValueError, match="is not valid TOML"):
+        load_run_config("tiny", str(tmp_path / "bad.toml"))
+    (tmp_path / "table.toml").write_text("[optimizer]\nlr = 1\n")
+    with pytest.raises(ValueError, match=r"unknown config table \[optimizer\]"):
+        load_run_config("tiny", str(tmp_path / "table.toml"))
+    with pytest.raises(ValueError, match="unknown model preset 'huge'"):
+        build_run_config("huge")
