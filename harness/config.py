@@ -139,6 +139,9 @@ class TrainConfig:
     beta2: float = 0.95
     eps: float = 1e-8
     grad_clip: float = 1.0
+    # Deterministic kernels in both frameworks (torch.use_deterministic_algorithms,
+    # tf.config.experimental.enable_op_determinism): what `harness parity` runs with.
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):

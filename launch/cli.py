@@ -194,6 +194,52 @@ def generate(run_dir, framework, prompt, max_new_tokens, temperature, top_k, see
     click.echo(decode(tokens))
 
 
+@cli.command()
+@click.option("--steps", type=int, required=True, help="Training steps for each framework.")
+@click.option("--np", "num_proc", type=int, default=1, show_default=True, help="Ranks per run.")
+@click.option("--model", default="tiny", show_default=True, help="Model preset: tiny or default.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Report directory.")
+@click.option("--tol", type=float, default=1e-3, show_default=True, help="Largest allowed relative loss gap.")
+@click.option("--config", "config_file", default=None, help="TOML file, as for train.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override one key, as for train.")
+def parity(steps, num_proc, model, out, tol, config_file, overrides):
+    """Train the torch and the TF twin from the same weights on the same batches and compare them.
+
+    Dropout is off and deterministic kernels are on in both. Writes OUT/parity.json and
+    OUT/parity.png; exits 1 when the largest per-step relative loss difference exceeds --tol.
+    """
+    from harness.parity import compare_runs, plot_report
+
+    out = Path(out).resolve()
+    runs = {name: out / name for name in FRAMEWORK_PACKAGES}
+    if any(path.exists() for path in runs.values()):
+        raise click.ClickException(f"{out} already holds a parity run; choose a new --out")
+    sets = [f"checkpoint.every={max(1, steps // 2)}", "eval.every=0", *overrides]
+    sets += ["model.dropout=0.0", "train.deterministic=true"]
+    for name, run_dir in runs.items():
+        # Each framework in its own process: never both Horovod bindings in one.
+        cmd = [sys.executable, "-m", "launch.cli", "train", "--framework", name, "--np", str(num_proc)]
+        cmd += ["--steps", str(steps), "--model", model, "--run-dir", str(run_dir), "--no-progress"]
+        cmd += ["--config", os.path.abspath(config_file)] if config_file else []
+        cmd += [arg for item in sets for arg in ("--set", item)]
+        click.echo(f"parity: training {name} ({num_proc} rank(s), {steps} steps)")
+        result = subprocess.run(cmd)
+        if result.returncode != 0:
+            raise click.ClickException(f"parity: the {name} run failed with exit code {result.returncode}")
+    report = {"model": model, "np": num_proc, "tol": tol, **compare_runs(runs["torch"], runs["tf"])}
+    (out / "parity.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot_report(report, out / "parity.png", f"{model} model, {num_proc} rank(s): PyTorch vs TensorFlow")
+    click.echo(
+        f"parity: max relative loss difference {report['max_rel_loss_diff']:.2e} over {steps} steps "
+        f"(tolerance {tol:g}); largest final weight difference (relative norm) "
+        f"{report['max_weight_rel_norm_diff']:.2e}; report {out / 'parity.json'}, plot {out / 'parity.png'}"
+    )
+    if report["max_rel_loss_diff"] > tol:
+        raise click.ClickException(
+            f"parity failed: max_rel_loss_diff {report['max_rel_loss_diff']:.3e} exceeds --tol {tol:g}"
+        )
+
+
 def main() -> None:
     cli(prog_name="harness")
 

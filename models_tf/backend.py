@@ -56,6 +56,10 @@ class AdamW(tf.Module):
 class TFBackend(Backend):
     def __init__(self, config: RunConfig, dist: Distributed, init_seed: int):
         super().__init__(config, dist)
+        if config.train.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        # Dropout draws from the global Generator (models_tf/model.py); seed_step resets it in place.
+        tf.random.set_global_generator(tf.random.Generator.from_seed(init_seed))
         self.model = build_model(config.model, init_state(config.model, init_seed))
         self.named = dict(self.model.named_parameters())
         self.optimizer = AdamW(self.named, weight_decay_names(config.model), config.train)

@@ -22,6 +22,7 @@ class TorchBackend(Backend):
     def __init__(self, config: RunConfig, dist: Distributed, init_seed: int):
         super().__init__(config, dist)
         hvd = dist.hvd
+        torch.use_deterministic_algorithms(config.train.deterministic)
         self.model = build_model(config.model, init_state(config.model, init_seed))
         self.named = dict(self.model.named_parameters())
         decay = weight_decay_names(config.model)

@@ -1,0 +1,77 @@
+"""Cross-framework parity end to end: same weights and batches give the same training, at np=1 and
+np=2; np=2 x b equals np=1 x 2b; a checkpoint continues in the other framework."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from harness.checkpoint import list_checkpoints
+from harness.parity import relative_differences, step_losses
+
+STEPS = 50
+# The same global batch (16 windows) both ways.
+BATCH_PER_RANK = {1: 16, 2: 8}
+
+
+def harness(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "launch.cli", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def parity_runs(tmp_path_factory):
+    """`harness parity` at np=1 and np=2 (tiny model, 50 steps): {np: report directory}."""
+    runs = {}
+    for np_ in (1, 2):
+        out = tmp_path_factory.mktemp(f"parity-np{np_}")
+        args = ["parity", "--steps", str(STEPS), "--np", str(np_), "--model", "tiny", "--out", str(out)]
+        harness(*args, "--set", f"train.batch_size={BATCH_PER_RANK[np_]}")
+        runs[np_] = out
+    return runs
+
+
+@pytest.mark.parametrize("np_", [1, 2])
+def test_torch_and_tf_train_the_same_within_1e_3_at_every_step(parity_runs, np_):
+    out = parity_runs[np_]
+    report = json.loads((out / "parity.json").read_text())
+    assert report["steps"] == list(range(1, STEPS + 1))
+    assert report["max_rel_loss_diff"] <= 1e-3
+    assert all(diff <= 1e-3 for diff in report["rel_loss_diff"])
+    assert report["loss_torch"][-1] < report["loss_torch"][0] - 1.0  # it did train
+    assert set(report["final_weight_divergence"]) >= {"wte.weight", "blocks.1.mlp.proj.weight"}
+    assert report["max_weight_rel_norm_diff"] <= 1e-2
+    assert (out / "parity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("framework", ["torch", "tf"])
+def test_two_ranks_of_b_equal_one_rank_of_2b(parity_runs, framework):
+    one, two = step_losses(parity_runs[1] / framework), step_losses(parity_runs[2] / framework)
+    rel = relative_differences(one, two)
+    assert max(rel[s] for s in range(1, 11)) <= 1e-5, rel
+
+
+@pytest.mark.parametrize(("first", "then"), [("torch", "tf"), ("tf", "torch")])
+def test_a_checkpoint_continues_in_the_other_framework(parity_runs, tmp_path, first, then):
+    source = parity_runs[2] / first
+    run_dir = tmp_path / f"{first}-then-{then}"
+    shutil.copytree(source, run_dir)
+    for step, path in list_checkpoints(run_dir):
+        if step > STEPS // 2:
+            shutil.rmtree(path)  # keep only the midpoint checkpoint
+    assert [s for s, _ in list_checkpoints(run_dir)] == [STEPS // 2]
+    sets = ["checkpoint.every=25", "eval.every=0", "model.dropout=0.0", "train.deterministic=true"]
+    sets.append(f"train.batch_size={BATCH_PER_RANK[2]}")
+    args = ["train", "--framework", then, "--np", "2", "--steps", str(STEPS), "--model", "tiny"]
+    args += ["--run-dir", str(run_dir), "--resume", "--no-progress"]
+    harness(*args, *[a for s in sets for a in ("--set", s)])
+    continued = step_losses(run_dir)
+    same_framework = step_losses(source)
+    rel = relative_differences(same_framework, continued)
+    assert all(rel[s] == 0 for s in range(1, STEPS // 2 + 1))  # the log before the resume is kept as it was
+    assert max(rel[s] for s in range(STEPS // 2 + 1, STEPS + 1)) <= 1e-3, rel
