@@ -9,7 +9,7 @@ TF_PACKAGE ?= tensorflow-cpu
 # Re-run setup whenever the pins, the package metadata or the Horovod build script change.
 SETUP_STAMP := $(VENV)/.setup-complete
 
-.PHONY: setup demo test test-unit test-parallel lint doctor clean
+.PHONY: setup demo test test-unit test-parallel lint doctor bench clean
 
 setup: $(SETUP_STAMP)
 
@@ -42,6 +42,9 @@ test-parallel: setup
 	$(PY) -m pytest tests/parallel
 
 test: lint test-unit test-parallel
+
+bench: setup
+	$(VENV)/bin/harness bench --out runs/bench
 
 doctor: setup
 	$(VENV)/bin/harness doctor

@@ -240,6 +240,22 @@ def parity(steps, num_proc, model, out, tol, config_file, overrides):
         )
 
 
+@cli.command()
+@click.option("--quick", is_flag=True, help="Tiny model, few steps, 1 MB allreduce, no tuning: checks the plumbing.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Writes bench.json and bench.md here.")
+def bench(quick, out):
+    """Measure step time, tokens/s, MFU, harness overhead, scaling and allreduce bandwidth in one run."""
+    from launch.bench import FULL, QUICK, markdown_table, run_bench
+
+    result = run_bench(QUICK if quick else FULL, log=lambda text: click.echo(f"bench: {text}", err=True))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    table = markdown_table(result)
+    (out / "bench.md").write_text(table)
+    click.echo(table)
+
+
 def main() -> None:
     cli(prog_name="harness")
 

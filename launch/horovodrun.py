@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,9 @@ THREAD_VARIABLES = (
     "OPENBLAS_NUM_THREADS",
     "TF_NUM_INTRAOP_THREADS",
 )
+
+# horovodrun forwards every worker line as "[rank]<stdout>:text" or "[rank]<stderr>:text".
+RANK_LINE = re.compile(r"^\[(?P<rank>\d+)\]<(?P<stream>stdout|stderr)>:(?P<text>.*)$", re.MULTILINE)
 
 
 def horovodrun_executable() -> str:

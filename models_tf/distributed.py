@@ -1,5 +1,7 @@
 """The Horovod facade for TensorFlow processes."""
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -16,5 +18,14 @@ def to_numpy(tensor: tf.Tensor) -> np.ndarray:
 
 def init_distributed() -> Distributed:
     import horovod.tensorflow as hvd
+
+    # Size TF's thread pools from the per-rank environment launch/horovodrun.py sets; this must
+    # happen before TF runs its first op.
+    for variable, setter in (
+        ("TF_NUM_INTRAOP_THREADS", tf.config.threading.set_intra_op_parallelism_threads),
+        ("TF_NUM_INTEROP_THREADS", tf.config.threading.set_inter_op_parallelism_threads),
+    ):
+        if os.environ.get(variable, "").isdigit():
+            setter(int(os.environ[variable]))
 
     return Distributed(hvd, to_tensor=to_tensor, to_numpy=to_numpy)

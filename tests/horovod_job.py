@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from launch.horovodrun import run_horovodrun
+from launch.horovodrun import RANK_LINE, run_horovodrun
 
 WORKERS = Path(__file__).resolve().parent / "parallel" / "workers"
-RANK_LINE = re.compile(r"^\[(?P<rank>\d+)\]<(?P<stream>stdout|stderr)>:(?P<text>.*)$", re.MULTILINE)
 
 
 @dataclass

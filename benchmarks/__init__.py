@@ -1,0 +1,1 @@
+"""Reference programs that `harness bench` measures the harness against."""

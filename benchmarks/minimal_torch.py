@@ -1,0 +1,44 @@
+"""The smallest honest Horovod training loop for the twin model in PyTorch: the harness's speed reference.
+
+Same model, batch, AdamW and clipping as the harness, none of its plumbing (data order, metrics,
+loss allreduce, checkpoints). Usage (any np): minimal_torch.py MODEL BATCH_PER_RANK STEPS.
+Rank 0 prints one JSON line: {"step_times": [...]}.
+"""
+
+import json
+import sys
+import time
+
+import horovod.torch as hvd
+import numpy as np
+import torch
+
+from harness.config import model_preset
+from harness.state import init_state
+from models_torch.model import TransformerLM, loss_fn
+
+model_name, batch_size, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+hvd.init()
+config = model_preset(model_name)
+model = TransformerLM(config)
+model.import_state(init_state(config, seed=0))
+optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1, foreach=False)
+# Horovod: average gradients across ranks; start from rank 0's weights.
+optimizer = hvd.DistributedOptimizer(optimizer, named_parameters=model.named_parameters())
+hvd.broadcast_parameters(model.state_dict(), root_rank=0)
+
+rng = np.random.default_rng(hvd.rank())
+tokens = torch.from_numpy(rng.integers(0, config.vocab_size, (batch_size, config.block_size + 1)))
+inputs, targets = tokens[:, :-1], tokens[:, 1:]
+times = []
+for _ in range(steps):
+    began = time.perf_counter()
+    optimizer.zero_grad()
+    loss_fn(model(inputs), targets).backward()
+    optimizer.synchronize()  # Horovod: averaged gradients before clipping
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    with optimizer.skip_synchronize():
+        optimizer.step()
+    times.append(time.perf_counter() - began)
+if hvd.rank() == 0:
+    print(json.dumps({"step_times": times}), flush=True)

@@ -1,0 +1,273 @@
+"""`harness bench`: measured speed against the machine's limits, a minimal Horovod loop and the peers.
+
+Every figure comes from a run made here: the harness and the references are launched as separate
+processes (one framework per process), warm-up steps are dropped, and medians are reported with
+their interquartile spread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.config import model_preset
+from launch.horovodrun import RANK_LINE, horovodrun_command, rank_environment
+
+ROOT = Path(__file__).resolve().parent.parent
+MB = 2**20
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    model: str
+    batch_size: int  # per rank
+    steps: int
+    warmup: int
+    allreduce_sizes_mb: tuple[float, ...]
+    allreduce_repeats: int
+    tune: bool
+
+
+FULL = BenchPlan("default", 16, 25, 5, (1, 16, 64), 10, tune=True)
+QUICK = BenchPlan("tiny", 8, 8, 3, (1,), 3, tune=False)
+# Horovod settings tried by the tuning pass (each on top of the harness's defaults).
+TUNING_CANDIDATES = (
+    {"HOROVOD_CYCLE_TIME": "0.1"},
+    {"HOROVOD_CYCLE_TIME": "1"},
+    {"HOROVOD_CYCLE_TIME": "5"},
+    {"HOROVOD_FUSION_THRESHOLD": str(16 * MB)},
+    {"HOROVOD_FUSION_THRESHOLD": str(128 * MB)},
+)
+
+
+def stats(samples: list[float]) -> dict:
+    """Median and interquartile range of ``samples``."""
+    q1, median, q3 = np.percentile(samples, [25, 50, 75])
+    return {"median": float(median), "q1": float(q1), "q3": float(q3), "n": len(samples)}
+
+
+def one_thread_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment with one compute thread per process (per-rank throughput is what scales)."""
+    return {**os.environ, **rank_environment(1, cores=1), **(extra or {})}
+
+
+def last_json(output: str) -> dict:
+    """The last JSON object printed, with horovodrun's ``[rank]<stdout>:`` prefix removed."""
+    for line in reversed(output.splitlines()):
+        forwarded = RANK_LINE.match(line)
+        line = (forwarded["text"] if forwarded else line).strip()
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError(f"no JSON result in the output:\n{output[-3000:]}")
+
+
+def run_program(np_: int, program: list[str], env: dict[str, str], timeout: float = 900) -> dict:
+    """``program`` on ``np_`` local ranks (plain Python for one rank); its last JSON line."""
+    cmd = program if np_ == 1 else horovodrun_command(np_, program)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return last_json(proc.stdout)
+
+
+def matmul_peak_gflops(threads: int, n: int = 2048, repeats: int = 10) -> dict:
+    """fp32 GEMM throughput of torch on ``threads`` threads: the machine's practical peak."""
+    code = (
+        "import json, time, torch\n"
+        f"torch.set_num_threads({threads}); a = torch.randn({n}, {n}); b = torch.randn({n}, {n}); a @ b\n"
+        "t = []\n"
+        f"for _ in range({repeats}):\n"
+        "    s = time.perf_counter(); a @ b; t.append(time.perf_counter() - s)\n"
+        "print(json.dumps({'times': t}))\n"
+    )
+    times = run_program(1, [sys.executable, "-c", code], one_thread_env())["times"]
+    return {**stats([2 * n**3 / t / 1e9 for t in times]), "threads": threads, "n": n}
+
+
+def memcpy_gbps(size_mb: float = 64, repeats: int = 10) -> dict:
+    src = np.ones(int(size_mb * MB), np.uint8)
+    dst = np.empty_like(src)
+    times = []
+    for _ in range(repeats + 1):
+        began = time.perf_counter()
+        np.copyto(dst, src)
+        times.append(time.perf_counter() - began)
+    return stats([size_mb * MB / t / 1e9 for t in times[1:]])
+
+
+def harness_step_times(framework: str, np_: int, plan: BenchPlan, env: dict[str, str]) -> list[float]:
+    """Seconds per step of `harness train`, read from its metrics log, warm-up dropped."""
+    config = model_preset(plan.model)
+    tokens_per_step = plan.batch_size * np_ * config.block_size
+    with tempfile.TemporaryDirectory(prefix="bench-") as run_dir:
+        cmd = [sys.executable, "-m", "launch.cli", "train", "--framework", framework, "--np", str(np_)]
+        cmd += ["--steps", str(plan.steps), "--model", plan.model, "--run-dir", run_dir, "--no-progress"]
+        cmd += ["--set", f"train.batch_size={plan.batch_size}", "--set", "eval.every=0", "--set", "checkpoint.every=0"]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, cwd=ROOT)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-4000:]}")
+        records = [json.loads(line) for line in Path(run_dir, "metrics.jsonl").read_text().splitlines()]
+    return [tokens_per_step / r["tokens_per_s"] for r in records if "tokens_per_s" in r][plan.warmup :]
+
+
+def minimal_step_times(framework: str, np_: int, plan: BenchPlan, env: dict[str, str]) -> list[float]:
+    script = ROOT / "benchmarks" / f"minimal_{framework}.py"
+    program = [sys.executable, str(script), plan.model, str(plan.batch_size), str(plan.steps)]
+    return run_program(np_, program, env)["step_times"][plan.warmup :]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def allreduce_gbps(kind: str, plan: BenchPlan, env: dict[str, str]) -> dict[str, dict]:
+    """Per size: algorithm bandwidth (bytes reduced / time) of a 2-rank allreduce."""
+    sizes = [str(float(s)) for s in plan.allreduce_sizes_mb]
+    if kind == "horovod":
+        program = [sys.executable, str(ROOT / "benchmarks" / "allreduce_horovod.py"), str(plan.allreduce_repeats)]
+        times = run_program(2, program + sizes, env)
+    else:
+        script = ROOT / "benchmarks" / "allreduce_torch_distributed.py"
+        program = [sys.executable, str(script), "2", str(free_port()), str(plan.allreduce_repeats)]
+        times = run_program(1, program + sizes, env)
+    return {size: stats([float(size) * MB / t / 1e9 for t in times[size]]) for size in sizes}
+
+
+def throughput(step_times: list[float], tokens_per_step: int) -> float:
+    return tokens_per_step / float(np.median(step_times))
+
+
+def run_bench(plan: BenchPlan, log=print) -> dict:
+    """Measure everything in one run; returns the bench.json document."""
+    config = model_preset(plan.model)
+    flops_per_token = config.flops_per_token()
+    env = one_thread_env()
+    raw: dict = {"plan": plan.__dict__, "machine": {"cpus": os.cpu_count(), "host": socket.gethostname()}}
+
+    log("matmul peak and memcpy ...")
+    raw["matmul_gflops_1_thread"] = matmul_peak_gflops(1)
+    raw["matmul_gflops_all_threads"] = matmul_peak_gflops(os.cpu_count() or 1)
+    raw["memcpy_gbps"] = memcpy_gbps()
+    peak_per_rank = raw["matmul_gflops_1_thread"]["median"] * 1e9
+
+    tuning = []
+    if plan.tune:
+        for candidate in TUNING_CANDIDATES:
+            log(f"tuning {candidate} ...")
+            tuned_env = one_thread_env(candidate)
+            step = stats(minimal_step_times("torch", 2, plan, tuned_env))
+            tuning.append(
+                {
+                    "settings": candidate,
+                    "allreduce_gbps": allreduce_gbps("horovod", plan, tuned_env),
+                    "minimal_torch_np2_step_s": step,
+                }
+            )
+    raw["tuning"] = tuning
+
+    runs = {}
+    for framework in ("torch", "tf"):
+        for np_ in (1, 2):
+            log(f"{framework} np={np_}: harness and minimal loop ...")
+            tokens_per_step = plan.batch_size * np_ * config.block_size
+            harness_times = harness_step_times(framework, np_, plan, env)
+            minimal_times = minimal_step_times(framework, np_, plan, env)
+            tokens_per_s = throughput(harness_times, tokens_per_step)
+            runs[f"{framework}_np{np_}"] = {
+                "harness_step_s": stats(harness_times),
+                "minimal_step_s": stats(minimal_times),
+                "tokens_per_s": tokens_per_s,
+                "mfu": tokens_per_s * flops_per_token / (peak_per_rank * np_),
+            }
+    raw["runs"] = runs
+
+    log("allreduce bandwidth: Horovod vs torch.distributed ...")
+    raw["allreduce_horovod_gbps"] = allreduce_gbps("horovod", plan, env)
+    raw["allreduce_torch_distributed_gbps"] = allreduce_gbps("torch_distributed", plan, env)
+
+    def ratio(a: str, b: str) -> float:
+        return runs[a]["harness_step_s"]["median"] / runs[b]["harness_step_s"]["median"]
+
+    result = {
+        "overhead_ratio_torch": runs["torch_np2"]["harness_step_s"]["median"]
+        / runs["torch_np2"]["minimal_step_s"]["median"],
+        "overhead_ratio_tf": runs["tf_np2"]["harness_step_s"]["median"] / runs["tf_np2"]["minimal_step_s"]["median"],
+        "tf_over_torch": ratio("tf_np2", "torch_np2"),
+        "scaling_efficiency_torch": runs["torch_np2"]["tokens_per_s"] / (2 * runs["torch_np1"]["tokens_per_s"]),
+        "scaling_efficiency_tf": runs["tf_np2"]["tokens_per_s"] / (2 * runs["tf_np1"]["tokens_per_s"]),
+        "mfu_torch": runs["torch_np2"]["mfu"],
+        "mfu_tf": runs["tf_np2"]["mfu"],
+    }
+    for size in raw["allreduce_horovod_gbps"]:
+        horovod, peer = raw["allreduce_horovod_gbps"][size], raw["allreduce_torch_distributed_gbps"][size]
+        result[f"allreduce_vs_torch_distributed_{size_label(size)}"] = horovod["median"] / peer["median"]
+    return {**result, "raw": raw}
+
+
+def size_label(size: str) -> str:
+    return f"{float(size):g}mb"
+
+
+def markdown_table(bench: dict) -> str:
+    raw = bench["raw"]
+    plan = raw["plan"]
+    lines = [
+        f"Model `{plan['model']}`, {plan['batch_size']} windows per rank, one thread per rank, "
+        f"median of {plan['steps'] - plan['warmup']} steps after {plan['warmup']} warm-up "
+        f"(interquartile range in brackets). Machine: {raw['machine']['cpus']} CPUs; fp32 GEMM peak "
+        f"{raw['matmul_gflops_1_thread']['median']:.0f} GFLOP/s on 1 thread, "
+        f"{raw['matmul_gflops_all_threads']['median']:.0f} on all; memcpy {raw['memcpy_gbps']['median']:.1f} GB/s.",
+        "",
+        "| run | harness step (s) | minimal loop step (s) | tokens/s | MFU |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, run in raw["runs"].items():
+        h, m = run["harness_step_s"], run["minimal_step_s"]
+        lines.append(
+            f"| {name} | {h['median']:.4f} [{h['q1']:.4f}, {h['q3']:.4f}] | {m['median']:.4f} "
+            f"[{m['q1']:.4f}, {m['q3']:.4f}] | {run['tokens_per_s']:,.0f} | {run['mfu']:.3f} |"
+        )
+    lines += [
+        "",
+        "| allreduce, 2 ranks | Horovod (GB/s) | torch.distributed gloo (GB/s) | ratio |",
+        "| --- | --- | --- | --- |",
+    ]
+    for size, h in raw["allreduce_horovod_gbps"].items():
+        t = raw["allreduce_torch_distributed_gbps"][size]
+        lines.append(
+            f"| {float(size):g} MB | {h['median']:.3f} | {t['median']:.3f} | {h['median'] / t['median']:.2f} |"
+        )
+    lines += ["", "| key | value | goal |", "| --- | --- | --- |"]
+    goals = {
+        "overhead_ratio": "≤ 1.02",
+        "tf_over_torch": "≤ 1.10",
+        "allreduce_vs": "≥ 1",
+        "scaling": "≥ 0.90",
+        "mfu": "≥ 0.40",
+    }
+    for key, value in bench.items():
+        if key != "raw":
+            goal = next((g for prefix, g in goals.items() if key.startswith(prefix)), "")
+            lines.append(f"| `{key}` | {value:.3f} | {goal} |")
+    if raw["tuning"]:
+        lines += [
+            "",
+            "| Horovod setting tried | allreduce 64 MB (GB/s) | minimal torch np=2 step (s) |",
+            "| --- | --- | --- |",
+        ]
+        for trial in raw["tuning"]:
+            largest = list(trial["allreduce_gbps"].values())[-1]["median"]
+            setting = ", ".join(f"{k}={v}" for k, v in trial["settings"].items())
+            lines.append(f"| {setting} | {largest:.3f} | {trial['minimal_torch_np2_step_s']['median']:.4f} |")
+    return "\n".join(lines) + "\n"
