@@ -46,7 +46,7 @@ class Backend(ABC):
     def train_step(self, inputs: np.ndarray, targets: np.ndarray, lr: float) -> tuple[float, float]:
         """One optimizer step on this rank's (B, T) batch with gradients averaged over ranks.
 
-        Returns this rank's loss and the global gradient norm before clipping.
+        Returns the loss averaged over ranks and the global gradient norm before clipping.
         """
 
     @abstractmethod

@@ -55,7 +55,13 @@ def resume_point(run_dir: Path, config: RunConfig, resume: bool) -> Checkpoint |
     """The verified checkpoint to resume from, or None for a fresh run; ``ValueError`` when the
     run directory and the request disagree (so nothing in it is touched)."""
     if resume:
-        return latest_checkpoint(run_dir, config.model)
+        checkpoint = latest_checkpoint(run_dir, config.model)
+        if checkpoint.step >= config.train.steps:
+            raise ValueError(
+                f"{run_dir} is already at step {checkpoint.step} of {config.train.steps}; "
+                "pass a larger --steps to train further"
+            )
+        return checkpoint
     if list_checkpoints(run_dir):
         raise ValueError(f"{run_dir} already holds checkpoints; pass --resume, or choose a new --run-dir")
     return None
@@ -160,9 +166,7 @@ def run(framework: str, config: RunConfig, run_dir: Path, resume: bool = False, 
         lr = learning_rate(step, config.train, dist.size)
         inputs, targets = train_split.windows(order.indices(step, dist.rank))
         backend.seed_step(step_seed(config.train.seed, step, dist.rank))
-        local_loss, grad_norm = backend.train_step(inputs, targets, lr)
-        # Horovod: the logged loss is the mean over ranks.
-        loss = float(dist.allreduce_mean(np.array([local_loss]), name="train_loss")[0])
+        loss, grad_norm = backend.train_step(inputs, targets, lr)  # loss: mean over ranks
         elapsed = time.perf_counter() - began
         if step > start:  # the first step traces/allocates: keep it out of the throughput
             trained_time, trained_steps = trained_time + elapsed, trained_steps + 1

@@ -19,6 +19,11 @@ THREAD_VARIABLES = (
 # horovodrun forwards every worker line as "[rank]<stdout>:text" or "[rank]<stderr>:text".
 RANK_LINE = re.compile(r"^\[(?P<rank>\d+)\]<(?P<stream>stdout|stderr)>:(?P<text>.*)$", re.MULTILINE)
 
+# Horovod settings chosen by `harness bench`'s tuning pass (README, "Benchmarks"): with one core
+# per rank, Horovod's background thread polling every 1 ms (its default) steals compute time;
+# every 5 ms gave the shortest 2-rank step.
+HOROVOD_DEFAULTS = {"HOROVOD_CYCLE_TIME": "5"}
+
 
 def horovodrun_executable() -> str:
     """The horovodrun installed beside this interpreter (the project's venv)."""
@@ -41,6 +46,7 @@ def rank_environment(np_per_host: int, cores: int | None = None) -> dict[str, st
     threads = max(1, (cores or os.cpu_count() or 1) // max(1, np_per_host))
     env = {name: str(threads) for name in THREAD_VARIABLES}
     env["TF_NUM_INTEROP_THREADS"] = "1"
+    env.update(HOROVOD_DEFAULTS)
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"  # keep TF's start-up banner out of every rank's stderr
     return env
 

@@ -78,7 +78,8 @@ class TFBackend(Backend):
             scale = tf.minimum(1.0, self.config.train.grad_clip / (grad_norm + 1e-6))
             grads = [g * scale for g in grads]
         self.optimizer.apply(dict(zip(self.named, grads, strict=True)), self.named, lr)
-        return loss, grad_norm
+        # Horovod: the logged loss is the mean over ranks, reduced in the same cycle as the gradients.
+        return hvd.allreduce(loss, op=hvd.Average, name="train_loss"), grad_norm
 
     def export_model_state(self) -> State:
         return self.model.export_state()

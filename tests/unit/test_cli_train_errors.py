@@ -50,6 +50,7 @@ CASES = {
         "different model config (differs in n_layer)",
     ),
     "fresh run over checkpoints": (["--framework", "torch"], "already holds checkpoints; pass --resume"),
+    "nothing left to train": (["--framework", "tf", "--steps", "20", "--resume"], "is already at step 20 of 20"),
 }
 
 

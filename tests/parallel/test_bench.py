@@ -1,0 +1,35 @@
+"""`harness bench --quick` runs every measurement and writes every key (figures are not judged here)."""
+
+import json
+import math
+import subprocess
+import sys
+
+KEYS = {
+    "overhead_ratio_torch",
+    "overhead_ratio_tf",
+    "tf_over_torch",
+    "allreduce_vs_torch_distributed_1mb",
+    "scaling_efficiency_torch",
+    "scaling_efficiency_tf",
+    "mfu_torch",
+    "mfu_tf",
+}
+
+
+def test_quick_bench_writes_every_key(tmp_path):
+    cmd = [sys.executable, "-m", "launch.cli", "bench", "--quick", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    bench = json.loads((tmp_path / "bench.json").read_text())
+    assert set(bench) == KEYS | {"raw"}
+    for key in KEYS:
+        assert math.isfinite(bench[key]) and bench[key] > 0, key
+    raw = bench["raw"]
+    assert set(raw["runs"]) == {"torch_np1", "torch_np2", "tf_np1", "tf_np2"}
+    for run in raw["runs"].values():
+        assert run["harness_step_s"]["n"] == run["minimal_step_s"]["n"] == 5  # 8 steps - 3 warm-up
+        assert run["harness_step_s"]["q1"] <= run["harness_step_s"]["median"] <= run["harness_step_s"]["q3"]
+    assert raw["matmul_gflops_1_thread"]["median"] > 1
+    table = (tmp_path / "bench.md").read_text()
+    assert "| `tf_over_torch` |" in table and "| torch_np2 |" in table
