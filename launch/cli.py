@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import platform
@@ -17,16 +16,8 @@ from harness.config import ModelConfig, load_run_config
 from harness.data import BatchOrder, decode, encode
 from harness.frameworks import FRAMEWORK_PACKAGES, check_framework, framework_module
 from harness.generate import sample
+from launch.build_horovod import installed_version
 from launch.horovodrun import run_horovodrun
-
-
-def _version(*dists: str) -> str | None:
-    for dist in dists:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
 
 
 def _tick(flag: bool | None) -> str:
@@ -62,9 +53,9 @@ def doctor() -> None:
     """Report the installed stack and what Horovod was built with; fail if something is missing."""
     versions = {
         "python": platform.python_version(),
-        "torch": _version("torch"),
-        "tensorflow": _version("tensorflow", "tensorflow-cpu"),
-        "horovod": _version("horovod"),
+        "torch": installed_version("torch"),
+        "tensorflow": installed_version("tensorflow", "tensorflow-cpu"),
+        "horovod": installed_version("horovod"),
     }
     for name, version in versions.items():
         click.echo(f"{name:<12} {version or 'not installed'}")

@@ -19,8 +19,8 @@ def test_doctor_reports_versions_and_build():
 def test_doctor_fails_with_one_line_when_horovod_is_missing(monkeypatch):
     import launch.cli
 
-    real = launch.cli._version
-    monkeypatch.setattr(launch.cli, "_version", lambda *d: None if d == ("horovod",) else real(*d))
+    real = launch.cli.installed_version
+    monkeypatch.setattr(launch.cli, "installed_version", lambda *d: None if d == ("horovod",) else real(*d))
     result = CliRunner().invoke(cli, ["doctor"])
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1] == "Error: Horovod is not installed; run `make setup`"
