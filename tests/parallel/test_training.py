@@ -11,6 +11,7 @@ from horovod_job import run_job
 
 from harness.checkpoint import latest_checkpoint, list_checkpoints
 from harness.config import build_run_config
+from launch.horovodrun import run_horovodrun
 
 FRAMEWORKS = ["torch", "tf"]
 
@@ -121,3 +122,15 @@ print(float(np.concatenate(losses).mean()))
     proc = subprocess.run([sys.executable, "-c", script, str(model_file)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return float(proc.stdout.strip().splitlines()[-1])
+
+
+def test_the_training_entry_runs_under_a_users_own_horovodrun(tmp_path):
+    """`horovodrun -np 2 ... harness train` (no --np): each process runs as one rank of that job."""
+    harness_cli = [sys.executable, "-m", "launch.cli", "train", "--framework", "torch", "--model", "tiny"]
+    harness_cli += ["--steps", "6", "--run-dir", str(tmp_path / "run"), "--no-progress"]
+    proc = run_horovodrun(2, harness_cli, capture=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 6
+    assert len(set(summary["weights_sha256_per_rank"])) == 1
+    assert "[0]<stdout>:torch x2: 6 steps" in proc.stdout
