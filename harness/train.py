@@ -217,5 +217,7 @@ def run(framework: str, config: RunConfig, run_dir: Path, resume: bool = False, 
         weights_sha256_per_rank=per_rank,
         checkpoint=str(last_saved) if last_saved else "",
     )
-    (run_dir / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=2) + "\n")
+    tmp = run_dir / f".{SUMMARY_FILE}.tmp"
+    tmp.write_text(json.dumps(asdict(summary), indent=2) + "\n")
+    os.replace(tmp, run_dir / SUMMARY_FILE)  # a reader never sees half a summary
     return summary
