@@ -134,13 +134,12 @@ def free_port() -> int:
 def allreduce_gbps(kind: str, plan: BenchPlan, env: dict[str, str]) -> dict[str, dict]:
     """Per size: algorithm bandwidth (bytes reduced / time) of a 2-rank allreduce.
 
-    ``kind``: "harness" (Horovod, waited on as the harness does), "synchronize" (Horovod's own
-    blocking wait) or "torch_distributed" (torch.distributed with Gloo).
+    ``kind``: "horovod" (the harness's path) or "torch_distributed" (torch.distributed with Gloo).
     """
     sizes = [str(float(s)) for s in plan.allreduce_sizes_mb]
-    if kind in ("harness", "synchronize"):
+    if kind == "horovod":
         script = ROOT / "benchmarks" / "allreduce_horovod.py"
-        times = run_program(2, [sys.executable, str(script), kind, str(plan.allreduce_repeats), *sizes], env)
+        times = run_program(2, [sys.executable, str(script), str(plan.allreduce_repeats), *sizes], env)
     else:
         script = ROOT / "benchmarks" / "allreduce_torch_distributed.py"
         program = [sys.executable, str(script), "2", str(free_port()), str(plan.allreduce_repeats)]
@@ -175,7 +174,7 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
                 tuned_env = one_thread_env(candidate)
                 sample["step"] += harness_step_times("torch", 2, plan, tuned_env)
                 largest = str(float(plan.allreduce_sizes_mb[-1]))
-                sample["allreduce"].append(allreduce_gbps("harness", plan, tuned_env)[largest]["median"])
+                sample["allreduce"].append(allreduce_gbps("horovod", plan, tuned_env)[largest]["median"])
         for candidate, sample in zip(TUNING_CANDIDATES, samples, strict=True):
             tuning.append(
                 {
@@ -203,8 +202,7 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
     raw["runs"] = runs
 
     log("allreduce bandwidth: Horovod vs torch.distributed ...")
-    raw["allreduce_horovod_gbps"] = allreduce_gbps("harness", plan, env)
-    raw["allreduce_horovod_synchronize_gbps"] = allreduce_gbps("synchronize", plan, env)
+    raw["allreduce_horovod_gbps"] = allreduce_gbps("horovod", plan, env)
     raw["allreduce_torch_distributed_gbps"] = allreduce_gbps("torch_distributed", plan, env)
 
     def ratio(a: str, b: str) -> float:
@@ -251,16 +249,13 @@ def markdown_table(bench: dict) -> str:
         )
     lines += [
         "",
-        "| allreduce, 2 ranks | Horovod, harness wait (GB/s) | Horovod, `hvd.allreduce` (GB/s) "
-        "| torch.distributed gloo (GB/s) | harness ÷ torch.distributed |",
-        "| --- | --- | --- | --- | --- |",
+        "| allreduce, 2 ranks | Horovod (GB/s) | torch.distributed gloo (GB/s) | Horovod ÷ torch.distributed |",
+        "| --- | --- | --- | --- |",
     ]
     for size, h in raw["allreduce_horovod_gbps"].items():
-        plain = raw["allreduce_horovod_synchronize_gbps"][size]
         peer = raw["allreduce_torch_distributed_gbps"][size]
         lines.append(
-            f"| {float(size):g} MB | {h['median']:.3f} | {plain['median']:.3f} | {peer['median']:.3f} "
-            f"| {h['median'] / peer['median']:.2f} |"
+            f"| {float(size):g} MB | {h['median']:.3f} | {peer['median']:.3f} | {h['median'] / peer['median']:.2f} |"
         )
     lines += ["", "| key | value | goal |", "| --- | --- | --- |"]
     goals = {

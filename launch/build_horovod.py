@@ -66,6 +66,12 @@ PATCHES = (
         "",
         "XLA collectives (off unless HOROVOD_ENABLE_XLA_OPS) need headers TF >= 2.16 no longer ships",
     ),
+    (
+        "horovod/torch/mpi_ops_v2.cc",
+        "      std::this_thread::yield();",
+        "      std::this_thread::sleep_for(std::chrono::microseconds(200));",
+        "hvd.synchronize() spun on sched_yield, taking the core from Horovod's communication thread",
+    ),
 )
 
 
@@ -108,7 +114,8 @@ def build_key(horovod: str, torch: str, tensorflow: str) -> str:
     """Cache key: every input the compiled extensions are bound to."""
     python = f"cp{sys.version_info.major}{sys.version_info.minor}"
     switches = {k: os.environ[k] for k in KEY_SWITCHES if k in os.environ}
-    digest = hashlib.sha256(json.dumps(switches, sort_keys=True).encode()).hexdigest()[:8]
+    # The patches are part of what was built: changing one must not reuse an old wheel.
+    digest = hashlib.sha256(json.dumps([switches, PATCHES], sort_keys=True).encode()).hexdigest()[:8]
     platform = sysconfig.get_platform().replace("-", "_")
     return f"horovod-{horovod}_torch-{torch}_tf-{tensorflow}_{python}_{platform}_{digest}"
 

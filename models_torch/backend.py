@@ -9,7 +9,6 @@ from harness.backend import Backend
 from harness.config import ModelConfig, RunConfig
 from harness.distributed import Distributed
 from harness.state import State, init_state, optimizer_state_names, weight_decay_names
-from models_torch.distributed import wait_for
 from models_torch.model import TransformerLM, loss_fn
 
 
@@ -93,12 +92,7 @@ class TorchBackend(Backend):
         loss.backward()
         # Horovod: average the loss over ranks in the same cycle as the gradients (no extra round trip).
         mean_loss = self.dist.hvd.allreduce_async(loss.detach(), op=self.dist.hvd.Average, name="train_loss")
-        # Horovod: wait for the averaged gradients, so clipping sees what every rank applies. The
-        # backward hooks already started every allreduce; wait for them without spinning first.
-        for handle, _ in self.optimizer._handles.values():
-            if handle is not None:
-                wait_for(self.dist.hvd, handle)
-        wait_for(self.dist.hvd, mean_loss)
+        # Horovod: wait for the averaged gradients, so clipping sees what every rank applies.
         self.optimizer.synchronize()
         clip = self.config.train.grad_clip or float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)

@@ -33,6 +33,10 @@ def test_cache_key_names_every_abi_input_and_the_switches(monkeypatch):
     assert "horovod-0.28.1" in key and "torch-2.13.0" in key and "tf-2.21.0" in key
     assert f"cp{sys.version_info.major}{sys.version_info.minor}" in key
     assert build_horovod.build_key("0.28.1", "2.13.1", "2.21.0") != key
+    patches = build_horovod.PATCHES
+    monkeypatch.setattr(build_horovod, "PATCHES", patches[:-1])
+    assert build_horovod.build_key("0.28.1", "2.13.0", "2.21.0") != key  # another patch set
+    monkeypatch.setattr(build_horovod, "PATCHES", patches)
     monkeypatch.setenv("HOROVOD_GPU_OPERATIONS", "NCCL")
     assert build_horovod.build_key("0.28.1", "2.13.0", "2.21.0") != key
 
