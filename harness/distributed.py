@@ -1,4 +1,4 @@
-"""A small facade over one Horovod framework binding (horovod.torch or horovod.tensorflow).
+"""A small facade over one of Horovod's framework bindings (torch or TensorFlow).
 
 The training loop talks to this class only, so it never imports a framework. Both Horovod
 bindings expose the same process-set API (``rank()``, ``size()``, ``allreduce`` ...); what

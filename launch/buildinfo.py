@@ -7,13 +7,14 @@ import importlib
 import json
 import sys
 
-BINDINGS = {"torch": "horovod.torch", "tf": "horovod.tensorflow"}
+from harness.frameworks import framework_module
+
 FEATURES = ("gloo", "mpi", "nccl", "ccl", "ddl", "cuda", "rocm")
 
 
 def main(framework: str) -> None:
     try:
-        hvd = importlib.import_module(BINDINGS[framework])
+        hvd = importlib.import_module(framework_module(framework, "distributed").HOROVOD_BINDING)
     except ImportError as err:
         print(json.dumps({"available": False, "error": str(err).splitlines()[0]}))
         return

@@ -7,6 +7,8 @@ import tensorflow as tf
 
 from harness.distributed import Distributed
 
+HOROVOD_BINDING = "horovod.tensorflow"  # the one Horovod module this framework's processes load
+
 
 def to_tensor(array: np.ndarray) -> tf.Tensor:
     return tf.convert_to_tensor(array)

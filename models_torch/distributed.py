@@ -5,6 +5,8 @@ import torch
 
 from harness.distributed import Distributed
 
+HOROVOD_BINDING = "horovod.torch"  # the one Horovod module this framework's processes load
+
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(array))  # a writable copy: horovod may write into it
