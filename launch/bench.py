@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.config import model_preset
-from launch.horovodrun import RANK_LINE, horovodrun_command, rank_environment
+from launch.horovodrun import RANK_LINE, horovodrun_command, rank_environment, train_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 2**20
@@ -109,9 +109,8 @@ def harness_step_times(framework: str, np_: int, plan: BenchPlan, env: dict[str,
     config = model_preset(plan.model)
     tokens_per_step = plan.batch_size * np_ * config.block_size
     with tempfile.TemporaryDirectory(prefix="bench-") as run_dir:
-        cmd = [sys.executable, "-m", "launch.cli", "train", "--framework", framework, "--np", str(np_)]
-        cmd += ["--steps", str(plan.steps), "--model", plan.model, "--run-dir", run_dir, "--no-progress"]
-        cmd += ["--set", f"train.batch_size={plan.batch_size}", "--set", "eval.every=0", "--set", "checkpoint.every=0"]
+        sets = [f"train.steps={plan.steps}", f"train.batch_size={plan.batch_size}", "eval.every=0"]
+        cmd = train_argv(framework, run_dir, plan.model, np_, [*sets, "checkpoint.every=0"])
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, cwd=ROOT)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-4000:]}")

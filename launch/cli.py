@@ -17,7 +17,7 @@ from harness.data import BatchOrder, decode, encode
 from harness.frameworks import FRAMEWORK_PACKAGES, check_framework, framework_module
 from harness.generate import sample
 from launch.build_horovod import installed_version
-from launch.horovodrun import run_horovodrun
+from launch.horovodrun import run_horovodrun, train_argv
 
 
 def _tick(flag: bool | None) -> str:
@@ -132,11 +132,7 @@ def train(framework, num_proc, steps, model, run_dir, config_file, overrides, ho
         if num_proc == 1 and not hosts and not hostfile:
             _train_here(framework, config, run_dir, resume, progress)
             return
-        program = [sys.executable, "-m", "launch.cli", "train", "--framework", framework, "--model", model]
-        program += ["--run-dir", run_dir, "--np", str(num_proc), "--no-progress" if not progress else "--progress"]
-        program += ["--config", os.path.abspath(config_file)] if config_file else []
-        program += [arg for item in sets for arg in ("--set", item)]
-        program += ["--resume"] if resume else []
+        program = train_argv(framework, run_dir, model, num_proc, sets, config_file, resume, progress)
         result = run_horovodrun(num_proc, program, hosts=hosts, hostfile=hostfile)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
@@ -206,13 +202,10 @@ def parity(steps, num_proc, model, out, tol, config_file, overrides):
     if any(path.exists() for path in runs.values()):
         raise click.ClickException(f"{out} already holds a parity run; choose a new --out")
     sets = [f"checkpoint.every={max(1, steps // 2)}", "eval.every=0", *overrides]
-    sets += ["model.dropout=0.0", "train.deterministic=true"]
+    sets += ["model.dropout=0.0", "train.deterministic=true", f"train.steps={steps}"]
     for name, run_dir in runs.items():
         # Each framework in its own process: never both Horovod bindings in one.
-        cmd = [sys.executable, "-m", "launch.cli", "train", "--framework", name, "--np", str(num_proc)]
-        cmd += ["--steps", str(steps), "--model", model, "--run-dir", str(run_dir), "--no-progress"]
-        cmd += ["--config", os.path.abspath(config_file)] if config_file else []
-        cmd += [arg for item in sets for arg in ("--set", item)]
+        cmd = train_argv(name, str(run_dir), model, num_proc, sets, config_file)
         click.echo(f"parity: training {name} ({num_proc} rank(s), {steps} steps)")
         result = subprocess.run(cmd)
         if result.returncode != 0:

@@ -25,6 +25,24 @@ RANK_LINE = re.compile(r"^\[(?P<rank>\d+)\]<(?P<stream>stdout|stderr)>:(?P<text>
 HOROVOD_DEFAULTS = {"HOROVOD_CYCLE_TIME": "5"}
 
 
+def train_argv(
+    framework: str,
+    run_dir: str,
+    model: str,
+    num_proc: int,
+    sets: list[str],
+    config_file: str | None = None,
+    resume: bool = False,
+    progress: bool = False,
+) -> list[str]:
+    """The ``harness train`` command line (run with this interpreter) for these settings."""
+    argv = [sys.executable, "-m", "launch.cli", "train", "--framework", framework, "--model", model]
+    argv += ["--run-dir", str(run_dir), "--np", str(num_proc), "--progress" if progress else "--no-progress"]
+    argv += ["--config", os.path.abspath(config_file)] if config_file else []
+    argv += [arg for item in sets for arg in ("--set", item)]
+    return argv + (["--resume"] if resume else [])
+
+
 def horovodrun_executable() -> str:
     """The horovodrun installed beside this interpreter (the project's venv)."""
     return str(Path(sys.executable).parent / "horovodrun")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from launch.horovodrun import horovodrun_command, parse_hosts, rank_environment
+from launch.horovodrun import horovodrun_command, parse_hosts, rank_environment, train_argv
 
 
 def test_local_command_uses_gloo_and_this_host():
@@ -38,3 +38,14 @@ def test_threads_split_the_cores_between_local_ranks():
     assert rank_environment(2, cores=8)["OMP_NUM_THREADS"] == "4"
     assert rank_environment(2, cores=8)["TF_NUM_INTRAOP_THREADS"] == "4"
     assert rank_environment(4, cores=2)["OMP_NUM_THREADS"] == "1"
+
+
+def test_train_argv_carries_every_setting():
+    argv = train_argv("tf", "/runs/a", "tiny", 2, ["train.lr=1e-3", "eval.every=0"], resume=True)
+    assert argv[1:4] == ["-m", "launch.cli", "train"]
+    assert argv[argv.index("--framework") + 1] == "tf"
+    assert argv[argv.index("--run-dir") + 1] == "/runs/a"
+    assert argv[argv.index("--np") + 1] == "2"
+    assert argv.count("--set") == 2 and "train.lr=1e-3" in argv
+    assert "--no-progress" in argv and argv[-1] == "--resume"
+    assert "--config" not in argv
