@@ -4,8 +4,11 @@ include versions.env
 PYTHON ?= python$(PYTHON_VERSION)
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# The TensorFlow distribution to install; GPU images pass TF_PACKAGE='tensorflow[and-cuda]'.
+# The TensorFlow distribution to install; the GPU image passes TF_PACKAGE='tensorflow[and-cuda]'.
 TF_PACKAGE ?= tensorflow-cpu
+# Where torch comes from: empty means pip's index; the images pass download.pytorch.org's
+# CPU or CUDA index (docker/Dockerfile*).
+TORCH_INDEX_URL ?=
 # Re-run setup whenever the pins, the package metadata or the Horovod build script change.
 SETUP_STAMP := $(VENV)/.setup-complete
 
@@ -16,7 +19,8 @@ setup: $(SETUP_STAMP)
 $(SETUP_STAMP): versions.env pyproject.toml launch/build_horovod.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==$(TORCH_VERSION) $(TF_PACKAGE)==$(TENSORFLOW_VERSION)
+	$(PY) -m pip install --quiet $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) torch==$(TORCH_VERSION)
+	$(PY) -m pip install --quiet $(TF_PACKAGE)==$(TENSORFLOW_VERSION)
 	$(PY) launch/build_horovod.py
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@

@@ -16,12 +16,20 @@ import numpy as np
 class Distributed:
     """Rank/size queries and numpy-in, numpy-out collectives for one Horovod job."""
 
-    def __init__(self, hvd: Any, to_tensor: Callable[[np.ndarray], Any], to_numpy: Callable[[Any], np.ndarray]):
+    def __init__(
+        self,
+        hvd: Any,
+        to_tensor: Callable[[np.ndarray], Any],
+        to_numpy: Callable[[Any], np.ndarray],
+        select_device: Callable[[int], Any],
+    ):
         # Horovod: start the background communication thread and join the job.
         hvd.init()
         self.hvd = hvd
         self._to_tensor = to_tensor
         self._to_numpy = to_numpy
+        # Horovod: one GPU per rank, chosen by the rank's index on its host.
+        self.device = select_device(self.local_rank)
 
     @property
     def rank(self) -> int:
@@ -62,3 +70,18 @@ class Distributed:
         """Concatenation along axis 0 of every rank's array, in rank order (dim 0 may differ)."""
         # Horovod: gather every rank's rows.
         return self._to_numpy(self.hvd.allgather(self._to_tensor(np.asarray(array)), name=name))
+
+
+def gpu_for_local_rank(local_rank: int, gpu_count: int) -> int | None:
+    """The GPU that the rank with this host-local index pins, or None on a host without GPUs.
+
+    One GPU per rank: more ranks than GPUs on a host is an error, not silent sharing.
+    """
+    if gpu_count == 0:
+        return None
+    if not 0 <= local_rank < gpu_count:
+        raise ValueError(
+            f"local rank {local_rank} has no GPU of its own: this host has {gpu_count} GPU(s); "
+            f"start at most {gpu_count} ranks per host (NAME:{gpu_count} in --hosts)"
+        )
+    return local_rank

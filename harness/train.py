@@ -6,6 +6,7 @@ import json
 import math
 import os
 import resource
+import socket
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -130,6 +131,7 @@ class RunSummary:
     tokens_per_second: float
     peak_rss_mib_per_rank: list[float]
     weights_sha256_per_rank: list[str]
+    hostname_per_rank: list[str]
     checkpoint: str
 
 
@@ -200,6 +202,7 @@ def run(framework: str, config: RunConfig, run_dir: Path, resume: bool = False, 
     sums = dist.allgather(np.frombuffer(bytes.fromhex(checksum), np.uint8)[None], name="weights_sha256")
     peak = dist.allgather(np.array([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0]), name="peak_rss")
     per_rank = [row.tobytes().hex() for row in sums]
+    hostnames = dist.allgather(np.frombuffer(socket.gethostname().encode()[:64].ljust(64), np.uint8)[None], name="host")
     if len(set(per_rank)) != 1:
         raise RuntimeError(f"replicas diverged: the ranks' weight checksums differ after training: {per_rank}")
     if not is_main:
@@ -215,6 +218,7 @@ def run(framework: str, config: RunConfig, run_dir: Path, resume: bool = False, 
         tokens_per_second=tokens_per_step * trained_steps / trained_time if trained_time else float("nan"),
         peak_rss_mib_per_rank=[round(float(x), 1) for x in peak],
         weights_sha256_per_rank=per_rank,
+        hostname_per_rank=[row.tobytes().decode().rstrip() for row in hostnames],
         checkpoint=str(last_saved) if last_saved else "",
     )
     tmp = run_dir / f".{SUMMARY_FILE}.tmp"

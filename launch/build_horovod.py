@@ -44,6 +44,7 @@ KEY_SWITCHES = (
     "HOROVOD_GPU_BROADCAST",
     "HOROVOD_NCCL_HOME",
     "HOROVOD_CUDA_HOME",
+    "HOROVOD_NCCL_LINK",
 )
 # Source patches: (file, old text, new text, why). Each old text must occur exactly once, so a
 # source that changed under us fails loudly instead of building something unexpected.

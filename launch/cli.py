@@ -108,9 +108,23 @@ def smoke(framework: str, num_proc: int, hosts: str | None) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override one key, e.g. train.lr=1e-3.")
 @click.option("--hosts", default=None, help="Comma-separated NAME:SLOTS, e.g. h1:2,h2:2.")
 @click.option("--hostfile", default=None, type=click.Path(dir_okay=False), help="horovodrun hostfile.")
+@click.option("--network-interface", default=None, help="NIC(s) for Horovod's traffic, e.g. eth0; default: detected.")
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --run-dir.")
 @click.option("--progress/--no-progress", default=True, help="Rank 0's progress bar.")
-def train(framework, num_proc, steps, model, run_dir, config_file, overrides, hosts, hostfile, resume, progress):
+def train(
+    framework,
+    num_proc,
+    steps,
+    model,
+    run_dir,
+    config_file,
+    overrides,
+    hosts,
+    hostfile,
+    network_interface,
+    resume,
+    progress,
+):
     """Train the twin model with one framework, under horovodrun when --np > 1.
 
     Started by a user's own horovodrun (HOROVOD_RANK set), it runs as one rank of that job.
@@ -133,7 +147,7 @@ def train(framework, num_proc, steps, model, run_dir, config_file, overrides, ho
             _train_here(framework, config, run_dir, resume, progress)
             return
         program = train_argv(framework, run_dir, model, num_proc, sets, config_file, resume, progress)
-        result = run_horovodrun(num_proc, program, hosts=hosts, hostfile=hostfile)
+        result = run_horovodrun(num_proc, program, hosts=hosts, hostfile=hostfile, network_interface=network_interface)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     if result.returncode != 0:
@@ -153,7 +167,7 @@ def _echo_summary(summary: dict) -> None:
         f"{summary['framework']} x{summary['world_size']}: {summary['steps']} steps, "
         f"final loss {summary['final_loss']:.4f}, val loss {summary['final_val_loss']:.4f} "
         f"(perplexity {summary['final_val_perplexity']:.2f}), {summary['tokens_per_second']:.0f} tokens/s, "
-        f"peak RSS per rank {summary['peak_rss_mib_per_rank']} MiB"
+        f"peak RSS per rank {summary['peak_rss_mib_per_rank']} MiB, hosts {summary['hostname_per_rank']}"
     )
     click.echo(f"checkpoint: {summary['checkpoint']}")
 

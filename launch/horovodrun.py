@@ -74,17 +74,21 @@ def horovodrun_command(
     program: list[str],
     hosts: str | None = None,
     hostfile: str | None = None,
+    network_interface: str | None = None,
 ) -> list[str]:
     """A Gloo horovodrun command that runs ``program`` on ``np`` ranks.
 
-    Without ``hosts`` or ``hostfile`` every rank runs on this machine. Raises ``ValueError`` when
-    ``np`` exceeds the slots that ``hosts`` lists.
+    Without ``hosts`` or ``hostfile`` every rank runs on this machine; ``network_interface``
+    (e.g. ``eth0``) pins Horovod's traffic to that NIC instead of the ones it detects. Raises
+    ``ValueError`` when ``np`` exceeds the slots that ``hosts`` lists.
     """
     if np < 1:
         raise ValueError(f"--np must be at least 1, got {np}")
     if hosts and hostfile:
         raise ValueError("give --hosts or --hostfile, not both")
     cmd = [horovodrun_executable(), "-np", str(np), "--gloo"]
+    if network_interface:
+        cmd += ["--network-interface", network_interface]
     if hostfile:
         cmd += ["--hostfile", hostfile]
     else:
@@ -102,6 +106,7 @@ def run_horovodrun(
     hostfile: str | None = None,
     capture: bool = False,
     timeout: float | None = None,
+    network_interface: str | None = None,
 ) -> subprocess.CompletedProcess:
     """Run ``program`` under horovodrun with per-rank thread limits; does not raise on failure.
 
@@ -109,5 +114,5 @@ def run_horovodrun(
     """
     per_host = np if not hosts else max(parse_hosts(hosts).values())
     env = {**rank_environment(per_host), **os.environ}
-    cmd = horovodrun_command(np, program, hosts=hosts, hostfile=hostfile)
+    cmd = horovodrun_command(np, program, hosts=hosts, hostfile=hostfile, network_interface=network_interface)
     return subprocess.run(cmd, env=env, capture_output=capture, text=True, timeout=timeout)

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from harness.distributed import Distributed
+from harness.distributed import Distributed, gpu_for_local_rank
 
 HOROVOD_BINDING = "horovod.tensorflow"  # the one Horovod module this framework's processes load
 
@@ -16,6 +16,20 @@ def to_tensor(array: np.ndarray) -> tf.Tensor:
 
 def to_numpy(tensor: tf.Tensor) -> np.ndarray:
     return np.asarray(tensor)
+
+
+def select_device(local_rank: int) -> str:
+    """Show this rank only its own GPU, grown on demand (TF would otherwise take all of every GPU).
+
+    Must run before TF initialises its devices (its first op). Returns the device name to place on.
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    index = gpu_for_local_rank(local_rank, len(gpus))
+    if index is None:
+        return "/CPU:0"
+    tf.config.set_visible_devices(gpus[index], "GPU")
+    tf.config.experimental.set_memory_growth(gpus[index], True)
+    return "/GPU:0"  # the one GPU this process sees
 
 
 def init_distributed() -> Distributed:
@@ -30,4 +44,4 @@ def init_distributed() -> Distributed:
         if os.environ.get(variable, "").isdigit():
             setter(int(os.environ[variable]))
 
-    return Distributed(hvd, to_tensor=to_tensor, to_numpy=to_numpy)
+    return Distributed(hvd, to_tensor=to_tensor, to_numpy=to_numpy, select_device=select_device)

@@ -23,7 +23,8 @@ class TorchBackend(Backend):
         super().__init__(config, dist)
         hvd = dist.hvd
         torch.use_deterministic_algorithms(config.train.deterministic)
-        self.model = build_model(config.model, init_state(config.model, init_seed))
+        self.device = dist.device  # this rank's GPU, or the CPU
+        self.model = build_model(config.model, init_state(config.model, init_seed)).to(self.device)
         self.named = dict(self.model.named_parameters())
         decay = weight_decay_names(config.model)
         t = config.train
@@ -61,8 +62,8 @@ class TorchBackend(Backend):
         for name, p in self.named.items():
             slots = self.optimizer.state[p]
             state["step"] = np.array([int(slots["step"])], np.int64)
-            state[f"exp_avg.{name}"] = slots["exp_avg"].numpy().copy()
-            state[f"exp_avg_sq.{name}"] = slots["exp_avg_sq"].numpy().copy()
+            state[f"exp_avg.{name}"] = slots["exp_avg"].cpu().numpy().copy()
+            state[f"exp_avg_sq.{name}"] = slots["exp_avg_sq"].cpu().numpy().copy()
         return {name: state[name] for name in optimizer_state_names(self.config.model)}
 
     def import_optimizer_state(self, state: State) -> None:
@@ -70,8 +71,8 @@ class TorchBackend(Backend):
         for name, p in self.named.items():
             self.optimizer.state[p] = {
                 "step": torch.tensor(step),
-                "exp_avg": torch.from_numpy(state[f"exp_avg.{name}"].copy()),
-                "exp_avg_sq": torch.from_numpy(state[f"exp_avg_sq.{name}"].copy()),
+                "exp_avg": torch.from_numpy(state[f"exp_avg.{name}"].copy()).to(self.device),
+                "exp_avg_sq": torch.from_numpy(state[f"exp_avg_sq.{name}"].copy()).to(self.device),
             }
 
     def broadcast_initial_state(self) -> None:
@@ -88,7 +89,7 @@ class TorchBackend(Backend):
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad()
-        loss = loss_fn(self.model(torch.from_numpy(inputs)), torch.from_numpy(targets))
+        loss = loss_fn(self.model(self._on_device(inputs)), self._on_device(targets))
         loss.backward()
         # Horovod: average the loss over ranks in the same cycle as the gradients (no extra round trip).
         mean_loss = self.dist.hvd.allreduce_async(loss.detach(), op=self.dist.hvd.Average, name="train_loss")
@@ -104,7 +105,10 @@ class TorchBackend(Backend):
     def eval_loss(self, inputs: np.ndarray, targets: np.ndarray) -> float:
         self.model.eval()
         with torch.no_grad():
-            return loss_fn(self.model(torch.from_numpy(inputs)), torch.from_numpy(targets)).item()
+            return loss_fn(self.model(self._on_device(inputs)), self._on_device(targets)).item()
+
+    def _on_device(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(self.device, non_blocking=True)
 
 
 def make_backend(config: RunConfig, dist: Distributed, init_seed: int) -> TorchBackend:

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from harness.distributed import Distributed
+from harness.distributed import Distributed, gpu_for_local_rank
 
 HOROVOD_BINDING = "horovod.torch"  # the one Horovod module this framework's processes load
 
@@ -16,7 +16,16 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().cpu().numpy()
 
 
+def select_device(local_rank: int) -> torch.device:
+    """This rank's GPU (made current, so NCCL and new tensors use it), or the CPU without CUDA."""
+    index = gpu_for_local_rank(local_rank, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    if index is None:
+        return torch.device("cpu")
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
+
+
 def init_distributed() -> Distributed:
     import horovod.torch as hvd
 
-    return Distributed(hvd, to_tensor=to_tensor, to_numpy=to_numpy)
+    return Distributed(hvd, to_tensor=to_tensor, to_numpy=to_numpy, select_device=select_device)
