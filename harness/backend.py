@@ -6,12 +6,20 @@ Arrays crossing this boundary are numpy; states are the neutral dicts of harness
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import numpy as np
 
 from harness.config import RunConfig
 from harness.distributed import Distributed
 from harness.state import State
+
+
+@dataclass
+class StepResult:
+    loss: float  # mean over ranks and micro-batches
+    grad_norm: float  # global norm of the rank-averaged gradient, before clipping
+    applied: bool  # False: the loss or gradient was non-finite and no rank changed its weights
 
 
 class Backend(ABC):
@@ -43,11 +51,10 @@ class Backend(ABC):
         """Reseed this rank's dropout randomness for the next step."""
 
     @abstractmethod
-    def train_step(self, inputs: np.ndarray, targets: np.ndarray, lr: float) -> tuple[float, float]:
-        """One optimizer step on this rank's (B, T) batch with gradients averaged over ranks.
-
-        Returns the loss averaged over ranks and the global gradient norm before clipping.
-        """
+    def train_step(self, inputs: np.ndarray, targets: np.ndarray, lr: float) -> StepResult:
+        """One optimizer step on this rank's (k, B, T) micro-batches (k = train.accumulation_steps):
+        k forward/backward passes, one allreduce, then the update unless the loss or the gradient
+        norm is non-finite (the same decision on every rank: both are reduced values)."""
 
     @abstractmethod
     def eval_loss(self, inputs: np.ndarray, targets: np.ndarray) -> float:

@@ -7,6 +7,8 @@
 
 A checkpoint is assembled in a hidden temporary directory, every file fsynced, then renamed into
 place in one step: a reader sees a complete checkpoint or none. trainer.json is written last.
+Old checkpoints are renamed to a hidden name before they are deleted, so a process killed at any
+moment leaves only complete step_<N> directories (plus hidden leftovers, removed on resume).
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import json
 import os
 import re
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.config import ModelConfig
 from harness.state import State, check_state, load_state, optimizer_state_names, save_state
 
 CHECKPOINT_DIR = re.compile(r"^step_(\d+)$")
+PARTIAL_DIR = re.compile(r"^\.step_\d+\.(tmp|old)-\d+$")  # a write or a deletion cut short
 TENSOR_FILES = ("model.safetensors", "optimizer.safetensors")
 
 
@@ -33,6 +36,11 @@ class Checkpoint:
     model: State
     optimizer: State
     trainer: dict
+    skipped: list[str] = field(default_factory=list)  # newer checkpoints passed over, and why
+
+
+class CorruptCheckpointError(ValueError):
+    """A checkpoint directory whose files are missing, unreadable or fail their checksums."""
 
 
 def _sha256(path: Path) -> str:
@@ -79,13 +87,29 @@ def save_checkpoint(run_dir: Path, step: int, model: State, optimizer: State, tr
     for name in (*TENSOR_FILES, "trainer.json"):
         _fsync(tmp / name)
     _fsync(tmp)
-    if final.exists():  # the same step saved again (e.g. a resumed run's end): swap it in whole
-        shutil.rmtree(final)
+    if final.exists():  # the same step saved again: swap the new one in whole
+        _delete(final)
     os.replace(tmp, final)
     _fsync(root)
     for _, old in list_checkpoints(run_dir)[:-keep]:
-        shutil.rmtree(old)
+        _delete(old)
     return final
+
+
+def _delete(path: Path) -> None:
+    """Hide a checkpoint first, so a deletion cut short never leaves a partial step_<N>."""
+    hidden = path.with_name(f".{path.name}.old-{os.getpid()}")
+    os.replace(path, hidden)
+    shutil.rmtree(hidden)
+
+
+def remove_partial_checkpoints(run_dir: Path) -> list[str]:
+    """Delete what a killed writer left behind (hidden temporary or half-deleted directories)."""
+    root = checkpoints_dir(run_dir)
+    partial = sorted(p for p in root.iterdir() if PARTIAL_DIR.match(p.name)) if root.is_dir() else []
+    for path in partial:
+        shutil.rmtree(path, ignore_errors=True)
+    return [path.name for path in partial]
 
 
 def load_checkpoint(path: Path, model_config: ModelConfig | None = None) -> Checkpoint:
@@ -99,10 +123,10 @@ def load_checkpoint(path: Path, model_config: ModelConfig | None = None) -> Chec
         trainer = json.loads((path / "trainer.json").read_text())
         sums = trainer["sha256"]
     except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"checkpoint {path} is incomplete or unreadable: trainer.json: {err}") from None
+        raise CorruptCheckpointError(f"checkpoint {path} is incomplete or unreadable: trainer.json: {err}") from None
     for name in TENSOR_FILES:
         if not (path / name).is_file() or _sha256(path / name) != sums.get(name):
-            raise ValueError(f"checkpoint {path} is corrupt: {name} is missing, truncated or modified")
+            raise CorruptCheckpointError(f"checkpoint {path} is corrupt: {name} is missing, truncated or modified")
     saved = trainer.get("config", {}).get("model", {})
     if model_config is None:
         model_config = ModelConfig(**saved)
@@ -120,8 +144,19 @@ def load_checkpoint(path: Path, model_config: ModelConfig | None = None) -> Chec
 
 
 def latest_checkpoint(run_dir: Path, model_config: ModelConfig | None = None) -> Checkpoint:
-    """The newest checkpoint of ``run_dir``, verified; ``ValueError`` if there is none or it is bad."""
+    """The newest checkpoint of ``run_dir`` that verifies; corrupt newer ones are skipped and named
+    in ``Checkpoint.skipped``. ``ValueError`` if none verifies, or one was written for another model.
+    """
     found = list_checkpoints(run_dir)
     if not found:
         raise ValueError(f"no checkpoint to resume from in {checkpoints_dir(run_dir)}")
-    return load_checkpoint(found[-1][1], model_config)
+    skipped = []
+    for _, path in reversed(found):
+        try:
+            checkpoint = load_checkpoint(path, model_config)
+        except CorruptCheckpointError as err:
+            skipped.append(str(err))
+            continue
+        checkpoint.skipped = skipped
+        return checkpoint
+    raise ValueError(f"no valid checkpoint in {checkpoints_dir(run_dir)}: {'; '.join(skipped)}")

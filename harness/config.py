@@ -142,9 +142,24 @@ class TrainConfig:
     # Deterministic kernels in both frameworks (torch.use_deterministic_algorithms,
     # tf.config.experimental.enable_op_determinism): what `harness parity` runs with.
     deterministic: bool = False
+    # A non-finite loss or gradient norm never reaches the weights. By default it stops the run;
+    # with skip_nonfinite the step is skipped (counted as "skipped" in the metrics) and training goes on.
+    skip_nonfinite: bool = False
+    # Micro-batches of batch_size per optimizer step and rank, with one allreduce per step:
+    # the same update as a batch of accumulation_steps * batch_size.
+    accumulation_steps: int = 1
+    # "fp32", or "bf16": matmuls in bfloat16, everything else (weights, norms, softmax, loss) fp32.
+    precision: str = "fp32"
+    # Horovod's wire format for gradients: "none" (float32) or "fp16" (half the bytes).
+    # (No Adasum option: Horovod 0.28 runs Adasum over MPI only, and this harness launches Gloo.)
+    compression: str = "none"
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size"):
+        choices = {"precision": ("fp32", "bf16"), "compression": ("none", "fp16")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"train.{name} must be one of {list(allowed)}, received {getattr(self, name)!r}")
+        for name in ("steps", "batch_size", "accumulation_steps"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"train.{name} must be positive, received {getattr(self, name)!r}")
         if self.lr_scaling not in ("none", "linear"):

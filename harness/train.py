@@ -8,6 +8,7 @@ import os
 import resource
 import socket
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,7 +17,13 @@ import numpy as np
 from tqdm import tqdm
 
 from harness.backend import Backend, step_seed
-from harness.checkpoint import Checkpoint, latest_checkpoint, list_checkpoints, save_checkpoint
+from harness.checkpoint import (
+    Checkpoint,
+    latest_checkpoint,
+    list_checkpoints,
+    remove_partial_checkpoints,
+    save_checkpoint,
+)
 from harness.config import RunConfig, TrainConfig
 from harness.data import BatchOrder, Split, load_corpus, train_val_split
 from harness.distributed import Distributed
@@ -25,6 +32,11 @@ from harness.state import state_checksum
 
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
+HANG_TIMEOUT_VARIABLE = "HARNESS_HANG_TIMEOUT"  # seconds without a step before a rank gives up
+
+
+class NonFiniteError(RuntimeError):
+    """A step's loss or gradient norm was NaN or infinite (and train.skip_nonfinite is off)."""
 
 
 def learning_rate(step: int, config: TrainConfig, world_size: int) -> float:
@@ -66,6 +78,37 @@ def resume_point(run_dir: Path, config: RunConfig, resume: bool) -> Checkpoint |
     if list_checkpoints(run_dir):
         raise ValueError(f"{run_dir} already holds checkpoints; pass --resume, or choose a new --run-dir")
     return None
+
+
+class Watchdog:
+    """Ends this rank when no training step completes for ``timeout`` seconds.
+
+    A rank waiting in an allreduce for a peer that is stuck or gone cannot return on its own; the
+    watchdog says why in one line and exits the process, and horovodrun then stops the others.
+    """
+
+    def __init__(self, rank: int, timeout: float):
+        self.rank, self.timeout = rank, timeout
+        self.step, self.last = 0, time.monotonic()
+        self._stopped = threading.Event()
+        threading.Thread(target=self._watch, daemon=True, name="harness-watchdog").start()
+
+    def beat(self, step: int) -> None:
+        self.step, self.last = step, time.monotonic()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(min(1.0, self.timeout / 10)):
+            if time.monotonic() - self.last > self.timeout:
+                print(
+                    f"Error: rank {self.rank} completed no step for {self.timeout:.0f} s (last: step {self.step}): "
+                    "another rank stopped responding or died (--hang-timeout)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                os._exit(1)
 
 
 class Progress:
@@ -132,6 +175,7 @@ class RunSummary:
     peak_rss_mib_per_rank: list[float]
     weights_sha256_per_rank: list[str]
     hostname_per_rank: list[str]
+    skipped_steps: int
     checkpoint: str
 
 
@@ -141,8 +185,17 @@ def run(framework: str, config: RunConfig, run_dir: Path, resume: bool = False, 
     is_main = dist.rank == 0
     run_dir = Path(run_dir)
     train_split, val_split = prepare_data(config)
-    order = BatchOrder(train_split.num_windows, config.train.batch_size, dist.size, config.train.seed)
+    t = config.train
+    # Each step reads accumulation_steps micro-batches per rank: one batch of k * batch_size windows.
+    order = BatchOrder(train_split.num_windows, t.batch_size * t.accumulation_steps, dist.size, t.seed)
     checkpoint = resume_point(run_dir, config, resume) if is_main else None
+    if checkpoint is not None:
+        for reason in checkpoint.skipped:
+            print(f"skipped a checkpoint: {reason}", file=sys.stderr, flush=True)
+        removed = remove_partial_checkpoints(run_dir)
+        if removed:
+            print(f"removed what an interrupted writer left: {', '.join(removed)}", file=sys.stderr, flush=True)
+        print(f"resuming from {checkpoint.path} (step {checkpoint.step})", file=sys.stderr, flush=True)
 
     # Each rank initialises from its own seed; the broadcast makes rank 0's state everyone's.
     backend = framework_module(framework, "backend").make_backend(config, dist, config.train.seed + dist.rank)
@@ -158,17 +211,31 @@ def run(framework: str, config: RunConfig, run_dir: Path, resume: bool = False, 
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     metrics = MetricsLog(run_dir / METRICS_FILE, start if resume else None) if is_main else None
-    tokens_per_step = config.train.batch_size * dist.size * config.model.block_size
-    bar = Progress(config.train.steps, start, enabled=is_main and progress)
+    tokens_per_step = t.batch_size * t.accumulation_steps * dist.size * config.model.block_size
+    bar = Progress(t.steps, start, enabled=is_main and progress)
     loss = val_loss = float("nan")
-    trained_time, trained_steps = 0.0, 0
-    last_saved = None
-    for step in range(start, config.train.steps):
+    trained_time, trained_steps, skipped = 0.0, 0, 0
+    last_saved = checkpoint.path if checkpoint is not None else None
+    hang_timeout = float(os.environ.get(HANG_TIMEOUT_VARIABLE, "0"))
+    watchdog = Watchdog(dist.rank, hang_timeout) if hang_timeout > 0 and dist.size > 1 else None
+    for step in range(start, t.steps):
+        if watchdog is not None:
+            watchdog.beat(step)
         began = time.perf_counter()
-        lr = learning_rate(step, config.train, dist.size)
-        inputs, targets = train_split.windows(order.indices(step, dist.rank))
-        backend.seed_step(step_seed(config.train.seed, step, dist.rank))
-        loss, grad_norm = backend.train_step(inputs, targets, lr)  # loss: mean over ranks
+        lr = learning_rate(step, t, dist.size)
+        inputs, targets = train_split.windows(order.indices(step, dist.rank))  # (k * B, T) each
+        micro_batches = (t.accumulation_steps, t.batch_size, config.model.block_size)
+        backend.seed_step(step_seed(t.seed, step, dist.rank))
+        result = backend.train_step(inputs.reshape(micro_batches), targets.reshape(micro_batches), lr)
+        loss = result.loss  # mean over ranks
+        if not result.applied:  # every rank decides alike: the loss and the norm are reduced values
+            if not t.skip_nonfinite:
+                raise NonFiniteError(
+                    f"non-finite loss ({result.loss}) or gradient norm ({result.grad_norm}) at step {step + 1}; "
+                    f"the weights were not updated. Last good checkpoint: {last_saved or 'none'}. "
+                    "Lower train.lr, or pass --set train.skip_nonfinite=true to skip such steps"
+                )
+            skipped += 1
         elapsed = time.perf_counter() - began
         if step > start:  # the first step traces/allocates: keep it out of the throughput
             trained_time, trained_steps = trained_time + elapsed, trained_steps + 1
@@ -176,7 +243,8 @@ def run(framework: str, config: RunConfig, run_dir: Path, resume: bool = False, 
         if not is_main:
             continue
         epoch, _ = order.position(step)
-        record = {"step": done, "loss": loss, "lr": lr, "grad_norm": grad_norm, "epoch": epoch}
+        record = {"step": done, "loss": loss, "lr": lr, "grad_norm": result.grad_norm, "epoch": epoch}
+        record["skipped"] = not result.applied
         record["tokens_per_s"] = tokens_per_step / elapsed
         metrics.write(record)
         bar.update(done, loss, record["tokens_per_s"])
@@ -196,6 +264,8 @@ def run(framework: str, config: RunConfig, run_dir: Path, resume: bool = False, 
                 config.checkpoint.keep,
             )
     bar.close()
+    if watchdog is not None:
+        watchdog.stop()
 
     # Horovod: every replica must end bitwise equal; gather each rank's checksum to prove it.
     checksum = state_checksum(backend.export_model_state())
@@ -219,6 +289,7 @@ def run(framework: str, config: RunConfig, run_dir: Path, resume: bool = False, 
         peak_rss_mib_per_rank=[round(float(x), 1) for x in peak],
         weights_sha256_per_rank=per_rank,
         hostname_per_rank=[row.tobytes().decode().rstrip() for row in hostnames],
+        skipped_steps=skipped,
         checkpoint=str(last_saved) if last_saved else "",
     )
     tmp = run_dir / f".{SUMMARY_FILE}.tmp"

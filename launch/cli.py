@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import click
+from horovod.common.exceptions import HorovodInternalError
 
 from harness.checkpoint import latest_checkpoint
 from harness.config import ModelConfig, load_run_config
@@ -17,7 +18,7 @@ from harness.data import BatchOrder, decode, encode
 from harness.frameworks import FRAMEWORK_PACKAGES, check_framework, framework_module
 from harness.generate import sample
 from launch.build_horovod import installed_version
-from launch.horovodrun import run_horovodrun, train_argv
+from launch.horovodrun import DEFAULT_HANG_TIMEOUT, run_horovodrun, train_argv
 
 
 def _tick(flag: bool | None) -> str:
@@ -109,6 +110,13 @@ def smoke(framework: str, num_proc: int, hosts: str | None) -> None:
 @click.option("--hosts", default=None, help="Comma-separated NAME:SLOTS, e.g. h1:2,h2:2.")
 @click.option("--hostfile", default=None, type=click.Path(dir_okay=False), help="horovodrun hostfile.")
 @click.option("--network-interface", default=None, help="NIC(s) for Horovod's traffic, e.g. eth0; default: detected.")
+@click.option(
+    "--hang-timeout",
+    type=int,
+    default=DEFAULT_HANG_TIMEOUT,
+    show_default=True,
+    help="Seconds a rank may stop responding before the whole job fails.",
+)
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --run-dir.")
 @click.option("--progress/--no-progress", default=True, help="Rank 0's progress bar.")
 def train(
@@ -122,6 +130,7 @@ def train(
     hosts,
     hostfile,
     network_interface,
+    hang_timeout,
     resume,
     progress,
 ):
@@ -141,23 +150,47 @@ def train(
             return
         # Check everything checkable here, before any rank starts and before anything is written.
         train_split, _ = loop.prepare_data(config)
-        BatchOrder(train_split.num_windows, config.train.batch_size, num_proc, config.train.seed)
+        t = config.train
+        BatchOrder(train_split.num_windows, t.batch_size * t.accumulation_steps, num_proc, t.seed)
         loop.resume_point(run_dir, config, resume)
         if num_proc == 1 and not hosts and not hostfile:
             _train_here(framework, config, run_dir, resume, progress)
             return
         program = train_argv(framework, run_dir, model, num_proc, sets, config_file, resume, progress)
-        result = run_horovodrun(num_proc, program, hosts=hosts, hostfile=hostfile, network_interface=network_interface)
+        result = run_horovodrun(
+            num_proc,
+            program,
+            hosts=hosts,
+            hostfile=hostfile,
+            network_interface=network_interface,
+            hang_timeout=hang_timeout,
+        )
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     if result.returncode != 0:
         raise click.ClickException(f"training failed: horovodrun exited with code {result.returncode}")
 
 
+HOROVOD_SHUT_DOWN = "Horovod has been shut down"  # in every framework's error once a rank lost the job
+
+
 def _train_here(framework: str, config, run_dir: str, resume: bool, progress: bool) -> None:
     from harness import train as loop
 
-    summary = loop.run(framework, config, run_dir, resume=resume, progress=progress)
+    try:
+        summary = loop.run(framework, config, run_dir, resume=resume, progress=progress)
+    except loop.NonFiniteError as err:
+        raise click.ClickException(str(err)) from None
+    except Exception as err:
+        # Another rank died or stopped responding (hang timeout): say so in one line. torch raises
+        # HorovodInternalError; TF raises an op error carrying Horovod's message.
+        if not isinstance(err, HorovodInternalError) and HOROVOD_SHUT_DOWN not in str(err):
+            raise
+        raise click.ClickException(
+            f"rank {os.environ.get('HOROVOD_RANK', 0)} lost the job: another rank exited or stopped "
+            f"responding for {os.environ.get('HOROVOD_GLOO_TIMEOUT_SECONDS', '?')} s (--hang-timeout); "
+            f"Horovod: {HOROVOD_SHUT_DOWN}"
+        ) from None
     if summary is not None:  # rank 0
         _echo_summary(summary.__dict__)
 

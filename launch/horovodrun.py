@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.train import HANG_TIMEOUT_VARIABLE
+
 # Thread pools each rank may size from the environment (torch/OpenMP, MKL, OpenBLAS, TF).
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
@@ -23,6 +25,22 @@ RANK_LINE = re.compile(r"^\[(?P<rank>\d+)\]<(?P<stream>stdout|stderr)>:(?P<text>
 # per rank, Horovod's background thread polling every 1 ms (its default) steals compute time;
 # every 5 ms gave the shortest 2-rank step.
 HOROVOD_DEFAULTS = {"HOROVOD_CYCLE_TIME": "5"}
+# Seconds a rank may stop responding before the job fails (`harness train --hang-timeout`).
+DEFAULT_HANG_TIMEOUT = 300
+
+
+def hang_environment(seconds: int) -> dict[str, str]:
+    """Bound how long a rank may stop responding before the job fails.
+
+    Two detectors: Gloo's receive timeout ends a rank whose peer is frozen or gone, and the
+    harness's own watchdog (harness/train.py) ends a rank that completes no step for that long --
+    a peer stuck in Python keeps Horovod's heartbeat alive, and Horovod 0.28's stall inspector did
+    not shut such a job down here. Rank 0 evaluates while the others wait in the next allreduce,
+    so the limit must exceed one evaluation.
+    """
+    if seconds < 1:
+        raise ValueError(f"--hang-timeout must be at least 1 second, got {seconds}")
+    return {"HOROVOD_GLOO_TIMEOUT_SECONDS": str(seconds), HANG_TIMEOUT_VARIABLE: str(seconds)}
 
 
 def train_argv(
@@ -59,12 +77,16 @@ def parse_hosts(hosts: str) -> dict[str, int]:
     return parsed
 
 
-def rank_environment(np_per_host: int, cores: int | None = None) -> dict[str, str]:
-    """Environment that gives each of ``np_per_host`` local ranks an equal share of the cores."""
+def rank_environment(
+    np_per_host: int, cores: int | None = None, hang_timeout: int = DEFAULT_HANG_TIMEOUT
+) -> dict[str, str]:
+    """Environment that gives each of ``np_per_host`` local ranks an equal share of the cores, and
+    fails the job when a rank stops responding for ``hang_timeout`` seconds."""
     threads = max(1, (cores or os.cpu_count() or 1) // max(1, np_per_host))
     env = {name: str(threads) for name in THREAD_VARIABLES}
     env["TF_NUM_INTEROP_THREADS"] = "1"
     env.update(HOROVOD_DEFAULTS)
+    env.update(hang_environment(hang_timeout))
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"  # keep TF's start-up banner out of every rank's stderr
     return env
 
@@ -107,12 +129,13 @@ def run_horovodrun(
     capture: bool = False,
     timeout: float | None = None,
     network_interface: str | None = None,
+    hang_timeout: int = DEFAULT_HANG_TIMEOUT,
 ) -> subprocess.CompletedProcess:
     """Run ``program`` under horovodrun with per-rank thread limits; does not raise on failure.
 
     Thread counts the user already set in the environment take precedence.
     """
     per_host = np if not hosts else max(parse_hosts(hosts).values())
-    env = {**rank_environment(per_host), **os.environ}
+    env = {**rank_environment(per_host, hang_timeout=hang_timeout), **os.environ}
     cmd = horovodrun_command(np, program, hosts=hosts, hostfile=hostfile, network_interface=network_interface)
     return subprocess.run(cmd, env=env, capture_output=capture, text=True, timeout=timeout)

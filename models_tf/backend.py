@@ -5,15 +5,17 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from harness.backend import Backend
+from harness.backend import Backend, StepResult
 from harness.config import ModelConfig, RunConfig, TrainConfig
 from harness.distributed import Distributed
 from harness.state import State, init_state, optimizer_state_names, weight_decay_names
 from models_tf.model import TransformerLM, loss_fn
 
+COMPUTE_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16}
 
-def build_model(config: ModelConfig, state: State) -> TransformerLM:
-    model = TransformerLM(config)
+
+def build_model(config: ModelConfig, state: State, precision: str = "fp32") -> TransformerLM:
+    model = TransformerLM(config, compute_dtype=COMPUTE_DTYPES[precision])
     model.import_state(state)
     return model
 
@@ -60,26 +62,45 @@ class TFBackend(Backend):
             tf.config.experimental.enable_op_determinism()
         # Dropout draws from the global Generator (models_tf/model.py); seed_step resets it in place.
         tf.random.set_global_generator(tf.random.Generator.from_seed(init_seed))
-        self.model = build_model(config.model, init_state(config.model, init_seed))
+        self.model = build_model(config.model, init_state(config.model, init_seed), config.train.precision)
         self.named = dict(self.model.named_parameters())
         self.optimizer = AdamW(self.named, weight_decay_names(config.model), config.train)
         self._train_step = tf.function(self._step, reduce_retracing=True)
         self._eval = tf.function(lambda x, y: loss_fn(self.model(x, training=False), y), reduce_retracing=True)
 
-    def _step(self, inputs: tf.Tensor, targets: tf.Tensor, lr: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        hvd = self.dist.hvd
-        with tf.GradientTape() as tape:
-            loss = loss_fn(self.model(inputs, training=True), targets)
-        # Horovod: average gradients over ranks; embedding gradients densified for one allreduce.
-        tape = hvd.DistributedGradientTape(tape, sparse_as_dense=True)
-        grads = tape.gradient(loss, list(self.named.values()))
-        grad_norm = tf.linalg.global_norm(grads)
-        if self.config.train.grad_clip > 0:  # torch's clip_grad_norm_ formula, including its 1e-6
-            scale = tf.minimum(1.0, self.config.train.grad_clip / (grad_norm + 1e-6))
-            grads = [g * scale for g in grads]
-        self.optimizer.apply(dict(zip(self.named, grads, strict=True)), self.named, lr)
+    def _step(self, inputs: tf.Tensor, targets: tf.Tensor, lr: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """inputs, targets: (k, B, T) micro-batches."""
+        hvd, t = self.dist.hvd, self.config.train
+        variables = list(self.named.values())
+        compression = hvd.Compression.fp16 if t.compression == "fp16" else hvd.Compression.none
+        if t.accumulation_steps == 1:
+            with tf.GradientTape() as tape:
+                loss = loss_fn(self.model(inputs[0], training=True), targets[0])
+            # Horovod: average gradients over ranks; embedding gradients densified for one allreduce.
+            tape = hvd.DistributedGradientTape(tape, sparse_as_dense=True, compression=compression)
+            grads = tape.gradient(loss, variables)
+        else:
+            # k local backward passes (a DistributedGradientTape would allreduce after each one),
+            # their gradients summed here, then reduced once: what torch's backward_passes_per_step does.
+            loss, grads = tf.zeros([]), [tf.zeros_like(v) for v in variables]
+            for i in range(t.accumulation_steps):  # unrolled when traced
+                with tf.GradientTape() as tape:
+                    micro_loss = loss_fn(self.model(inputs[i], training=True), targets[i]) / t.accumulation_steps
+                micro_grads = tape.gradient(micro_loss, variables)
+                grads = [g + tf.convert_to_tensor(m) for g, m in zip(grads, micro_grads, strict=True)]
+                loss += micro_loss
+            # Horovod: one grouped allreduce of the accumulated gradients per optimizer step.
+            grads = hvd.grouped_allreduce(grads, op=hvd.Average, compression=compression)
         # Horovod: the logged loss is the mean over ranks, reduced in the same cycle as the gradients.
-        return hvd.allreduce(loss, op=hvd.Average, name="train_loss"), grad_norm
+        mean_loss = hvd.allreduce(loss, op=hvd.Average, name="train_loss")
+        grad_norm = tf.linalg.global_norm(grads)
+        if t.grad_clip > 0:  # torch's clip_grad_norm_ formula, including its 1e-6
+            scale = tf.minimum(1.0, t.grad_clip / (grad_norm + 1e-6))
+            grads = [g * scale for g in grads]
+        applied = tf.math.is_finite(mean_loss) & tf.math.is_finite(grad_norm)
+        if applied:  # a tf.cond: a non-finite step leaves weights and AdamW state untouched
+            self.optimizer.apply(dict(zip(self.named, grads, strict=True)), self.named, lr)
+        return mean_loss, grad_norm, applied
 
     def export_model_state(self) -> State:
         return self.model.export_state()
@@ -110,9 +131,11 @@ class TFBackend(Backend):
     def seed_step(self, seed: int) -> None:
         tf.random.get_global_generator().reset_from_seed(seed)
 
-    def train_step(self, inputs: np.ndarray, targets: np.ndarray, lr: float) -> tuple[float, float]:
-        loss, grad_norm = self._train_step(tf.constant(inputs), tf.constant(targets), tf.constant(lr, tf.float32))
-        return float(loss), float(grad_norm)
+    def train_step(self, inputs: np.ndarray, targets: np.ndarray, lr: float) -> StepResult:
+        loss, grad_norm, applied = self._train_step(
+            tf.constant(inputs), tf.constant(targets), tf.constant(lr, tf.float32)
+        )
+        return StepResult(float(loss), float(grad_norm), bool(applied))
 
     def eval_loss(self, inputs: np.ndarray, targets: np.ndarray) -> float:
         return float(self._eval(tf.constant(inputs), tf.constant(targets)))

@@ -54,16 +54,19 @@ class LayerNorm(tf.Module):
 
 
 class Linear(tf.Module):
-    """y = x W^T + b with W stored as (out_features, in_features)."""
+    """y = x W^T + b with W stored as (out_features, in_features), computed in ``compute_dtype``
+    from the float32 weights and returned as float32."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, compute_dtype=tf.float32):
         super().__init__()
         self.weight = tf.Variable(tf.zeros([out_features, in_features]))
         self.bias = tf.Variable(tf.zeros([out_features])) if bias else None
+        self.compute_dtype = compute_dtype
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        y = tf.matmul(x, self.weight, transpose_b=True)
-        return y if self.bias is None else y + self.bias
+        y = tf.matmul(tf.cast(x, self.compute_dtype), tf.cast(self.weight, self.compute_dtype), transpose_b=True)
+        y = y if self.bias is None else y + tf.cast(self.bias, self.compute_dtype)
+        return tf.cast(y, tf.float32)
 
 
 class Embedding(tf.Module):
@@ -80,12 +83,13 @@ class Embedding(tf.Module):
 class CausalSelfAttention(tf.Module):
     """Multi-head self-attention where position t attends to positions <= t."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, compute_dtype=tf.float32):
         super().__init__()
-        self.qkv = Linear(config.n_embd, 3 * config.n_embd)
-        self.proj = Linear(config.n_embd, config.n_embd)
+        self.qkv = Linear(config.n_embd, 3 * config.n_embd, compute_dtype=compute_dtype)
+        self.proj = Linear(config.n_embd, config.n_embd, compute_dtype=compute_dtype)
         self.n_head = config.n_head
         self.dropout = config.dropout
+        self.compute_dtype = compute_dtype
 
     def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
         B, T, C = tf.shape(x)[0], tf.shape(x)[1], x.shape[-1]
@@ -93,10 +97,12 @@ class CausalSelfAttention(tf.Module):
         q = tf.transpose(tf.reshape(q, [B, T, self.n_head, C // self.n_head]), [0, 2, 1, 3])  # (B, nh, T, hs)
         k = tf.transpose(tf.reshape(k, [B, T, self.n_head, C // self.n_head]), [0, 2, 1, 3])  # (B, nh, T, hs)
         v = tf.transpose(tf.reshape(v, [B, T, self.n_head, C // self.n_head]), [0, 2, 1, 3])  # (B, nh, T, hs)
-        scores = tf.matmul(q, k, transpose_b=True) * (1.0 / np.sqrt(C // self.n_head))  # (B, nh, T, T)
+        q, k, v = (tf.cast(t, self.compute_dtype) for t in (q, k, v))
+        scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32) * (1.0 / np.sqrt(C // self.n_head))
         causal = tf.linalg.band_part(tf.ones([T, T], tf.bool), -1, 0)  # (T, T) lower triangle
-        scores = tf.where(causal, scores, tf.constant(-np.inf, scores.dtype))
-        y = tf.matmul(tf.nn.softmax(scores, axis=-1), v)  # (B, nh, T, hs)
+        scores = tf.where(causal, scores, tf.constant(-np.inf, scores.dtype))  # (B, nh, T, T)
+        attention = tf.cast(tf.nn.softmax(scores, axis=-1), self.compute_dtype)
+        y = tf.cast(tf.matmul(attention, v), tf.float32)  # (B, nh, T, hs)
         y = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B, T, C])  # (B, T, C)
         return _dropout(self.proj(y), self.dropout, training)
 
@@ -104,10 +110,10 @@ class CausalSelfAttention(tf.Module):
 class MLP(tf.Module):
     """Position-wise feed-forward network with an exact (erf) GELU."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, compute_dtype=tf.float32):
         super().__init__()
-        self.fc = Linear(config.n_embd, config.mlp_hidden)
-        self.proj = Linear(config.mlp_hidden, config.n_embd)
+        self.fc = Linear(config.n_embd, config.mlp_hidden, compute_dtype=compute_dtype)
+        self.proj = Linear(config.mlp_hidden, config.n_embd, compute_dtype=compute_dtype)
         self.dropout = config.dropout
 
     def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
@@ -118,12 +124,12 @@ class MLP(tf.Module):
 class Block(tf.Module):
     """Pre-LayerNorm Transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, compute_dtype=tf.float32):
         super().__init__()
         self.ln_1 = LayerNorm(config.n_embd, config.layer_norm_eps)
-        self.attn = CausalSelfAttention(config)
+        self.attn = CausalSelfAttention(config, compute_dtype)
         self.ln_2 = LayerNorm(config.n_embd, config.layer_norm_eps)
-        self.mlp = MLP(config)
+        self.mlp = MLP(config, compute_dtype)
 
     def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
         x = x + self.attn(self.ln_1(x), training)
@@ -131,20 +137,25 @@ class Block(tf.Module):
 
 
 class TransformerLM(tf.Module):
-    """Token ids (B, T) -> next-token logits (B, T, vocab_size)."""
+    """Token ids (B, T) -> next-token logits (B, T, vocab_size).
 
-    def __init__(self, config: ModelConfig):
+    ``compute_dtype`` bfloat16 is mixed precision: every matmul (the Linears, attention, the LM
+    head) takes bfloat16 inputs; weights, LayerNorm, softmax and the loss stay float32.
+    """
+
+    def __init__(self, config: ModelConfig, compute_dtype=tf.float32):
         super().__init__()
         self._config = config
+        self._compute_dtype = compute_dtype
         self.wte = Embedding(config.vocab_size, config.n_embd)
         if config.pos_encoding == "learned":
             self.wpe = Embedding(config.block_size, config.n_embd)
         else:
             self._sinusoid = tf.constant(sinusoidal_positions(config.block_size, config.n_embd))
-        self.blocks = [Block(config) for _ in range(config.n_layer)]
+        self.blocks = [Block(config, compute_dtype) for _ in range(config.n_layer)]
         self.ln_f = LayerNorm(config.n_embd, config.layer_norm_eps)
         if not config.tie_embeddings:
-            self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
+            self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False, compute_dtype=compute_dtype)
 
     @property
     def config(self) -> ModelConfig:
@@ -169,7 +180,8 @@ class TransformerLM(tf.Module):
             x = block(x, training)  # (B, T, C)
         x = self.ln_f(x)
         head = self.wte.weight if self.config.tie_embeddings else self.lm_head.weight
-        return tf.matmul(x, head, transpose_b=True)  # (B, T, vocab_size)
+        logits = tf.matmul(tf.cast(x, self._compute_dtype), tf.cast(head, self._compute_dtype), transpose_b=True)
+        return tf.cast(logits, tf.float32)  # (B, T, vocab_size)
 
     def named_parameters(self) -> list[tuple[str, tf.Variable]]:
         return list(named_variables(self))

@@ -5,15 +5,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from harness.backend import Backend
+from harness.backend import Backend, StepResult
 from harness.config import ModelConfig, RunConfig
 from harness.distributed import Distributed
 from harness.state import State, init_state, optimizer_state_names, weight_decay_names
 from models_torch.model import TransformerLM, loss_fn
 
+COMPUTE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
-def build_model(config: ModelConfig, state: State) -> TransformerLM:
-    model = TransformerLM(config)
+
+def build_model(config: ModelConfig, state: State, precision: str = "fp32") -> TransformerLM:
+    model = TransformerLM(config, compute_dtype=COMPUTE_DTYPES[precision])
     model.import_state(state)
     return model
 
@@ -24,10 +26,10 @@ class TorchBackend(Backend):
         hvd = dist.hvd
         torch.use_deterministic_algorithms(config.train.deterministic)
         self.device = dist.device  # this rank's GPU, or the CPU
-        self.model = build_model(config.model, init_state(config.model, init_seed)).to(self.device)
+        t = config.train
+        self.model = build_model(config.model, init_state(config.model, init_seed), t.precision).to(self.device)
         self.named = dict(self.model.named_parameters())
         decay = weight_decay_names(config.model)
-        t = config.train
         adamw = torch.optim.AdamW(
             [
                 {"params": [p for n, p in self.named.items() if n in decay], "weight_decay": t.weight_decay},
@@ -38,8 +40,14 @@ class TorchBackend(Backend):
             eps=t.eps,
             foreach=False,  # the single-tensor kernel: the exact arithmetic the TF twin mirrors
         )
-        # Horovod: average gradients over ranks with allreduce, started from backward hooks.
-        self.optimizer = hvd.DistributedOptimizer(adamw, named_parameters=self.model.named_parameters())
+        # Horovod: average gradients over ranks with allreduce, started from backward hooks once
+        # every accumulation_steps backward passes; fp16 on the wire if asked.
+        self.optimizer = hvd.DistributedOptimizer(
+            adamw,
+            named_parameters=self.model.named_parameters(),
+            compression=hvd.Compression.fp16 if t.compression == "fp16" else hvd.Compression.none,
+            backward_passes_per_step=t.accumulation_steps,
+        )
         self.import_optimizer_state(self._zero_optimizer_state())
 
     def _zero_optimizer_state(self) -> State:
@@ -84,23 +92,31 @@ class TorchBackend(Backend):
     def seed_step(self, seed: int) -> None:
         torch.manual_seed(seed)
 
-    def train_step(self, inputs: np.ndarray, targets: np.ndarray, lr: float) -> tuple[float, float]:
+    def train_step(self, inputs: np.ndarray, targets: np.ndarray, lr: float) -> StepResult:
+        hvd = self.dist.hvd
         self.model.train()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad()
-        loss = loss_fn(self.model(self._on_device(inputs)), self._on_device(targets))
-        loss.backward()
+        loss = torch.zeros((), device=self.device)
+        for micro_inputs, micro_targets in zip(inputs, targets, strict=True):  # (B, T) each
+            micro_loss = loss_fn(self.model(self._on_device(micro_inputs)), self._on_device(micro_targets))
+            (micro_loss / len(inputs)).backward()  # gradients accumulate in .grad
+            loss += micro_loss.detach() / len(inputs)
         # Horovod: average the loss over ranks in the same cycle as the gradients (no extra round trip).
-        mean_loss = self.dist.hvd.allreduce_async(loss.detach(), op=self.dist.hvd.Average, name="train_loss")
-        # Horovod: wait for the averaged gradients, so clipping sees what every rank applies.
+        mean_loss = hvd.allreduce_async(loss, op=hvd.Average, name="train_loss")
+        # Horovod: wait for the reduced gradients, so clipping and the finiteness check see what
+        # every rank applies.
         self.optimizer.synchronize()
         clip = self.config.train.grad_clip or float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-        # Horovod: the gradients are already reduced; step without a second allreduce.
-        with self.optimizer.skip_synchronize():
-            self.optimizer.step()
-        return self.dist.hvd.synchronize(mean_loss).item(), grad_norm.item()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip).item()
+        mean_loss = hvd.synchronize(mean_loss).item()
+        applied = bool(np.isfinite(mean_loss) and np.isfinite(grad_norm))
+        if applied:
+            # Horovod: the gradients are already reduced; step without a second allreduce.
+            with self.optimizer.skip_synchronize():
+                self.optimizer.step()
+        return StepResult(mean_loss, grad_norm, applied)
 
     def eval_loss(self, inputs: np.ndarray, targets: np.ndarray) -> float:
         self.model.eval()

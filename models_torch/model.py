@@ -28,15 +28,18 @@ class LayerNorm(nn.Module):
 
 
 class Linear(nn.Module):
-    """y = x W^T + b with W stored as (out_features, in_features)."""
+    """y = x W^T + b with W stored as (out_features, in_features), computed in ``compute_dtype``
+    from the float32 weights and returned as float32."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, compute_dtype=torch.float32):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(out_features, in_features))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        self.compute_dtype = compute_dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight, self.bias)
+        bias = None if self.bias is None else self.bias.to(self.compute_dtype)
+        return F.linear(x.to(self.compute_dtype), self.weight.to(self.compute_dtype), bias).float()
 
 
 class Embedding(nn.Module):
@@ -53,12 +56,13 @@ class Embedding(nn.Module):
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention where position t attends to positions <= t."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, compute_dtype=torch.float32):
         super().__init__()
-        self.qkv = Linear(config.n_embd, 3 * config.n_embd)
-        self.proj = Linear(config.n_embd, config.n_embd)
+        self.qkv = Linear(config.n_embd, 3 * config.n_embd, compute_dtype=compute_dtype)
+        self.proj = Linear(config.n_embd, config.n_embd, compute_dtype=compute_dtype)
         self.n_head = config.n_head
         self.dropout = config.dropout
+        self.compute_dtype = compute_dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
@@ -66,7 +70,8 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, hs)
+        q, k, v = (t.to(self.compute_dtype) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).float()  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return F.dropout(self.proj(y), self.dropout, self.training)
 
@@ -74,10 +79,10 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     """Position-wise feed-forward network with an exact (erf) GELU."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, compute_dtype=torch.float32):
         super().__init__()
-        self.fc = Linear(config.n_embd, config.mlp_hidden)
-        self.proj = Linear(config.mlp_hidden, config.n_embd)
+        self.fc = Linear(config.n_embd, config.mlp_hidden, compute_dtype=compute_dtype)
+        self.proj = Linear(config.mlp_hidden, config.n_embd, compute_dtype=compute_dtype)
         self.dropout = config.dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,12 +93,12 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-LayerNorm Transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, compute_dtype=torch.float32):
         super().__init__()
         self.ln_1 = LayerNorm(config.n_embd, config.layer_norm_eps)
-        self.attn = CausalSelfAttention(config)
+        self.attn = CausalSelfAttention(config, compute_dtype)
         self.ln_2 = LayerNorm(config.n_embd, config.layer_norm_eps)
-        self.mlp = MLP(config)
+        self.mlp = MLP(config, compute_dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x))
@@ -101,21 +106,26 @@ class Block(nn.Module):
 
 
 class TransformerLM(nn.Module):
-    """Token ids (B, T) -> next-token logits (B, T, vocab_size)."""
+    """Token ids (B, T) -> next-token logits (B, T, vocab_size).
 
-    def __init__(self, config: ModelConfig):
+    ``compute_dtype`` bfloat16 is mixed precision: every matmul (the Linears, attention, the LM
+    head) takes bfloat16 inputs; weights, LayerNorm, softmax and the loss stay float32.
+    """
+
+    def __init__(self, config: ModelConfig, compute_dtype=torch.float32):
         super().__init__()
         self.config = config
+        self.compute_dtype = compute_dtype
         self.wte = Embedding(config.vocab_size, config.n_embd)
         if config.pos_encoding == "learned":
             self.wpe = Embedding(config.block_size, config.n_embd)
         else:
             table = torch.from_numpy(sinusoidal_positions(config.block_size, config.n_embd))
             self.register_buffer("sinusoid", table, persistent=False)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.blocks = nn.ModuleList(Block(config, compute_dtype) for _ in range(config.n_layer))
         self.ln_f = LayerNorm(config.n_embd, config.layer_norm_eps)
         if not config.tie_embeddings:
-            self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
+            self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False, compute_dtype=compute_dtype)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         check_token_shape(self.config, tuple(tokens.shape), str(tokens.dtype).removeprefix("torch."))
@@ -127,7 +137,7 @@ class TransformerLM(nn.Module):
             x = block(x)  # (B, T, C)
         x = self.ln_f(x)
         head = self.wte.weight if self.config.tie_embeddings else self.lm_head.weight
-        return x @ head.T  # (B, T, vocab_size)
+        return (x.to(self.compute_dtype) @ head.to(self.compute_dtype).T).float()  # (B, T, vocab_size)
 
     def export_state(self) -> State:
         """The framework-neutral state (harness/state.py): float32 numpy copies."""

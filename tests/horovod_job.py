@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from launch.horovodrun import RANK_LINE, run_horovodrun
+from launch.horovodrun import DEFAULT_HANG_TIMEOUT, RANK_LINE, run_horovodrun
 
 WORKERS = Path(__file__).resolve().parent / "parallel" / "workers"
 
@@ -50,16 +51,40 @@ def split_by_rank(output: str, np: int) -> tuple[list[str], list[str]]:
     return (["\n".join(lines) for lines in streams["stdout"]], ["\n".join(lines) for lines in streams["stderr"]])
 
 
-def run_job(worker: str, *args: str, np: int = 2, timeout: float = 600, expect_success: bool = True) -> HorovodJob:
+def run_job(
+    worker: str,
+    *args: str,
+    np: int = 2,
+    timeout: float = 600,
+    expect_success: bool = True,
+    hang_timeout: int = DEFAULT_HANG_TIMEOUT,
+) -> HorovodJob:
     """Launch ``tests/parallel/workers/<worker>`` on ``np`` local ranks over Gloo.
 
     With ``expect_success`` a non-zero exit fails the test with every worker's stderr.
     """
     program = [sys.executable, str(WORKERS / worker), *args]
-    proc = run_horovodrun(np, program, capture=True, timeout=timeout)
+    proc = run_horovodrun(np, program, capture=True, timeout=timeout, hang_timeout=hang_timeout)
     output = proc.stdout + proc.stderr
     stdout, stderr = split_by_rank(output, np)
     job = HorovodJob(returncode=proc.returncode, launcher_output=output, stdout=stdout, stderr=stderr)
     if expect_success and job.returncode != 0:
         pytest.fail(job.report(), pytrace=False)
     return job
+
+
+def harness_train(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``harness train --np 2 --model tiny`` (override either by passing it again) in a subprocess."""
+    cmd = [sys.executable, "-m", "launch.cli", "train", "--np", "2", "--model", "tiny", "--no-progress", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def train_loss_by_step(records: list[dict]) -> dict[int, float]:
+    return {r["step"]: r["loss"] for r in records if "loss" in r}

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from horovod_job import run_job
+from horovod_job import harness_train, read_metrics, run_job, train_loss_by_step
 
 from harness.checkpoint import latest_checkpoint, list_checkpoints
 from harness.config import build_run_config
@@ -36,24 +36,8 @@ def test_replicas_agree_after_broadcast_and_training_and_only_rank_0_writes(fram
     assert not (tmp_path / "rank1").exists()
 
 
-def harness_train(*args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "launch.cli", "train", "--np", "2", "--model", "tiny", "--no-progress", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
-
-
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
 def val_loss_by_step(records):
     return {r["step"]: r["val_loss"] for r in records if "val_loss" in r}
-
-
-def train_loss_by_step(records):
-    return {r["step"]: r["loss"] for r in records if "loss" in r}
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

@@ -5,7 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from harness.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from harness.checkpoint import (
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    remove_partial_checkpoints,
+    save_checkpoint,
+)
 from harness.config import build_run_config
 from harness.state import init_state, optimizer_state_names, state_shapes
 
@@ -67,3 +73,25 @@ def test_another_model_config_is_refused(tmp_path):
 def test_no_checkpoint_to_resume(tmp_path):
     with pytest.raises(ValueError, match="no checkpoint to resume from"):
         latest_checkpoint(tmp_path)
+
+
+def test_resume_skips_a_corrupt_newest_checkpoint_and_says_why(tmp_path):
+    for step in (10, 20):
+        save(tmp_path, step)
+    (tmp_path / "checkpoints" / "step_20" / "model.safetensors").unlink()
+    checkpoint = latest_checkpoint(tmp_path)
+    assert checkpoint.step == 10
+    assert len(checkpoint.skipped) == 1
+    assert "step_20 is corrupt: model.safetensors is missing" in checkpoint.skipped[0]
+
+
+def test_leftovers_of_a_killed_writer_are_never_listed_and_are_removed(tmp_path):
+    save(tmp_path, 10)
+    root = tmp_path / "checkpoints"
+    (root / ".step_20.tmp-4242").mkdir()  # killed while writing step 20
+    (root / ".step_20.tmp-4242" / "model.safetensors").write_bytes(b"half")
+    (root / ".step_0.old-4242").mkdir()  # killed while deleting an old checkpoint
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [10]
+    assert latest_checkpoint(tmp_path).step == 10
+    assert remove_partial_checkpoints(tmp_path) == [".step_0.old-4242", ".step_20.tmp-4242"]
+    assert [p.name for p in root.iterdir()] == ["step_10"]

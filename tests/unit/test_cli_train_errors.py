@@ -65,13 +65,16 @@ def test_bad_train_input_is_one_line_and_leaves_checkpoints_intact(case, run_dir
     assert tree_digest(run_dir) == before
 
 
-def test_truncated_checkpoint_is_refused_and_left_as_it_was(run_dir):
-    newest = run_dir / "checkpoints" / "step_20" / "optimizer.safetensors"
-    newest.write_bytes(newest.read_bytes()[:100])
+def test_no_valid_checkpoint_is_refused_and_left_as_it_was(run_dir):
+    for step in (10, 20):
+        tensors = run_dir / "checkpoints" / f"step_{step}" / "optimizer.safetensors"
+        tensors.write_bytes(tensors.read_bytes()[:100])
     before = tree_digest(run_dir)
     result = invoke(*BASE, "--run-dir", str(run_dir), "--framework", "tf", "--resume")
     assert result.exit_code == 1
+    assert "no valid checkpoint in" in result.output
     assert "step_20 is corrupt: optimizer.safetensors is missing, truncated or modified" in result.output
+    assert "step_10 is corrupt: optimizer.safetensors is missing, truncated or modified" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert tree_digest(run_dir) == before
 
