@@ -100,8 +100,11 @@ class BatchOrder:
 
     def indices(self, step: int, rank: int) -> np.ndarray:
         epoch, offset = self.position(step)
+        return self.window_slice(epoch, offset * self.global_batch + rank * self.batch_size, self.batch_size)
+
+    def window_slice(self, epoch: int, start: int, count: int) -> np.ndarray:
+        """Entries ``start:start + count`` of epoch ``epoch``'s permutation of the windows."""
         if epoch != self._epoch:
             self._epoch = epoch
             self._permutation = np.random.default_rng([self.seed, epoch]).permutation(self.num_windows)
-        start = offset * self.global_batch + rank * self.batch_size
-        return self._permutation[start : start + self.batch_size]
+        return self._permutation[start : start + count]

@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 
+# What every framework's error says once a collective failed because a rank was lost.
+HOROVOD_SHUT_DOWN = "Horovod has been shut down"
+
 
 class Distributed:
     """Rank/size queries and numpy-in, numpy-out collectives for one Horovod job."""

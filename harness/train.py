@@ -10,7 +10,7 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -179,16 +179,63 @@ class RunSummary:
     checkpoint: str
 
 
-def run(framework: str, config: RunConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> RunSummary:
-    """Train under Horovod in this process (one rank of a horovodrun job, or alone at size 1)."""
+@dataclass
+class LoopPosition:
+    """Where training stands: what a checkpoint or an elastic commit must carry to continue exactly."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0
+    consumed: int = 0  # windows of this epoch's permutation already read, by all ranks together
+    skipped: int = 0  # non-finite steps skipped
+
+    def next_batch(self, order: BatchOrder, rank: int) -> np.ndarray:
+        """This rank's window indices for the next step; advances past the whole global batch.
+
+        Counting windows, not steps, keeps the epoch's order intact when the world size changes
+        (elastic): no window of the epoch is skipped or read twice.
+        """
+        if self.consumed + order.global_batch > order.num_windows:  # too few left: next epoch
+            self.epoch, self.consumed = self.epoch + 1, 0
+        indices = order.window_slice(self.epoch, self.consumed + rank * order.batch_size, order.batch_size)
+        self.consumed += order.global_batch
+        return indices
+
+
+def start_position(checkpoint: Checkpoint | None, order: BatchOrder) -> LoopPosition:
+    if checkpoint is None:
+        return LoopPosition()
+    if "data_position" in checkpoint.trainer:
+        epoch, consumed = checkpoint.trainer["data_position"]
+    else:  # written before positions were recorded: derive it from the step (fixed world size)
+        epoch, in_epoch = order.position(checkpoint.step - 1)
+        consumed = (in_epoch + 1) * order.global_batch
+    return LoopPosition(checkpoint.step, epoch, consumed, checkpoint.trainer.get("skipped_steps", 0))
+
+
+def run(
+    framework: str,
+    config: RunConfig,
+    run_dir: Path,
+    resume: bool = False,
+    progress: bool = True,
+    elastic_commit_every: int = 0,
+) -> RunSummary | None:
+    """Train under Horovod in this process (one rank of a horovodrun job, or alone at size 1).
+
+    With ``elastic_commit_every`` > 0 the job is elastic (``horovodrun --min-np/--max-np``): the
+    weights, AdamW state and loop position are committed in memory every that many steps, and
+    when a rank fails or ranks join, every rank rolls back to the last commit and goes on.
+    """
     dist: Distributed = framework_module(framework, "distributed").init_distributed()
-    is_main = dist.rank == 0
     run_dir = Path(run_dir)
     train_split, val_split = prepare_data(config)
     t = config.train
-    # Each step reads accumulation_steps micro-batches per rank: one batch of k * batch_size windows.
-    order = BatchOrder(train_split.num_windows, t.batch_size * t.accumulation_steps, dist.size, t.seed)
-    checkpoint = resume_point(run_dir, config, resume) if is_main else None
+    batch_windows = t.batch_size * t.accumulation_steps  # k micro-batches per rank and step
+
+    def batch_order() -> BatchOrder:  # depends on the world size, which elastic jobs may change
+        return BatchOrder(train_split.num_windows, batch_windows, dist.size, t.seed)
+
+    checkpoint = resume_point(run_dir, config, resume) if dist.rank == 0 else None
     if checkpoint is not None:
         for reason in checkpoint.skipped:
             print(f"skipped a checkpoint: {reason}", file=sys.stderr, flush=True)
@@ -198,74 +245,102 @@ def run(framework: str, config: RunConfig, run_dir: Path, resume: bool = False, 
         print(f"resuming from {checkpoint.path} (step {checkpoint.step})", file=sys.stderr, flush=True)
 
     # Each rank initialises from its own seed; the broadcast makes rank 0's state everyone's.
-    backend = framework_module(framework, "backend").make_backend(config, dist, config.train.seed + dist.rank)
-    start = 0
+    backend = framework_module(framework, "backend").make_backend(config, dist, t.seed + dist.rank)
+    position = start_position(checkpoint, batch_order())
     if checkpoint is not None:
         backend.import_model_state(checkpoint.model)
         backend.import_optimizer_state(checkpoint.optimizer)
-        start = checkpoint.step
-    # Horovod: the start step travels with the state, so every rank resumes at the same batch.
-    start = int(dist.broadcast(np.array([start], np.int64), root_rank=0, name="start_step")[0])
-    backend.broadcast_initial_state()
-
-    if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    metrics = MetricsLog(run_dir / METRICS_FILE, start if resume else None) if is_main else None
-    tokens_per_step = t.batch_size * t.accumulation_steps * dist.size * config.model.block_size
-    bar = Progress(t.steps, start, enabled=is_main and progress)
-    loss = val_loss = float("nan")
-    trained_time, trained_steps, skipped = 0.0, 0, 0
     last_saved = checkpoint.path if checkpoint is not None else None
-    hang_timeout = float(os.environ.get(HANG_TIMEOUT_VARIABLE, "0"))
-    watchdog = Watchdog(dist.rank, hang_timeout) if hang_timeout > 0 and dist.size > 1 else None
-    for step in range(start, t.steps):
-        if watchdog is not None:
-            watchdog.beat(step)
-        began = time.perf_counter()
-        lr = learning_rate(step, t, dist.size)
-        inputs, targets = train_split.windows(order.indices(step, dist.rank))  # (k * B, T) each
-        micro_batches = (t.accumulation_steps, t.batch_size, config.model.block_size)
-        backend.seed_step(step_seed(t.seed, step, dist.rank))
-        result = backend.train_step(inputs.reshape(micro_batches), targets.reshape(micro_batches), lr)
-        loss = result.loss  # mean over ranks
-        if not result.applied:  # every rank decides alike: the loss and the norm are reduced values
-            if not t.skip_nonfinite:
-                raise NonFiniteError(
-                    f"non-finite loss ({result.loss}) or gradient norm ({result.grad_norm}) at step {step + 1}; "
-                    f"the weights were not updated. Last good checkpoint: {last_saved or 'none'}. "
-                    "Lower train.lr, or pass --set train.skip_nonfinite=true to skip such steps"
-                )
-            skipped += 1
-        elapsed = time.perf_counter() - began
-        if step > start:  # the first step traces/allocates: keep it out of the throughput
-            trained_time, trained_steps = trained_time + elapsed, trained_steps + 1
-        done = step + 1
-        if not is_main:
-            continue
-        epoch, _ = order.position(step)
-        record = {"step": done, "loss": loss, "lr": lr, "grad_norm": result.grad_norm, "epoch": epoch}
-        record["skipped"] = not result.applied
-        record["tokens_per_s"] = tokens_per_step / elapsed
-        metrics.write(record)
-        bar.update(done, loss, record["tokens_per_s"])
-        final = done == config.train.steps
-        if (config.eval.every and done % config.eval.every == 0) or final:
-            val_loss = evaluate(backend, val_split, config.eval.batch_size)
-            metrics.write({"step": done, "val_loss": val_loss, "val_perplexity": math.exp(val_loss)})
-            bar.write(f"step {done}: val_loss {val_loss:.4f} (perplexity {math.exp(val_loss):.2f})")
-        if (config.checkpoint.every and done % config.checkpoint.every == 0) or final:
-            trainer = {"framework": framework, "world_size": dist.size, "epoch": epoch, "config": config.to_dict()}
-            last_saved = save_checkpoint(
-                run_dir,
-                done,
-                backend.export_model_state(),
-                backend.export_optimizer_state(),
-                trainer,
-                config.checkpoint.keep,
-            )
-    bar.close()
-    if watchdog is not None:
-        watchdog.stop()
+    outcome = {"loss": float("nan"), "val_loss": float("nan"), "trained_time": 0.0, "trained_steps": 0}
+
+    def train_steps(position: LoopPosition) -> None:
+        """Steps from ``position`` to ``train.steps``, with rank 0's metrics, evaluation and checkpoints."""
+        nonlocal last_saved
+        is_main = dist.rank == 0
+        order = batch_order()
+        if is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        # A resumed or rolled-back run keeps only the metrics up to where it continues from.
+        metrics = MetricsLog(run_dir / METRICS_FILE, position.step or None) if is_main else None
+        tokens_per_step = batch_windows * dist.size * config.model.block_size
+        bar = Progress(t.steps, position.step, enabled=is_main and progress)
+        hang_timeout = float(os.environ.get(HANG_TIMEOUT_VARIABLE, "0"))
+        watchdog = Watchdog(dist.rank, hang_timeout) if hang_timeout > 0 and dist.size > 1 and not elastic else None
+        first = position.step
+        try:
+            while position.step < t.steps:
+                if watchdog is not None:
+                    watchdog.beat(position.step)
+                began = time.perf_counter()
+                step = position.step
+                lr = learning_rate(step, t, dist.size)
+                inputs, targets = train_split.windows(position.next_batch(order, dist.rank))  # (k * B, T) each
+                micro_batches = (t.accumulation_steps, t.batch_size, config.model.block_size)
+                backend.seed_step(step_seed(t.seed, step, dist.rank))
+                result = backend.train_step(inputs.reshape(micro_batches), targets.reshape(micro_batches), lr)
+                if not result.applied:  # every rank decides alike: the loss and the norm are reduced values
+                    if not t.skip_nonfinite:
+                        raise NonFiniteError(
+                            f"non-finite loss ({result.loss}) or gradient norm ({result.grad_norm}) at step "
+                            f"{step + 1}; the weights were not updated. Last good checkpoint: "
+                            f"{last_saved or 'none'}. Lower train.lr, or pass --set train.skip_nonfinite=true "
+                            "to skip such steps"
+                        )
+                    position.skipped += 1
+                position.step = done = step + 1
+                outcome["loss"] = result.loss  # mean over ranks
+                elapsed = time.perf_counter() - began
+                if step > first:  # the first step traces/allocates: keep it out of the throughput
+                    outcome["trained_time"] += elapsed
+                    outcome["trained_steps"] += 1
+                if elastic and done % elastic_commit_every == 0:
+                    state.commit()  # Horovod: in-memory snapshot; raises if hosts changed
+                if not is_main:
+                    continue
+                record = {"step": done, "loss": result.loss, "lr": lr, "grad_norm": result.grad_norm}
+                record.update(epoch=position.epoch, skipped=not result.applied, world_size=dist.size)
+                record.update(tokens_per_s=tokens_per_step / elapsed, time=round(time.time(), 3))
+                metrics.write(record)
+                bar.update(done, result.loss, record["tokens_per_s"])
+                final = done == t.steps
+                if (config.eval.every and done % config.eval.every == 0) or final:
+                    val_loss = outcome["val_loss"] = evaluate(backend, val_split, config.eval.batch_size)
+                    metrics.write({"step": done, "val_loss": val_loss, "val_perplexity": math.exp(val_loss)})
+                    bar.write(f"step {done}: val_loss {val_loss:.4f} (perplexity {math.exp(val_loss):.2f})")
+                if (config.checkpoint.every and done % config.checkpoint.every == 0) or final:
+                    trainer = {"framework": framework, "world_size": dist.size, "epoch": position.epoch}
+                    trainer.update(data_position=[position.epoch, position.consumed], skipped_steps=position.skipped)
+                    trainer["config"] = config.to_dict()
+                    last_saved = save_checkpoint(
+                        run_dir,
+                        done,
+                        backend.export_model_state(),
+                        backend.export_optimizer_state(),
+                        trainer,
+                        config.checkpoint.keep,
+                    )
+        finally:
+            bar.close()
+            if watchdog is not None:
+                watchdog.stop()
+            if metrics is not None:
+                metrics.close()
+
+    elastic = elastic_commit_every > 0
+    if elastic:
+        from harness.elastic import ElasticTrainingState
+
+        state = ElasticTrainingState(backend, dist, position)
+        # Horovod: run until done; on a failed or added rank, roll back to the last commit and go on.
+        dist.hvd.elastic.run(ElasticTrainingState.retrying(lambda current: train_steps(current.position)))(state)
+        position = state.position
+    else:
+        # Horovod: the start position travels with the state, so every rank resumes at the same batch.
+        position.step, position.epoch, position.consumed, position.skipped = (
+            int(x) for x in dist.broadcast(np.array(astuple(position), np.int64), root_rank=0, name="position")
+        )
+        backend.broadcast_initial_state()
+        train_steps(position)
 
     # Horovod: every replica must end bitwise equal; gather each rank's checksum to prove it.
     checksum = state_checksum(backend.export_model_state())
@@ -275,21 +350,22 @@ def run(framework: str, config: RunConfig, run_dir: Path, resume: bool = False, 
     hostnames = dist.allgather(np.frombuffer(socket.gethostname().encode()[:64].ljust(64), np.uint8)[None], name="host")
     if len(set(per_rank)) != 1:
         raise RuntimeError(f"replicas diverged: the ranks' weight checksums differ after training: {per_rank}")
-    if not is_main:
+    if dist.rank != 0:
         return None
-    metrics.close()
+    tokens_per_step = batch_windows * dist.size * config.model.block_size
+    trained_time, trained_steps = outcome["trained_time"], outcome["trained_steps"]
     summary = RunSummary(
         framework=framework,
         world_size=dist.size,
-        steps=config.train.steps,
-        final_loss=loss,
-        final_val_loss=val_loss,
-        final_val_perplexity=math.exp(val_loss),
+        steps=t.steps,
+        final_loss=outcome["loss"],
+        final_val_loss=outcome["val_loss"],
+        final_val_perplexity=math.exp(outcome["val_loss"]),
         tokens_per_second=tokens_per_step * trained_steps / trained_time if trained_time else float("nan"),
         peak_rss_mib_per_rank=[round(float(x), 1) for x in peak],
         weights_sha256_per_rank=per_rank,
         hostname_per_rank=[row.tobytes().decode().rstrip() for row in hostnames],
-        skipped_steps=skipped,
+        skipped_steps=position.skipped,
         checkpoint=str(last_saved) if last_saved else "",
     )
     tmp = run_dir / f".{SUMMARY_FILE}.tmp"

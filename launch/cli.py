@@ -15,6 +15,7 @@ from horovod.common.exceptions import HorovodInternalError
 from harness.checkpoint import latest_checkpoint
 from harness.config import ModelConfig, load_run_config
 from harness.data import BatchOrder, decode, encode
+from harness.distributed import HOROVOD_SHUT_DOWN
 from harness.frameworks import FRAMEWORK_PACKAGES, check_framework, framework_module
 from harness.generate import sample
 from launch.build_horovod import installed_version
@@ -117,6 +118,16 @@ def smoke(framework: str, num_proc: int, hosts: str | None) -> None:
     show_default=True,
     help="Seconds a rank may stop responding before the whole job fails.",
 )
+@click.option("--elastic", is_flag=True, help="Keep training when ranks fail or join (needs --hosts/--hostfile).")
+@click.option("--min-np", type=int, default=None, help="Elastic: fewest ranks to go on with (default 1).")
+@click.option("--max-np", type=int, default=None, help="Elastic: most ranks (default: --np).")
+@click.option(
+    "--commit-every",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Elastic: steps between in-memory commits; a failure loses at most this many steps.",
+)
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --run-dir.")
 @click.option("--progress/--no-progress", default=True, help="Rank 0's progress bar.")
 def train(
@@ -131,6 +142,10 @@ def train(
     hostfile,
     network_interface,
     hang_timeout,
+    elastic,
+    min_np,
+    max_np,
+    commit_every,
     resume,
     progress,
 ):
@@ -145,18 +160,23 @@ def train(
     try:
         check_framework(framework)
         config = load_run_config(model, config_file, sets)
-        if "HOROVOD_RANK" in os.environ:  # one rank of a user's own horovodrun job
-            _train_here(framework, config, run_dir, resume, progress)
+        if commit_every < 1:
+            raise ValueError(f"--commit-every must be at least 1, got {commit_every}")
+        commit = commit_every if elastic else 0
+        if "HOROVOD_RANK" in os.environ:  # one rank of a (possibly elastic) horovodrun job
+            _train_here(framework, config, run_dir, resume, progress, commit)
             return
+        bounds = (min_np or 1, max_np or num_proc) if elastic else None
         # Check everything checkable here, before any rank starts and before anything is written.
         train_split, _ = loop.prepare_data(config)
         t = config.train
-        BatchOrder(train_split.num_windows, t.batch_size * t.accumulation_steps, num_proc, t.seed)
+        largest = max(bounds[1], num_proc) if bounds else num_proc
+        BatchOrder(train_split.num_windows, t.batch_size * t.accumulation_steps, largest, t.seed)
         loop.resume_point(run_dir, config, resume)
-        if num_proc == 1 and not hosts and not hostfile:
-            _train_here(framework, config, run_dir, resume, progress)
+        if num_proc == 1 and not hosts and not hostfile and not elastic:
+            _train_here(framework, config, run_dir, resume, progress, 0)
             return
-        program = train_argv(framework, run_dir, model, num_proc, sets, config_file, resume, progress)
+        program = train_argv(framework, run_dir, model, num_proc, sets, config_file, resume, progress, commit)
         result = run_horovodrun(
             num_proc,
             program,
@@ -164,6 +184,7 @@ def train(
             hostfile=hostfile,
             network_interface=network_interface,
             hang_timeout=hang_timeout,
+            elastic=bounds,
         )
     except ValueError as err:
         raise click.ClickException(str(err)) from None
@@ -171,14 +192,11 @@ def train(
         raise click.ClickException(f"training failed: horovodrun exited with code {result.returncode}")
 
 
-HOROVOD_SHUT_DOWN = "Horovod has been shut down"  # in every framework's error once a rank lost the job
-
-
-def _train_here(framework: str, config, run_dir: str, resume: bool, progress: bool) -> None:
+def _train_here(framework: str, config, run_dir: str, resume: bool, progress: bool, elastic_commit_every: int) -> None:
     from harness import train as loop
 
     try:
-        summary = loop.run(framework, config, run_dir, resume=resume, progress=progress)
+        summary = loop.run(framework, config, run_dir, resume, progress, elastic_commit_every)
     except loop.NonFiniteError as err:
         raise click.ClickException(str(err)) from None
     except Exception as err:

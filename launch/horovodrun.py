@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from harness.train import HANG_TIMEOUT_VARIABLE
@@ -52,12 +53,14 @@ def train_argv(
     config_file: str | None = None,
     resume: bool = False,
     progress: bool = False,
+    elastic_commit_every: int = 0,
 ) -> list[str]:
     """The ``harness train`` command line (run with this interpreter) for these settings."""
     argv = [sys.executable, "-m", "launch.cli", "train", "--framework", framework, "--model", model]
     argv += ["--run-dir", str(run_dir), "--np", str(num_proc), "--progress" if progress else "--no-progress"]
     argv += ["--config", os.path.abspath(config_file)] if config_file else []
     argv += [arg for item in sets for arg in ("--set", item)]
+    argv += ["--elastic", "--commit-every", str(elastic_commit_every)] if elastic_commit_every else []
     return argv + (["--resume"] if resume else [])
 
 
@@ -91,17 +94,41 @@ def rank_environment(
     return env
 
 
+def read_hostfile(path: str) -> dict[str, int]:
+    """A horovodrun/OpenMPI hostfile (``NAME slots=N`` lines) as ``{name: slots}``."""
+    slots = {}
+    for line in Path(path).read_text().splitlines():
+        fields = line.split("#")[0].split()
+        if not fields:
+            continue
+        count = next((f.removeprefix("slots=") for f in fields[1:] if f.startswith("slots=")), "1")
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"bad line {line!r} in hostfile {path}; expected NAME slots=N")
+        slots[fields[0]] = slots.get(fields[0], 0) + int(count)
+    return slots
+
+
+def write_discovery_script(directory: Path, slots: dict[str, int]) -> Path:
+    """An executable that prints ``NAME:SLOTS`` per host: Horovod elastic's host discovery."""
+    script = Path(directory) / "discover_hosts.sh"
+    script.write_text("#!/bin/sh\n" + "".join(f"echo {name}:{count}\n" for name, count in slots.items()))
+    script.chmod(0o755)
+    return script
+
+
 def horovodrun_command(
     np: int,
     program: list[str],
     hosts: str | None = None,
     hostfile: str | None = None,
     network_interface: str | None = None,
+    elastic: tuple[int, int, Path] | None = None,
 ) -> list[str]:
     """A Gloo horovodrun command that runs ``program`` on ``np`` ranks.
 
     Without ``hosts`` or ``hostfile`` every rank runs on this machine; ``network_interface``
-    (e.g. ``eth0``) pins Horovod's traffic to that NIC instead of the ones it detects. Raises
+    (e.g. ``eth0``) pins Horovod's traffic to that NIC instead of the ones it detects.
+    ``elastic`` = (min_np, max_np, host discovery script) makes the job elastic. Raises
     ``ValueError`` when ``np`` exceeds the slots that ``hosts`` lists.
     """
     if np < 1:
@@ -111,6 +138,20 @@ def horovodrun_command(
     cmd = [horovodrun_executable(), "-np", str(np), "--gloo"]
     if network_interface:
         cmd += ["--network-interface", network_interface]
+    if elastic:
+        min_np, max_np, script = elastic
+        if not 1 <= min_np <= np <= max_np:
+            raise ValueError(f"elastic jobs need 1 <= --min-np <= --np <= --max-np, got {min_np}, {np}, {max_np}")
+        return [
+            *cmd,
+            "--min-np",
+            str(min_np),
+            "--max-np",
+            str(max_np),
+            "--host-discovery-script",
+            str(script),
+            *program,
+        ]
     if hostfile:
         cmd += ["--hostfile", hostfile]
     else:
@@ -130,6 +171,7 @@ def run_horovodrun(
     timeout: float | None = None,
     network_interface: str | None = None,
     hang_timeout: int = DEFAULT_HANG_TIMEOUT,
+    elastic: tuple[int, int] | None = None,
 ) -> subprocess.CompletedProcess:
     """Run ``program`` under horovodrun with per-rank thread limits; does not raise on failure.
 
@@ -137,5 +179,14 @@ def run_horovodrun(
     """
     per_host = np if not hosts else max(parse_hosts(hosts).values())
     env = {**rank_environment(per_host, hang_timeout=hang_timeout), **os.environ}
-    cmd = horovodrun_command(np, program, hosts=hosts, hostfile=hostfile, network_interface=network_interface)
-    return subprocess.run(cmd, env=env, capture_output=capture, text=True, timeout=timeout)
+    with tempfile.TemporaryDirectory(prefix="harness-hosts-") as scratch:
+        spec = None
+        if elastic:
+            if not (hosts or hostfile):
+                raise ValueError("--elastic needs --hosts or --hostfile: the hosts the job may use")
+            slots = read_hostfile(hostfile) if hostfile else parse_hosts(hosts)
+            spec = (*elastic, write_discovery_script(Path(scratch), slots))
+        cmd = horovodrun_command(
+            np, program, hosts=hosts, hostfile=hostfile, network_interface=network_interface, elastic=spec
+        )
+        return subprocess.run(cmd, env=env, capture_output=capture, text=True, timeout=timeout)

@@ -75,6 +75,9 @@ class TorchBackend(Backend):
         return {name: state[name] for name in optimizer_state_names(self.config.model)}
 
     def import_optimizer_state(self, state: State) -> None:
+        # Horovod: load_state_dict also drops pending allreduce handles and accumulation counts,
+        # which an elastic rollback may interrupt halfway.
+        self.optimizer.load_state_dict(self.optimizer.state_dict())
         step = float(state["step"][0])
         for name, p in self.named.items():
             self.optimizer.state[p] = {

@@ -1,6 +1,7 @@
 """Byte data, the global batch order shared by both frameworks, and the learning-rate schedule."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -73,3 +74,30 @@ def test_warmup_then_cosine_to_the_floor():
     assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
     linear = TrainConfig(lr=1e-3, warmup_steps=0, steps=10, lr_scaling="linear")
     assert learning_rate(0, linear, 4) == pytest.approx(4e-3)
+
+
+def test_an_epoch_reads_every_window_once_even_when_the_world_size_changes():
+    from harness.train import LoopPosition
+
+    position, read = LoopPosition(), []
+    for world_size, steps in ((2, 3), (1, 4), (3, 2)):  # ranks lost, then added, mid-epoch
+        order = BatchOrder(num_windows=100, batch_size=4, world_size=world_size, seed=7)
+        for _ in range(steps):
+            # Every rank holds its own copy of the position and advances it alike.
+            read += [i for rank in range(world_size) for i in replace(position).next_batch(order, rank)]
+            position.next_batch(order, 0)
+    assert position.epoch == 0 and position.consumed == len(read) == 3 * 8 + 4 * 4 + 2 * 12
+    assert len(set(read)) == len(read)  # nothing read twice
+    permutation = BatchOrder(100, 4, 1, seed=7).window_slice(0, 0, 100)
+    assert sorted(read) == sorted(permutation[: len(read)])  # nothing skipped
+
+
+def test_a_fixed_world_size_reads_what_the_step_based_order_reads():
+    from harness.train import LoopPosition
+
+    order, position = BatchOrder(num_windows=103, batch_size=5, world_size=2, seed=3), LoopPosition()
+    for step in range(25):  # 10 steps per epoch: crosses two epoch boundaries
+        batches = [replace(position).next_batch(order, rank) for rank in range(2)]
+        position.next_batch(order, 0)
+        assert all(np.array_equal(batches[r], order.indices(step, r)) for r in range(2))
+    assert position.epoch == 2

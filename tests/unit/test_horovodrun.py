@@ -1,8 +1,17 @@
 """horovodrun command lines and per-rank environments."""
 
+import subprocess
+
 import pytest
 
-from launch.horovodrun import horovodrun_command, parse_hosts, rank_environment, train_argv
+from launch.horovodrun import (
+    horovodrun_command,
+    parse_hosts,
+    rank_environment,
+    read_hostfile,
+    train_argv,
+    write_discovery_script,
+)
 
 
 def test_local_command_uses_gloo_and_this_host():
@@ -49,3 +58,27 @@ def test_train_argv_carries_every_setting():
     assert argv.count("--set") == 2 and "train.lr=1e-3" in argv
     assert "--no-progress" in argv and argv[-1] == "--resume"
     assert "--config" not in argv
+
+
+def test_hang_timeout_bounds_gloo_and_the_watchdog():
+    env = rank_environment(2, cores=2, hang_timeout=42)
+    assert env["HOROVOD_GLOO_TIMEOUT_SECONDS"] == "42" and env["HARNESS_HANG_TIMEOUT"] == "42"
+    with pytest.raises(ValueError, match="--hang-timeout must be at least 1 second, got 0"):
+        rank_environment(2, hang_timeout=0)
+
+
+def test_elastic_jobs_get_a_host_discovery_script(tmp_path):
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text("# two nodes\nnode1 slots=8\nnode2 slots=8\n")
+    slots = read_hostfile(str(hostfile))
+    assert slots == {"node1": 8, "node2": 8}
+    script = write_discovery_script(tmp_path, slots)
+    assert subprocess.run([script], capture_output=True, text=True).stdout == "node1:8\nnode2:8\n"
+    cmd = horovodrun_command(16, ["prog"], elastic=(8, 16, script))
+    assert cmd[cmd.index("--min-np") + 1] == "8" and cmd[cmd.index("--max-np") + 1] == "16"
+    assert cmd[cmd.index("--host-discovery-script") + 1] == str(script) and "-H" not in cmd
+    with pytest.raises(ValueError, match="elastic jobs need 1 <= --min-np <= --np <= --max-np, got 4, 2, 8"):
+        horovodrun_command(2, ["prog"], elastic=(4, 8, script))
+    hostfile.write_text("node1 slots=many\n")
+    with pytest.raises(ValueError, match="bad line 'node1 slots=many' in hostfile"):
+        read_hostfile(str(hostfile))

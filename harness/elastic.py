@@ -1,0 +1,62 @@
+"""Elastic training: the state Horovod's elastic driver commits, restores and syncs.
+
+Framework-free: the weights and AdamW state go through the backend's neutral export/import, the
+loop position is a small dataclass, and the broadcasts are the backend's and Horovod's own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+from horovod.common.elastic import State
+from horovod.common.exceptions import HorovodInternalError
+
+from harness.backend import Backend
+from harness.distributed import HOROVOD_SHUT_DOWN, Distributed
+
+
+class ElasticTrainingState(State):
+    """Weights, AdamW state and loop position (step, data offset): what a rollback returns to."""
+
+    def __init__(self, backend: Backend, dist: Distributed, position):
+        super().__init__(bcast_object=dist.hvd.broadcast_object, get_rank=dist.hvd.rank)
+        self.backend, self.dist, self.position = backend, dist, position
+        self.commits = 0
+        self.save()
+
+    def save(self) -> None:
+        model, optimizer = self.backend.export_model_state(), self.backend.export_optimizer_state()
+        self._saved = (dataclasses.replace(self.position), model, optimizer)
+        self.commits += 1
+
+    def restore(self) -> None:
+        position, model, optimizer = self._saved
+        self.position = dataclasses.replace(position)
+        self.backend.import_model_state(model)
+        self.backend.import_optimizer_state(optimizer)
+
+    def sync(self) -> None:
+        # Horovod: rank 0's weights, AdamW state and position become every rank's, joiners included.
+        self.backend.broadcast_initial_state()
+        self.position = self._bcast_object(self.position)
+        self.save()
+
+    @staticmethod
+    def retrying(train: Callable[[ElasticTrainingState], None]) -> Callable[[ElasticTrainingState], None]:
+        """``train`` with a failed collective reported as HorovodInternalError, whatever the
+        framework raised (TF wraps it in an op error), so Horovod's elastic loop rolls back."""
+
+        @functools.wraps(train)
+        def wrapper(state: ElasticTrainingState) -> None:
+            try:
+                train(state)
+            except HorovodInternalError:
+                raise
+            except Exception as err:
+                if HOROVOD_SHUT_DOWN in str(err):
+                    raise HorovodInternalError(err) from err
+                raise
+
+        return wrapper

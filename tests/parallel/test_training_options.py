@@ -1,0 +1,54 @@
+"""Production knobs under horovodrun -np 2, both frameworks: accumulation, bf16, fp16 compression."""
+
+import numpy as np
+import pytest
+from horovod_job import harness_train, read_metrics, train_loss_by_step
+
+FRAMEWORKS = ["torch", "tf"]
+STEPS = 12
+
+
+def losses(framework: str, run_dir, *sets: str) -> np.ndarray:
+    args = [
+        "--framework",
+        framework,
+        "--run-dir",
+        str(run_dir),
+        "--steps",
+        str(STEPS),
+        "--set",
+        "eval.every=0",
+        "--set",
+        "train.warmup_steps=2",
+    ]
+    harness_train(*args, *[arg for item in sets for arg in ("--set", item)])
+    return np.array(list(train_loss_by_step(read_metrics(run_dir)).values()))
+
+
+@pytest.fixture(scope="module", params=FRAMEWORKS)
+def baseline(request, tmp_path_factory):
+    """fp32, batch 8 per rank, no accumulation: what the options are compared with."""
+    framework = request.param
+    return framework, losses(framework, tmp_path_factory.mktemp("baseline"), "train.batch_size=8")
+
+
+def test_four_accumulated_micro_batches_equal_one_four_times_larger_batch(baseline, tmp_path):
+    framework, reference = baseline
+    accumulated = losses(framework, tmp_path, "train.batch_size=2", "train.accumulation_steps=4")
+    assert len(accumulated) == STEPS
+    np.testing.assert_allclose(accumulated, reference, rtol=1e-5)
+
+
+def test_bf16_trains_close_to_fp32(baseline, tmp_path):
+    framework, reference = baseline
+    bf16 = losses(framework, tmp_path, "train.batch_size=8", "train.precision=bf16")
+    assert bf16[-3:].mean() < bf16[:3].mean() - 0.3  # the loss falls
+    assert not np.array_equal(bf16, reference)  # bf16 matmuls really ran
+    np.testing.assert_allclose(bf16, reference, rtol=2e-2)
+
+
+def test_fp16_compression_trains_close_to_fp32(baseline, tmp_path):
+    framework, reference = baseline
+    compressed = losses(framework, tmp_path, "train.batch_size=8", "train.compression=fp16")
+    assert compressed[-3:].mean() < compressed[:3].mean() - 0.3
+    np.testing.assert_allclose(compressed, reference, rtol=1e-2)
