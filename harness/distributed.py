@@ -12,8 +12,13 @@ from typing import Any
 
 import numpy as np
 
-# What every framework's error says once a collective failed because a rank was lost.
-HOROVOD_SHUT_DOWN = "Horovod has been shut down"
+# What an error says when a collective failed because another rank died or froze: Horovod's
+# shutdown notice, or Gloo's own receive timeout or closed connection (TF reports these as op errors).
+LOST_RANK_MARKERS = ("Horovod has been shut down", "for recv operation to complete", "Connection closed by peer")
+
+
+def is_lost_rank_error(err: BaseException) -> bool:
+    return type(err).__name__ == "HorovodInternalError" or any(m in str(err) for m in LOST_RANK_MARKERS)
 
 
 class Distributed:

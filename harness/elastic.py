@@ -14,7 +14,7 @@ from horovod.common.elastic import State
 from horovod.common.exceptions import HorovodInternalError
 
 from harness.backend import Backend
-from harness.distributed import HOROVOD_SHUT_DOWN, Distributed
+from harness.distributed import Distributed, is_lost_rank_error
 
 
 class ElasticTrainingState(State):
@@ -55,7 +55,7 @@ class ElasticTrainingState(State):
             except HorovodInternalError:
                 raise
             except Exception as err:
-                if HOROVOD_SHUT_DOWN in str(err):
+                if is_lost_rank_error(err):
                     raise HorovodInternalError(err) from err
                 raise
 

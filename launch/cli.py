@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 import click
-from horovod.common.exceptions import HorovodInternalError
 
 from harness.checkpoint import latest_checkpoint
 from harness.config import ModelConfig, load_run_config
 from harness.data import BatchOrder, decode, encode
-from harness.distributed import HOROVOD_SHUT_DOWN
+from harness.distributed import is_lost_rank_error
 from harness.frameworks import FRAMEWORK_PACKAGES, check_framework, framework_module
 from harness.generate import sample
 from launch.build_horovod import installed_version
@@ -200,14 +199,12 @@ def _train_here(framework: str, config, run_dir: str, resume: bool, progress: bo
     except loop.NonFiniteError as err:
         raise click.ClickException(str(err)) from None
     except Exception as err:
-        # Another rank died or stopped responding (hang timeout): say so in one line. torch raises
-        # HorovodInternalError; TF raises an op error carrying Horovod's message.
-        if not isinstance(err, HorovodInternalError) and HOROVOD_SHUT_DOWN not in str(err):
+        # Another rank died or stopped responding (hang timeout): say so in one line.
+        if not is_lost_rank_error(err):
             raise
         raise click.ClickException(
             f"rank {os.environ.get('HOROVOD_RANK', 0)} lost the job: another rank exited or stopped "
-            f"responding for {os.environ.get('HOROVOD_GLOO_TIMEOUT_SECONDS', '?')} s (--hang-timeout); "
-            f"Horovod: {HOROVOD_SHUT_DOWN}"
+            f"responding for {os.environ.get('HOROVOD_GLOO_TIMEOUT_SECONDS', '?')} s (--hang-timeout)"
         ) from None
     if summary is not None:  # rank 0
         _echo_summary(summary.__dict__)
