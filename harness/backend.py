@@ -20,6 +20,7 @@ class StepResult:
     loss: float  # mean over ranks and micro-batches
     grad_norm: float  # global norm of the rank-averaged gradient, before clipping
     applied: bool  # False: the loss or gradient was non-finite and no rank changed its weights
+    loss_scale: float = 1.0  # fp16's dynamic loss scale after this step (1.0 without scaling)
 
 
 class Backend(ABC):
@@ -54,7 +55,9 @@ class Backend(ABC):
     def train_step(self, inputs: np.ndarray, targets: np.ndarray, lr: float) -> StepResult:
         """One optimizer step on this rank's (k, B, T) micro-batches (k = train.accumulation_steps):
         k forward/backward passes, one allreduce, then the update unless the loss or the gradient
-        norm is non-finite (the same decision on every rank: both are reduced values)."""
+        norm is non-finite (the same decision on every rank: both are reduced values). Under fp16
+        the loss is scaled for the backward pass; a gradient overflow skips the step and halves
+        the scale, 2000 finite steps in a row double it (torch.amp.GradScaler's rule, in both)."""
 
     @abstractmethod
     def eval_loss(self, inputs: np.ndarray, targets: np.ndarray) -> float:

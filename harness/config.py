@@ -148,17 +148,21 @@ class TrainConfig:
     # Micro-batches of batch_size per optimizer step and rank, with one allreduce per step:
     # the same update as a batch of accumulation_steps * batch_size.
     accumulation_steps: int = 1
-    # "fp32", or "bf16": matmuls in bfloat16, everything else (weights, norms, softmax, loss) fp32.
+    # "fp32"; "bf16": matmuls in bfloat16, everything else (weights, norms, softmax, loss) fp32;
+    # "fp16": matmuls in float16 with dynamic loss scaling (meant for CUDA; runs on CPUs too).
     precision: str = "fp32"
+    initial_loss_scale: float = 2.0**16  # fp16 only; torch.amp.GradScaler's default
     # Horovod's wire format for gradients: "none" (float32) or "fp16" (half the bytes).
     # (No Adasum option: Horovod 0.28 runs Adasum over MPI only, and this harness launches Gloo.)
     compression: str = "none"
 
     def __post_init__(self) -> None:
-        choices = {"precision": ("fp32", "bf16"), "compression": ("none", "fp16")}
+        choices = {"precision": ("fp32", "bf16", "fp16"), "compression": ("none", "fp16")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"train.{name} must be one of {list(allowed)}, received {getattr(self, name)!r}")
+        if self.initial_loss_scale <= 0:
+            raise ValueError(f"train.initial_loss_scale must be > 0, received {self.initial_loss_scale!r}")
         for name in ("steps", "batch_size", "accumulation_steps"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"train.{name} must be positive, received {getattr(self, name)!r}")

@@ -278,8 +278,11 @@ def run(
                 micro_batches = (t.accumulation_steps, t.batch_size, config.model.block_size)
                 backend.seed_step(step_seed(t.seed, step, dist.rank))
                 result = backend.train_step(inputs.reshape(micro_batches), targets.reshape(micro_batches), lr)
+                # Under fp16 a finite loss with a non-finite gradient is the loss scale overflowing:
+                # the scaler skipped the step and lowered the scale, as designed.
+                overflow = t.precision == "fp16" and math.isfinite(result.loss)
                 if not result.applied:  # every rank decides alike: the loss and the norm are reduced values
-                    if not t.skip_nonfinite:
+                    if not (t.skip_nonfinite or overflow):
                         raise NonFiniteError(
                             f"non-finite loss ({result.loss}) or gradient norm ({result.grad_norm}) at step "
                             f"{step + 1}; the weights were not updated. Last good checkpoint: "
@@ -299,6 +302,8 @@ def run(
                     continue
                 record = {"step": done, "loss": result.loss, "lr": lr, "grad_norm": result.grad_norm}
                 record.update(epoch=position.epoch, skipped=not result.applied, world_size=dist.size)
+                if t.precision == "fp16":
+                    record["loss_scale"] = result.loss_scale
                 record.update(tokens_per_s=tokens_per_step / elapsed, time=round(time.time(), 3))
                 metrics.write(record)
                 bar.update(done, result.loss, record["tokens_per_s"])

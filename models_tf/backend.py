@@ -11,7 +11,8 @@ from harness.distributed import Distributed
 from harness.state import State, init_state, optimizer_state_names, weight_decay_names
 from models_tf.model import TransformerLM, loss_fn
 
-COMPUTE_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16}
+COMPUTE_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
+SCALE_GROWTH_INTERVAL = 2000  # fp16: finite steps before the loss scale doubles (GradScaler's default)
 
 
 def build_model(config: ModelConfig, state: State, precision: str = "fp32") -> TransformerLM:
@@ -65,6 +66,9 @@ class TFBackend(Backend):
         self.model = build_model(config.model, init_state(config.model, init_seed), config.train.precision)
         self.named = dict(self.model.named_parameters())
         self.optimizer = AdamW(self.named, weight_decay_names(config.model), config.train)
+        self._scaling = config.train.precision == "fp16"
+        self.loss_scale = tf.Variable(config.train.initial_loss_scale if self._scaling else 1.0)
+        self._finite_steps = tf.Variable(0)
         self._train_step = tf.function(self._step, reduce_retracing=True)
         self._eval = tf.function(lambda x, y: loss_fn(self.model(x, training=False), y), reduce_retracing=True)
 
@@ -76,9 +80,10 @@ class TFBackend(Backend):
         if t.accumulation_steps == 1:
             with tf.GradientTape() as tape:
                 loss = loss_fn(self.model(inputs[0], training=True), targets[0])
+                scaled_loss = loss * self.loss_scale
             # Horovod: average gradients over ranks; embedding gradients densified for one allreduce.
             tape = hvd.DistributedGradientTape(tape, sparse_as_dense=True, compression=compression)
-            grads = tape.gradient(loss, variables)
+            grads = tape.gradient(scaled_loss, variables)
         else:
             # k local backward passes (a DistributedGradientTape would allreduce after each one),
             # their gradients summed here, then reduced once: what torch's backward_passes_per_step does.
@@ -86,13 +91,16 @@ class TFBackend(Backend):
             for i in range(t.accumulation_steps):  # unrolled when traced
                 with tf.GradientTape() as tape:
                     micro_loss = loss_fn(self.model(inputs[i], training=True), targets[i]) / t.accumulation_steps
-                micro_grads = tape.gradient(micro_loss, variables)
+                    scaled_loss = micro_loss * self.loss_scale
+                micro_grads = tape.gradient(scaled_loss, variables)
                 grads = [g + tf.convert_to_tensor(m) for g, m in zip(grads, micro_grads, strict=True)]
                 loss += micro_loss
             # Horovod: one grouped allreduce of the accumulated gradients per optimizer step.
             grads = hvd.grouped_allreduce(grads, op=hvd.Average, compression=compression)
         # Horovod: the logged loss is the mean over ranks, reduced in the same cycle as the gradients.
         mean_loss = hvd.allreduce(loss, op=hvd.Average, name="train_loss")
+        if self._scaling:
+            grads = [g / self.loss_scale for g in grads]
         grad_norm = tf.linalg.global_norm(grads)
         if t.grad_clip > 0:  # torch's clip_grad_norm_ formula, including its 1e-6
             scale = tf.minimum(1.0, t.grad_clip / (grad_norm + 1e-6))
@@ -100,7 +108,20 @@ class TFBackend(Backend):
         applied = tf.math.is_finite(mean_loss) & tf.math.is_finite(grad_norm)
         if applied:  # a tf.cond: a non-finite step leaves weights and AdamW state untouched
             self.optimizer.apply(dict(zip(self.named, grads, strict=True)), self.named, lr)
+        if self._scaling:
+            self._update_loss_scale(tf.math.is_finite(grad_norm))
         return mean_loss, grad_norm, applied
+
+    def _update_loss_scale(self, finite: tf.Tensor) -> None:
+        """Halve the scale on an overflow; double it after SCALE_GROWTH_INTERVAL finite steps."""
+        if finite:
+            self._finite_steps.assign_add(1)
+            if self._finite_steps >= SCALE_GROWTH_INTERVAL:
+                self.loss_scale.assign(self.loss_scale * 2.0)
+                self._finite_steps.assign(0)
+        else:
+            self.loss_scale.assign(self.loss_scale * 0.5)
+            self._finite_steps.assign(0)
 
     def export_model_state(self) -> State:
         return self.model.export_state()
@@ -135,7 +156,7 @@ class TFBackend(Backend):
         loss, grad_norm, applied = self._train_step(
             tf.constant(inputs), tf.constant(targets), tf.constant(lr, tf.float32)
         )
-        return StepResult(float(loss), float(grad_norm), bool(applied))
+        return StepResult(float(loss), float(grad_norm), bool(applied), float(self.loss_scale))
 
     def eval_loss(self, inputs: np.ndarray, targets: np.ndarray) -> float:
         return float(self._eval(tf.constant(inputs), tf.constant(targets)))

@@ -11,7 +11,7 @@ from harness.distributed import Distributed
 from harness.state import State, init_state, optimizer_state_names, weight_decay_names
 from models_torch.model import TransformerLM, loss_fn
 
-COMPUTE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+COMPUTE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def build_model(config: ModelConfig, state: State, precision: str = "fp32") -> TransformerLM:
@@ -49,6 +49,10 @@ class TorchBackend(Backend):
             backward_passes_per_step=t.accumulation_steps,
         )
         self.import_optimizer_state(self._zero_optimizer_state())
+        # fp16 gradients underflow without loss scaling; disabled, the scaler passes everything through.
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, init_scale=t.initial_loss_scale, enabled=t.precision == "fp16"
+        )
 
     def _zero_optimizer_state(self) -> State:
         # Materialise AdamW's moments up front, so they exist to broadcast before step 0 (otherwise
@@ -104,13 +108,14 @@ class TorchBackend(Backend):
         loss = torch.zeros((), device=self.device)
         for micro_inputs, micro_targets in zip(inputs, targets, strict=True):  # (B, T) each
             micro_loss = loss_fn(self.model(self._on_device(micro_inputs)), self._on_device(micro_targets))
-            (micro_loss / len(inputs)).backward()  # gradients accumulate in .grad
+            self.scaler.scale(micro_loss / len(inputs)).backward()  # gradients accumulate in .grad
             loss += micro_loss.detach() / len(inputs)
         # Horovod: average the loss over ranks in the same cycle as the gradients (no extra round trip).
         mean_loss = hvd.allreduce_async(loss, op=hvd.Average, name="train_loss")
         # Horovod: wait for the reduced gradients, so clipping and the finiteness check see what
         # every rank applies.
         self.optimizer.synchronize()
+        self.scaler.unscale_(self.optimizer)
         clip = self.config.train.grad_clip or float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip).item()
         mean_loss = hvd.synchronize(mean_loss).item()
@@ -118,8 +123,9 @@ class TorchBackend(Backend):
         if applied:
             # Horovod: the gradients are already reduced; step without a second allreduce.
             with self.optimizer.skip_synchronize():
-                self.optimizer.step()
-        return StepResult(mean_loss, grad_norm, applied)
+                self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return StepResult(mean_loss, grad_norm, applied, self.scaler.get_scale() if self.scaler.is_enabled() else 1.0)
 
     def eval_loss(self, inputs: np.ndarray, targets: np.ndarray) -> float:
         self.model.eval()

@@ -1,11 +1,11 @@
-"""Production knobs under horovodrun -np 2, both frameworks: accumulation, bf16, fp16 compression."""
+"""Production knobs under horovodrun -np 2, both frameworks: accumulation, bf16, fp16, compression."""
 
 import numpy as np
 import pytest
 from horovod_job import harness_train, read_metrics, train_loss_by_step
 
 FRAMEWORKS = ["torch", "tf"]
-STEPS = 12
+STEPS = 20
 
 
 def losses(framework: str, run_dir, *sets: str) -> np.ndarray:
@@ -52,3 +52,21 @@ def test_fp16_compression_trains_close_to_fp32(baseline, tmp_path):
     compressed = losses(framework, tmp_path, "train.batch_size=8", "train.compression=fp16")
     assert compressed[-3:].mean() < compressed[:3].mean() - 0.3
     np.testing.assert_allclose(compressed, reference, rtol=1e-2)
+
+
+def test_fp16_with_loss_scaling_trains_close_to_fp32(baseline, tmp_path):
+    framework, reference = baseline
+    fp16 = losses(framework, tmp_path, "train.batch_size=8", "train.precision=fp16")
+    assert not np.array_equal(fp16, reference)  # fp16 matmuls really ran
+    np.testing.assert_allclose(fp16, reference, rtol=1e-2)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_fp16_overflow_halves_the_loss_scale_and_skips_without_stopping(framework, tmp_path):
+    losses(framework, tmp_path, "train.precision=fp16", "train.initial_loss_scale=1e9")
+    records = [r for r in read_metrics(tmp_path) if "loss" in r]
+    overflowed = [r for r in records if r["skipped"]]
+    assert 0 < len(overflowed) < STEPS - 3, [r["loss_scale"] for r in records]
+    assert [r["step"] for r in overflowed] == list(range(1, len(overflowed) + 1))  # the first steps
+    assert [r["loss_scale"] for r in overflowed] == [1e9 / 2**i for i in range(1, len(overflowed) + 1)]
+    assert records[-1]["loss"] < records[len(overflowed)]["loss"]  # then it trains
