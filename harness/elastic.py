@@ -6,15 +6,19 @@ loop position is a small dataclass, and the broadcasts are the backend's and Hor
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from horovod.common.elastic import State
 from horovod.common.exceptions import HorovodInternalError
 
 from harness.backend import Backend
 from harness.distributed import Distributed, is_lost_rank_error
+
+T = TypeVar("T")
 
 
 class ElasticTrainingState(State):
@@ -39,24 +43,34 @@ class ElasticTrainingState(State):
 
     def sync(self) -> None:
         # Horovod: rank 0's weights, AdamW state and position become every rank's, joiners included.
-        self.backend.broadcast_initial_state()
-        self.position = self._bcast_object(self.position)
+        # (Horovod's elastic loop also retries a sync that fails because another rank was lost.)
+        with lost_rank_as_internal_error():
+            self.backend.broadcast_initial_state()
+            self.position = self._bcast_object(self.position)
         self.save()
 
     @staticmethod
-    def retrying(train: Callable[[ElasticTrainingState], None]) -> Callable[[ElasticTrainingState], None]:
-        """``train`` with a failed collective reported as HorovodInternalError, whatever the
-        framework raised (TF wraps it in an op error), so Horovod's elastic loop rolls back."""
+    def retrying(train: Callable[[ElasticTrainingState], T]) -> Callable[[ElasticTrainingState], T]:
+        """``train`` with a lost rank reported as HorovodInternalError, so that Horovod's elastic
+        loop rolls back and goes on."""
 
         @functools.wraps(train)
-        def wrapper(state: ElasticTrainingState) -> None:
-            try:
-                train(state)
-            except HorovodInternalError:
-                raise
-            except Exception as err:
-                if is_lost_rank_error(err):
-                    raise HorovodInternalError(err) from err
-                raise
+        def wrapper(state: ElasticTrainingState) -> T:
+            with lost_rank_as_internal_error():
+                return train(state)
 
         return wrapper
+
+
+@contextlib.contextmanager
+def lost_rank_as_internal_error() -> Iterator[None]:
+    """Re-raise a collective that failed because a rank was lost as HorovodInternalError, whatever
+    the framework raised (TF wraps Horovod's and Gloo's errors in op errors)."""
+    try:
+        yield
+    except HorovodInternalError:
+        raise
+    except Exception as err:
+        if is_lost_rank_error(err):
+            raise HorovodInternalError(err) from err
+        raise

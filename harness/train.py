@@ -296,34 +296,35 @@ def run(
                 if step > first:  # the first step traces/allocates: keep it out of the throughput
                     outcome["trained_time"] += elapsed
                     outcome["trained_steps"] += 1
+                if is_main:  # metrics first: a commit may end this attempt (hosts changed)
+                    record = {"step": done, "loss": result.loss, "lr": lr, "grad_norm": result.grad_norm}
+                    record.update(epoch=position.epoch, skipped=not result.applied, world_size=dist.size)
+                    if t.precision == "fp16":
+                        record["loss_scale"] = result.loss_scale
+                    record.update(tokens_per_s=tokens_per_step / elapsed, time=round(time.time(), 3))
+                    metrics.write(record)
+                    bar.update(done, result.loss, record["tokens_per_s"])
+                    final = done == t.steps
+                    if (config.eval.every and done % config.eval.every == 0) or final:
+                        val_loss = outcome["val_loss"] = evaluate(backend, val_split, config.eval.batch_size)
+                        metrics.write({"step": done, "val_loss": val_loss, "val_perplexity": math.exp(val_loss)})
+                        bar.write(f"step {done}: val_loss {val_loss:.4f} (perplexity {math.exp(val_loss):.2f})")
+                    if (config.checkpoint.every and done % config.checkpoint.every == 0) or final:
+                        trainer = {"framework": framework, "world_size": dist.size, "epoch": position.epoch}
+                        trainer.update(
+                            data_position=[position.epoch, position.consumed], skipped_steps=position.skipped
+                        )
+                        trainer["config"] = config.to_dict()
+                        last_saved = save_checkpoint(
+                            run_dir,
+                            done,
+                            backend.export_model_state(),
+                            backend.export_optimizer_state(),
+                            trainer,
+                            config.checkpoint.keep,
+                        )
                 if elastic and done % elastic_commit_every == 0:
                     state.commit()  # Horovod: in-memory snapshot; raises if hosts changed
-                if not is_main:
-                    continue
-                record = {"step": done, "loss": result.loss, "lr": lr, "grad_norm": result.grad_norm}
-                record.update(epoch=position.epoch, skipped=not result.applied, world_size=dist.size)
-                if t.precision == "fp16":
-                    record["loss_scale"] = result.loss_scale
-                record.update(tokens_per_s=tokens_per_step / elapsed, time=round(time.time(), 3))
-                metrics.write(record)
-                bar.update(done, result.loss, record["tokens_per_s"])
-                final = done == t.steps
-                if (config.eval.every and done % config.eval.every == 0) or final:
-                    val_loss = outcome["val_loss"] = evaluate(backend, val_split, config.eval.batch_size)
-                    metrics.write({"step": done, "val_loss": val_loss, "val_perplexity": math.exp(val_loss)})
-                    bar.write(f"step {done}: val_loss {val_loss:.4f} (perplexity {math.exp(val_loss):.2f})")
-                if (config.checkpoint.every and done % config.checkpoint.every == 0) or final:
-                    trainer = {"framework": framework, "world_size": dist.size, "epoch": position.epoch}
-                    trainer.update(data_position=[position.epoch, position.consumed], skipped_steps=position.skipped)
-                    trainer["config"] = config.to_dict()
-                    last_saved = save_checkpoint(
-                        run_dir,
-                        done,
-                        backend.export_model_state(),
-                        backend.export_optimizer_state(),
-                        trainer,
-                        config.checkpoint.keep,
-                    )
         finally:
             bar.close()
             if watchdog is not None:
@@ -332,12 +333,28 @@ def run(
                 metrics.close()
 
     elastic = elastic_commit_every > 0
+
+    def gather_replicas() -> tuple[list[str], np.ndarray, list[str]]:
+        """Each rank's weight checksum, peak RSS (MiB) and host name, in rank order."""
+        # Horovod: every replica must end bitwise equal; gather each rank's checksum to prove it.
+        checksum = state_checksum(backend.export_model_state())
+        sums = dist.allgather(np.frombuffer(bytes.fromhex(checksum), np.uint8)[None], name="weights_sha256")
+        peak = dist.allgather(np.array([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0]), name="peak_rss")
+        host = np.frombuffer(socket.gethostname().encode()[:64].ljust(64), np.uint8)[None]
+        hosts = dist.allgather(host, name="host")
+        return [row.tobytes().hex() for row in sums], peak, [row.tobytes().decode().rstrip() for row in hosts]
+
     if elastic:
         from harness.elastic import ElasticTrainingState
 
         state = ElasticTrainingState(backend, dist, position)
+
+        def train_and_gather(current: ElasticTrainingState) -> tuple[list[str], np.ndarray, list[str]]:
+            train_steps(current.position)
+            return gather_replicas()  # collectives too: a rank lost here also rolls back
+
         # Horovod: run until done; on a failed or added rank, roll back to the last commit and go on.
-        dist.hvd.elastic.run(ElasticTrainingState.retrying(lambda current: train_steps(current.position)))(state)
+        per_rank, peak, hostnames = dist.hvd.elastic.run(ElasticTrainingState.retrying(train_and_gather))(state)
         position = state.position
     else:
         # Horovod: the start position travels with the state, so every rank resumes at the same batch.
@@ -346,13 +363,7 @@ def run(
         )
         backend.broadcast_initial_state()
         train_steps(position)
-
-    # Horovod: every replica must end bitwise equal; gather each rank's checksum to prove it.
-    checksum = state_checksum(backend.export_model_state())
-    sums = dist.allgather(np.frombuffer(bytes.fromhex(checksum), np.uint8)[None], name="weights_sha256")
-    peak = dist.allgather(np.array([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0]), name="peak_rss")
-    per_rank = [row.tobytes().hex() for row in sums]
-    hostnames = dist.allgather(np.frombuffer(socket.gethostname().encode()[:64].ljust(64), np.uint8)[None], name="host")
+        per_rank, peak, hostnames = gather_replicas()
     if len(set(per_rank)) != 1:
         raise RuntimeError(f"replicas diverged: the ranks' weight checksums differ after training: {per_rank}")
     if dist.rank != 0:
@@ -369,7 +380,7 @@ def run(
         tokens_per_second=tokens_per_step * trained_steps / trained_time if trained_time else float("nan"),
         peak_rss_mib_per_rank=[round(float(x), 1) for x in peak],
         weights_sha256_per_rank=per_rank,
-        hostname_per_rank=[row.tobytes().decode().rstrip() for row in hostnames],
+        hostname_per_rank=hostnames,
         skipped_steps=position.skipped,
         checkpoint=str(last_saved) if last_saved else "",
     )
