@@ -88,3 +88,16 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 def train_loss_by_step(records: list[dict]) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in records if "loss" in r}
+
+
+def rank_pid(run_dir: Path, rank: int) -> int | None:
+    """The pid of the process running ``rank`` of the job that trains into ``run_dir``."""
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if str(run_dir).encode() in cmdline and f"HOROVOD_RANK={rank}".encode() in environ:
+            return int(entry.name)
+    return None

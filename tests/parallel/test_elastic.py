@@ -14,21 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from horovod_job import read_metrics
+from horovod_job import rank_pid, read_metrics
 
 STEPS, COMMIT_EVERY, KILL_AFTER = 60, 5, 12
-
-
-def rank_pid(run_dir: Path, rank: int) -> int | None:
-    for entry in Path("/proc").iterdir():
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            continue
-        if str(run_dir).encode() in cmdline and f"HOROVOD_RANK={rank}".encode() in environ:
-            return int(entry.name)
-    return None
 
 
 def logged_steps(run_dir: Path) -> list[dict]:

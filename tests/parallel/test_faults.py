@@ -7,10 +7,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from horovod_job import WORKERS, harness_train, read_metrics, run_job
+from horovod_job import WORKERS, harness_train, rank_pid, read_metrics, run_job
 
 from harness.checkpoint import list_checkpoints
 from launch.horovodrun import horovodrun_command, rank_environment
@@ -83,19 +82,6 @@ def test_a_rank_stuck_in_python_fails_the_job_within_the_hang_timeout(tmp_path):
     assert elapsed < 120, f"took {elapsed:.0f} s to notice a stuck rank with --hang-timeout 10"
 
 
-def rank_process(run_dir: Path, rank: int) -> int | None:
-    """The pid of the process running ``rank`` of the job that trains into ``run_dir``."""
-    for entry in Path("/proc").iterdir():
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            continue
-        if str(run_dir).encode() in cmdline and f"HOROVOD_RANK={rank}".encode() in environ:
-            return int(entry.name)
-    return None
-
-
 def test_a_frozen_rank_fails_the_job_within_the_hang_timeout(tmp_path):
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "launch.cli", "train", "--np", "2", "--framework", "tf", "--run-dir", str(run_dir)]
@@ -105,14 +91,14 @@ def test_a_frozen_rank_fails_the_job_within_the_hang_timeout(tmp_path):
     while not (run_dir / "metrics.jsonl").exists() or not (run_dir / "metrics.jsonl").read_text():
         assert job.poll() is None and time.monotonic() < deadline, job.communicate()
         time.sleep(0.2)
-    frozen = rank_process(run_dir, 1)
+    frozen = rank_pid(run_dir, 1)
     assert frozen is not None
     os.kill(frozen, signal.SIGSTOP)  # alive but silent: no heartbeat, no tensors
     stopped_at = time.monotonic()
     try:
         out, err = job.communicate(timeout=180)
     finally:
-        if rank_process(run_dir, 1) == frozen:
+        if rank_pid(run_dir, 1) == frozen:
             os.kill(frozen, signal.SIGKILL)
     waited = time.monotonic() - stopped_at
     assert job.returncode == 1, err[-4000:]
