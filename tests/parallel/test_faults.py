@@ -80,6 +80,7 @@ def test_a_rank_stuck_in_python_fails_the_job_within_the_hang_timeout(tmp_path):
         "Error: rank 0 completed no step for 10 s (last: step 3): another rank stopped responding" in (job.stderr[0])
     ), job.report()
     assert elapsed < 120, f"took {elapsed:.0f} s to notice a stuck rank with --hang-timeout 10"
+    print(f"stuck rank, --hang-timeout 10: the whole job (start-up included) ended after {elapsed:.1f} s")
 
 
 def test_a_frozen_rank_fails_the_job_within_the_hang_timeout(tmp_path):
@@ -109,3 +110,4 @@ def test_a_frozen_rank_fails_the_job_within_the_hang_timeout(tmp_path):
         or "Error: rank 0 completed no step for 10 s" in out + err
     ), err[-4000:]
     assert waited < 60, f"the job noticed a frozen rank only after {waited:.0f} s (--hang-timeout 10)"
+    print(f"frozen rank, --hang-timeout 10: the job ended {waited:.1f} s after SIGSTOP")
