@@ -248,7 +248,9 @@ def generate(run_dir, framework, prompt, max_new_tokens, temperature, top_k, see
 @click.option("--np", "num_proc", type=int, default=1, show_default=True, help="Ranks per run.")
 @click.option("--model", default="tiny", show_default=True, help="Model preset: tiny or default.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Report directory.")
-@click.option("--tol", type=float, default=1e-3, show_default=True, help="Largest allowed relative loss gap.")
+@click.option(
+    "--tol", type=float, default=None, help="Largest allowed relative loss gap [default: 1e-3 fp32, 1e-2 bf16/fp16]."
+)
 @click.option("--config", "config_file", default=None, help="TOML file, as for train.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override one key, as for train.")
 def parity(steps, num_proc, model, out, tol, config_file, overrides):
@@ -257,8 +259,13 @@ def parity(steps, num_proc, model, out, tol, config_file, overrides):
     Dropout is off and deterministic kernels are on in both. Writes OUT/parity.json and
     OUT/parity.png; exits 1 when the largest per-step relative loss difference exceeds --tol.
     """
-    from harness.parity import compare_runs, plot_report
+    from harness.parity import DEFAULT_TOLERANCES, compare_runs, plot_report
 
+    try:
+        config = load_run_config(model, config_file, list(overrides))
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    tol = DEFAULT_TOLERANCES[config.train.precision] if tol is None else tol
     out = Path(out).resolve()
     runs = {name: out / name for name in FRAMEWORK_PACKAGES}
     if any(path.exists() for path in runs.values()):

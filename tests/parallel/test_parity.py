@@ -75,3 +75,12 @@ def test_a_checkpoint_continues_in_the_other_framework(parity_runs, tmp_path, fi
     rel = relative_differences(same_framework, continued)
     assert all(rel[s] == 0 for s in range(1, STEPS // 2 + 1))  # the log before the resume is kept as it was
     assert max(rel[s] for s in range(STEPS // 2 + 1, STEPS + 1)) <= 1e-3, rel
+
+
+def test_bf16_parity_is_reported_within_its_default_tolerance(tmp_path):
+    out = tmp_path / "parity-bf16"
+    args = ["parity", "--steps", "30", "--np", "1", "--model", "tiny", "--out", str(out)]
+    proc = harness(*args, "--set", "train.precision=bf16")
+    report = json.loads((out / "parity.json").read_text())
+    assert report["tol"] == 1e-2 and "(tolerance 0.01)" in proc.stdout
+    assert 0 < report["max_rel_loss_diff"] <= 1e-2  # bf16 rounds differently in the twins, but not far
