@@ -169,3 +169,29 @@ def test_a_state_from_another_config_is_refused():
     for model in (pt, tfm):
         with pytest.raises(ValueError, match=r"model state tensor 'wte.weight' is float32\(256, 64\)"):
             model.import_state(other)
+
+
+@pytest.mark.parametrize(
+    ("precision", "torch_dtype", "tf_dtype"),
+    [("bf16", torch.bfloat16, tf.bfloat16), ("fp16", torch.float16, tf.float16)],
+)
+def test_reduced_precision_twins_agree_to_its_rounding_and_differ_from_fp32(precision, torch_dtype, tf_dtype):
+    config = CONFIGS["odd"]
+    state = init_state(config, 0)
+    pt = torch_model.TransformerLM(config, compute_dtype=torch_dtype)
+    pt.import_state(state)
+    pt.eval()
+    tfm = tf_model.TransformerLM(config, compute_dtype=tf_dtype)
+    tfm.import_state(state)
+    fp32, _ = twins(config)
+    x, _ = batch(config)
+    with torch.no_grad():
+        pt_logits = pt(torch.from_numpy(x)).numpy()
+        fp32_logits = fp32(torch.from_numpy(x)).numpy()
+    tf_logits = tfm(tf.constant(x), training=False).numpy()
+    assert pt_logits.dtype == tf_logits.dtype == np.float32  # logits come back in fp32
+    rounding = {"bf16": 2**-8, "fp16": 2**-11}[precision]  # unit roundoff of the matmul inputs
+    scale = np.max(np.abs(fp32_logits))
+    assert np.max(np.abs(pt_logits - fp32_logits)) > 0  # reduced precision really ran
+    assert np.max(np.abs(pt_logits - tf_logits)) <= 8 * rounding * scale
+    assert np.max(np.abs(pt_logits - fp32_logits)) <= 8 * rounding * scale
