@@ -51,6 +51,20 @@ CASES = {
     ),
     "fresh run over checkpoints": (["--framework", "torch"], "already holds checkpoints; pass --resume"),
     "nothing left to train": (["--framework", "tf", "--steps", "20", "--resume"], "is already at step 20 of 20"),
+    "unknown precision": (
+        ["--framework", "tf", "--set", "train.precision=fp8"],
+        "train.precision must be one of ['fp32', 'bf16', 'fp16'], received 'fp8'",
+    ),
+    "hang timeout": (["--framework", "torch", "--hang-timeout", "0", "--resume"], "--hang-timeout must be at least 1"),
+    "elastic without hosts": (
+        ["--framework", "torch", "--elastic", "--resume"],
+        "--elastic needs --hosts or --hostfile",
+    ),
+    "elastic bounds": (
+        ["--framework", "torch", "--elastic", "--min-np", "3", "--hosts", "a:1,b:1", "--resume"],
+        "elastic jobs need 1 <= --min-np <= --np <= --max-np, got 3, 2, 2",
+    ),
+    "commit interval": (["--framework", "tf", "--elastic", "--commit-every", "0"], "--commit-every must be at least 1"),
 }
 
 
