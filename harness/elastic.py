@@ -26,14 +26,12 @@ class ElasticTrainingState(State):
 
     def __init__(self, backend: Backend, dist: Distributed, position):
         super().__init__(bcast_object=dist.hvd.broadcast_object, get_rank=dist.hvd.rank)
-        self.backend, self.dist, self.position = backend, dist, position
-        self.commits = 0
+        self.backend, self.position = backend, position
         self.save()
 
     def save(self) -> None:
         model, optimizer = self.backend.export_model_state(), self.backend.export_optimizer_state()
         self._saved = (dataclasses.replace(self.position), model, optimizer)
-        self.commits += 1
 
     def restore(self) -> None:
         position, model, optimizer = self._saved

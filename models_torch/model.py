@@ -109,7 +109,8 @@ class TransformerLM(nn.Module):
     """Token ids (B, T) -> next-token logits (B, T, vocab_size).
 
     ``compute_dtype`` bfloat16 is mixed precision: every matmul (the Linears, attention, the LM
-    head) takes bfloat16 inputs; weights, LayerNorm, softmax and the loss stay float32.
+    head) takes bfloat16 inputs; weights, LayerNorm and the loss stay float32 (the softmax runs
+    inside scaled_dot_product_attention, at its kernel's precision).
     """
 
     def __init__(self, config: ModelConfig, compute_dtype=torch.float32):
