@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 # What an error says when a collective failed because another rank died or froze: Horovod's
-# shutdown notice, or Gloo's own receive timeout or closed connection (TF reports these as op errors).
-LOST_RANK_MARKERS = ("Horovod has been shut down", "for recv operation to complete", "Connection closed by peer")
+# shutdown notice, or any error of Gloo's TCP transport (a receive timeout, a connection reset or
+# closed by the peer), which TF reports as op errors.
+LOST_RANK_MARKERS = ("Horovod has been shut down", "gloo/transport/tcp/")
 
 
 def is_lost_rank_error(err: BaseException) -> bool:

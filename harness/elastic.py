@@ -12,7 +12,7 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from horovod.common.elastic import State
+from horovod.common.elastic import State, run_fn
 from horovod.common.exceptions import HorovodInternalError
 
 from harness.backend import Backend
@@ -47,17 +47,26 @@ class ElasticTrainingState(State):
             self.position = self._bcast_object(self.position)
         self.save()
 
-    @staticmethod
-    def retrying(train: Callable[[ElasticTrainingState], T]) -> Callable[[ElasticTrainingState], T]:
-        """``train`` with a lost rank reported as HorovodInternalError, so that Horovod's elastic
-        loop rolls back and goes on."""
 
-        @functools.wraps(train)
-        def wrapper(state: ElasticTrainingState) -> T:
-            with lost_rank_as_internal_error():
-                return train(state)
+def elastic_run(train: Callable[[ElasticTrainingState], T], state: ElasticTrainingState, dist: Distributed) -> T:
+    """``train(state)`` under Horovod's elastic loop: on a lost or added rank, every rank restores
+    the last commit, Horovod re-forms the job, and ``train`` runs again from there.
 
-        return wrapper
+    Horovod's own loop (``run_fn``) with its reset (shutdown, init), as both bindings'
+    ``hvd.elastic.run`` do; TF's adds a wrapper that returns None on op errors it does not
+    recognise, so the lost-rank check here is the one place that decides.
+    """
+
+    @functools.wraps(train)
+    def attempt(current: ElasticTrainingState) -> T:
+        with lost_rank_as_internal_error():
+            return train(current)
+
+    def reset() -> None:
+        dist.hvd.shutdown()
+        dist.hvd.init()
+
+    return run_fn(attempt, reset)(state)
 
 
 @contextlib.contextmanager

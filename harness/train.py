@@ -345,7 +345,7 @@ def run(
         return [row.tobytes().hex() for row in sums], peak, [row.tobytes().decode().rstrip() for row in hosts]
 
     if elastic:
-        from harness.elastic import ElasticTrainingState
+        from harness.elastic import ElasticTrainingState, elastic_run
 
         state = ElasticTrainingState(backend, dist, position)
 
@@ -354,7 +354,7 @@ def run(
             return gather_replicas()  # collectives too: a rank lost here also rolls back
 
         # Horovod: run until done; on a failed or added rank, roll back to the last commit and go on.
-        per_rank, peak, hostnames = dist.hvd.elastic.run(ElasticTrainingState.retrying(train_and_gather))(state)
+        per_rank, peak, hostnames = elastic_run(train_and_gather, state, dist)
         position = state.position
     else:
         # Horovod: the start position travels with the state, so every rank resumes at the same batch.
