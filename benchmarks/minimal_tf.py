@@ -13,18 +13,19 @@ import horovod.tensorflow as hvd
 import numpy as np
 import tensorflow as tf
 
-from harness.config import TrainConfig, model_preset
-from harness.state import init_state, weight_decay_names
+from harness.config import TrainConfig
+from harness.gpt import FAMILY, init_state
 from models_tf.backend import AdamW
-from models_tf.model import TransformerLM, loss_fn
+from models_tf.model import TransformerLM
+from models_tf.ops import cross_entropy, import_state, named_parameters
 
 model_name, batch_size, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 hvd.init()
-config = model_preset(model_name)
+config = FAMILY.preset(model_name)
 model = TransformerLM(config)
-model.import_state(init_state(config, seed=0))
-named = dict(model.named_parameters())
-optimizer = AdamW(named, weight_decay_names(config), TrainConfig())
+import_state(model, init_state(config, seed=0))
+named = dict(named_parameters(model))
+optimizer = AdamW(named, FAMILY.decayed(config), TrainConfig())
 # Horovod: start from rank 0's weights.
 hvd.broadcast_variables(list(named.values()), root_rank=0)
 
@@ -32,7 +33,7 @@ hvd.broadcast_variables(list(named.values()), root_rank=0)
 @tf.function
 def train_step(inputs, targets):
     with tf.GradientTape() as tape:
-        loss = loss_fn(model(inputs, training=True), targets)
+        loss = cross_entropy(model(inputs, training=True), targets)
     # Horovod: average gradients across ranks.
     tape = hvd.DistributedGradientTape(tape, sparse_as_dense=True)
     grads, _ = tf.clip_by_global_norm(tape.gradient(loss, list(named.values())), 1.0)

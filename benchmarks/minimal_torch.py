@@ -13,15 +13,15 @@ import horovod.torch as hvd
 import numpy as np
 import torch
 
-from harness.config import model_preset
-from harness.state import init_state
-from models_torch.model import TransformerLM, loss_fn
+from harness.gpt import FAMILY, init_state
+from models_torch.model import TransformerLM
+from models_torch.ops import cross_entropy, import_state
 
 model_name, batch_size, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 hvd.init()
-config = model_preset(model_name)
+config = FAMILY.preset(model_name)
 model = TransformerLM(config)
-model.import_state(init_state(config, seed=0))
+import_state(model, init_state(config, seed=0))
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1, foreach=False)
 # Horovod: average gradients across ranks; start from rank 0's weights.
 optimizer = hvd.DistributedOptimizer(optimizer, named_parameters=model.named_parameters())
@@ -34,7 +34,7 @@ times = []
 for _ in range(steps):
     began = time.perf_counter()
     optimizer.zero_grad()
-    loss_fn(model(inputs), targets).backward()
+    cross_entropy(model(inputs), targets).backward()
     optimizer.synchronize()  # Horovod: averaged gradients before clipping
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     with optimizer.skip_synchronize():

@@ -1,47 +1,124 @@
-"""What the framework-free loop needs from a framework: the contract each backend implements.
+"""What the framework-free loop needs from a framework, and the parts of a backend that need none.
 
-Arrays crossing this boundary are numpy; states are the neutral dicts of harness/state.py.
+A backend holds one framework's instance of a family's model, AdamW and the Horovod-wrapped step.
+Arrays crossing this boundary are numpy; states are the neutral dicts of harness/state.py. The
+state conversions are written here once; a framework supplies how to read and write one tensor.
 """
 
 from __future__ import annotations
 
+import enum
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from harness.config import RunConfig
 from harness.distributed import Distributed
-from harness.state import State
+from harness.family import Family
+from harness.state import Shapes, State, check_state, optimizer_moments, optimizer_state
+from harness.tasks import Batch
 
 
-@dataclass
+class StepOutcome(enum.Enum):
+    APPLIED = "applied"  # the weights and AdamW state were updated
+    OVERFLOW = "overflow"  # fp16: the scaled gradient overflowed; step skipped, loss scale lowered (by design)
+    NONFINITE = "nonfinite"  # the loss or the gradient norm was NaN or infinite; step skipped
+
+
+@dataclass(frozen=True)
 class StepResult:
     loss: float  # mean over ranks and micro-batches
     grad_norm: float  # global norm of the rank-averaged gradient, before clipping
-    applied: bool  # False: the loss or gradient was non-finite and no rank changed its weights
+    outcome: StepOutcome  # the same on every rank: it is decided from reduced values
     loss_scale: float = 1.0  # fp16's dynamic loss scale after this step (1.0 without scaling)
+
+
+def step_outcome(applied: bool, loss: float, loss_scaling: bool) -> StepOutcome:
+    """What a step did: under loss scaling a finite loss with a non-finite gradient is an overflow."""
+    if applied:
+        return StepOutcome.APPLIED
+    return StepOutcome.OVERFLOW if loss_scaling and math.isfinite(loss) else StepOutcome.NONFINITE
+
+
+@dataclass(frozen=True)
+class EvalSums:
+    """Sums over evaluated targets, each weighted by its batch weight."""
+
+    loss: float = 0.0
+    correct: float = 0.0
+    count: float = 0.0
+
+    def __add__(self, other: EvalSums) -> EvalSums:
+        return EvalSums(self.loss + other.loss, self.correct + other.correct, self.count + other.count)
+
+
+def loss_shares(batch: Batch) -> np.ndarray:
+    """(k,) float32: each micro-batch's share of the rank's loss, so that the k weighted means add up
+    to the weighted mean over all k (1/k each without weights)."""
+    k = batch.targets.shape[0]
+    if batch.weights is None:
+        return np.full(k, 1.0 / k, np.float32)
+    totals = batch.weights.reshape(k, -1).sum(axis=1, dtype=np.float64)
+    return (totals / totals.sum()).astype(np.float32)
 
 
 class Backend(ABC):
     """One framework's model, AdamW optimizer and Horovod-wrapped training step."""
 
-    def __init__(self, config: RunConfig, dist: Distributed):
+    parameters: dict[str, Any]  # neutral name -> the framework's parameter, set by the subclass
+
+    def __init__(self, family: Family, config: RunConfig, dist: Distributed):
+        self.family = family
         self.config = config
         self.dist = dist
+        self.shapes: Shapes = family.state_shapes(config.model)
 
-    @abstractmethod
-    def export_model_state(self) -> State: ...
+    def check_parameters(self, framework: str, shapes: Shapes) -> None:
+        """Refuse a model whose parameters are not exactly the family's neutral names and shapes."""
+        if dict(shapes) != dict(self.shapes):
+            missing = sorted(self.shapes.keys() - shapes.keys())[:5]
+            extra = sorted(shapes.keys() - self.shapes.keys())[:5]
+            wrong = sorted(n for n in shapes.keys() & self.shapes.keys() if tuple(shapes[n]) != tuple(self.shapes[n]))
+            raise ValueError(
+                f"the {framework} model of family {self.family.name!r} does not match its state_shapes: "
+                f"missing {missing}, unexpected {extra}, other shapes {wrong[:5]}"
+            )
 
-    @abstractmethod
-    def import_model_state(self, state: State) -> None: ...
+    # Written once: the neutral state in and out.
 
-    @abstractmethod
+    def export_model_state(self) -> State:
+        return {name: self._read(self.parameters[name]) for name in self.shapes}
+
+    def import_model_state(self, state: State) -> None:
+        check_state(self.shapes, state)
+        for name, param in self.parameters.items():
+            self._write(param, state[name])
+
     def export_optimizer_state(self) -> State:
         """AdamW's step and moments, named as in ``harness.state.optimizer_state_names``."""
+        return optimizer_state(*self._read_optimizer())
+
+    def import_optimizer_state(self, state: State) -> None:
+        self._write_optimizer(*optimizer_moments(self.shapes, state))
+
+    # What each framework supplies.
 
     @abstractmethod
-    def import_optimizer_state(self, state: State) -> None: ...
+    def _read(self, param: Any) -> np.ndarray:
+        """A float32 numpy copy of one parameter."""
+
+    @abstractmethod
+    def _write(self, param: Any, value: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def _read_optimizer(self) -> tuple[int, dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """AdamW's step count and each parameter's (exp_avg, exp_avg_sq), as numpy copies."""
+
+    @abstractmethod
+    def _write_optimizer(self, step: int, moments: dict[str, tuple[np.ndarray, np.ndarray]]) -> None: ...
 
     @abstractmethod
     def broadcast_initial_state(self) -> None:
@@ -52,16 +129,17 @@ class Backend(ABC):
         """Reseed this rank's dropout randomness for the next step."""
 
     @abstractmethod
-    def train_step(self, inputs: np.ndarray, targets: np.ndarray, lr: float) -> StepResult:
-        """One optimizer step on this rank's (k, B, T) micro-batches (k = train.accumulation_steps):
-        k forward/backward passes, one allreduce, then the update unless the loss or the gradient
-        norm is non-finite (the same decision on every rank: both are reduced values). Under fp16
-        the loss is scaled for the backward pass; a gradient overflow skips the step and halves
-        the scale, 2000 finite steps in a row double it (torch.amp.GradScaler's rule, in both)."""
+    def train_step(self, batch: Batch, lr: float) -> StepResult:
+        """One optimizer step on this rank's k micro-batches (a batch with a leading (k,) axis,
+        k = train.accumulation_steps): k forward/backward passes, one allreduce, then the update
+        unless the loss or the gradient norm is non-finite (the same decision on every rank: both
+        are reduced values). Under fp16 the loss is scaled for the backward pass; a gradient
+        overflow skips the step and halves the scale, 2000 finite steps in a row double it
+        (torch.amp.GradScaler's rule, in both)."""
 
     @abstractmethod
-    def eval_loss(self, inputs: np.ndarray, targets: np.ndarray) -> float:
-        """Mean next-token loss of a (B, T) batch in inference mode, no Horovod involved."""
+    def eval_sums(self, batch: Batch) -> EvalSums:
+        """Weighted loss, correct-prediction and target sums of a batch in inference mode, no Horovod."""
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:

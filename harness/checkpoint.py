@@ -1,9 +1,9 @@
 """Framework-neutral checkpoints, written atomically by rank 0 and verified before use.
 
-    RUN_DIR/checkpoints/step_<N>/model.safetensors      weights (harness/state.py layout)
+    RUN_DIR/checkpoints/step_<N>/model.safetensors      weights (the family's neutral layout)
     RUN_DIR/checkpoints/step_<N>/optimizer.safetensors  AdamW step and moments
-    RUN_DIR/checkpoints/step_<N>/trainer.json           step, data position, config, framework,
-                                                        SHA-256 of both tensor files
+    RUN_DIR/checkpoints/step_<N>/trainer.json           step, data position, config, family,
+                                                        framework, SHA-256 of both tensor files
 
 A checkpoint is assembled in a hidden temporary directory, every file fsynced, then renamed into
 place in one step: a reader sees a complete checkpoint or none. trainer.json is written last.
@@ -18,11 +18,13 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from harness.config import ModelConfig
-from harness.state import State, check_state, load_state, optimizer_state_names, save_state
+from harness.family import DEFAULT_FAMILY, Family, load_family
+from harness.state import State, check_state, load_state, optimizer_moments, save_state
 
 CHECKPOINT_DIR = re.compile(r"^step_(\d+)$")
 PARTIAL_DIR = re.compile(r"^\.step_\d+\.(tmp|old)-\d+$")  # a write or a deletion cut short
@@ -36,6 +38,8 @@ class Checkpoint:
     model: State
     optimizer: State
     trainer: dict
+    family: Family
+    model_config: Any  # the family's config the checkpoint was written for
     skipped: list[str] = field(default_factory=list)  # newer checkpoints passed over, and why
 
 
@@ -72,18 +76,31 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def save_checkpoint(run_dir: Path, step: int, model: State, optimizer: State, trainer: dict, keep: int) -> Path:
-    """Write checkpoint ``step`` atomically, then delete all but the newest ``keep``."""
+def save_checkpoint(
+    run_dir: Path,
+    step: int,
+    model: State,
+    optimizer: State,
+    trainer: dict,
+    keep: int,
+    on_file: Callable[[Path], None] = lambda path: None,
+) -> Path:
+    """Write checkpoint ``step`` atomically, then delete all but the newest ``keep``.
+
+    ``on_file`` hears of each file once it is written into the hidden directory.
+    """
     root = checkpoints_dir(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step}"
     tmp = root / f".step_{step}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_state(tmp / "model.safetensors", model)
-    save_state(tmp / "optimizer.safetensors", optimizer)
+    for name, state in zip(TENSOR_FILES, (model, optimizer), strict=True):
+        save_state(tmp / name, state)
+        on_file(tmp / name)
     sums = {name: _sha256(tmp / name) for name in TENSOR_FILES}
     (tmp / "trainer.json").write_text(json.dumps({**trainer, "step": step, "sha256": sums}, indent=2) + "\n")
+    on_file(tmp / "trainer.json")
     for name in (*TENSOR_FILES, "trainer.json"):
         _fsync(tmp / name)
     _fsync(tmp)
@@ -112,11 +129,11 @@ def remove_partial_checkpoints(run_dir: Path) -> list[str]:
     return [path.name for path in partial]
 
 
-def load_checkpoint(path: Path, model_config: ModelConfig | None = None) -> Checkpoint:
+def load_checkpoint(path: Path, family: Family | None = None, model_config: Any = None) -> Checkpoint:
     """Read and verify one checkpoint; ``ValueError`` says what is wrong with it.
 
-    With ``model_config`` the checkpoint must have been written for exactly that model; without,
-    the model config saved in the checkpoint is used.
+    With ``family`` (and ``model_config``) the checkpoint must have been written for exactly that
+    family (and model config); without, the family and the model config saved in it are used.
     """
     path = Path(path)
     try:
@@ -127,23 +144,47 @@ def load_checkpoint(path: Path, model_config: ModelConfig | None = None) -> Chec
     for name in TENSOR_FILES:
         if not (path / name).is_file() or _sha256(path / name) != sums.get(name):
             raise CorruptCheckpointError(f"checkpoint {path} is corrupt: {name} is missing, truncated or modified")
+    saved_family = trainer.get("family", DEFAULT_FAMILY)  # written before families: the GPT twin
+    if family is None:
+        family = load_family(saved_family)
+    elif saved_family not in (family.spec, family.name) and family_name(saved_family) != family.name:
+        raise ValueError(f"checkpoint {path} was written for model family {saved_family!r}, not {family.spec!r}")
     saved = trainer.get("config", {}).get("model", {})
     if model_config is None:
-        model_config = ModelConfig(**saved)
+        model_config = family.config_from_dict(saved)
     expected = asdict(model_config)
-    if saved != expected:
-        changed = sorted(k for k in expected if saved.get(k) != expected[k])
+    if saved != json.loads(json.dumps(expected)):
+        changed = sorted(k for k in expected if saved.get(k) != json.loads(json.dumps(expected[k])))
         raise ValueError(
             f"checkpoint {path} was written for a different model config (differs in {', '.join(changed)})"
         )
+    shapes = family.state_shapes(model_config)
     model, optimizer = load_state(path / "model.safetensors"), load_state(path / "optimizer.safetensors")
-    check_state(model_config, model)
-    if sorted(optimizer) != sorted(optimizer_state_names(model_config)):
-        raise ValueError(f"checkpoint {path} has an optimizer state that does not match the model config")
-    return Checkpoint(path=path, step=int(trainer["step"]), model=model, optimizer=optimizer, trainer=trainer)
+    check_state(shapes, model)
+    try:
+        optimizer_moments(shapes, optimizer)
+    except ValueError as err:
+        raise ValueError(f"checkpoint {path}: {err}") from None
+    return Checkpoint(
+        path=path,
+        step=int(trainer["step"]),
+        model=model,
+        optimizer=optimizer,
+        trainer=trainer,
+        family=family,
+        model_config=model_config,
+    )
 
 
-def latest_checkpoint(run_dir: Path, model_config: ModelConfig | None = None) -> Checkpoint:
+def family_name(spec: str) -> str:
+    """The name of the family ``spec`` loads (the spec itself when it no longer loads)."""
+    try:
+        return load_family(spec).name
+    except ValueError:
+        return spec
+
+
+def latest_checkpoint(run_dir: Path, family: Family | None = None, model_config: Any = None) -> Checkpoint:
     """The newest checkpoint of ``run_dir`` that verifies; corrupt newer ones are skipped and named
     in ``Checkpoint.skipped``. ``ValueError`` if none verifies, or one was written for another model.
     """
@@ -153,7 +194,7 @@ def latest_checkpoint(run_dir: Path, model_config: ModelConfig | None = None) ->
     skipped = []
     for _, path in reversed(found):
         try:
-            checkpoint = load_checkpoint(path, model_config)
+            checkpoint = load_checkpoint(path, family, model_config)
         except CorruptCheckpointError as err:
             skipped.append(str(err))
             continue

@@ -1,125 +1,15 @@
-"""Model configuration shared by both framework twins, its presets, and input validation."""
+"""The run configuration: one frozen dataclass per TOML table, built from a family's preset, a TOML
+file and ``--set`` overrides, each value checked by name."""
 
 from __future__ import annotations
 
 import dataclasses
 import tomllib
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any
 
-POSITIONAL_ENCODINGS = ("learned", "sinusoidal")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """A decoder-only Transformer LM; both twins build exactly this architecture.
-
-    Attributes:
-        vocab_size: number of token ids (256 for the byte-level tokenizer).
-        n_layer: number of Transformer blocks (L).
-        n_head: attention heads per block (H); ``n_embd`` must be divisible by it.
-        n_embd: model width (d_model).
-        mlp_hidden: width of each block's GELU MLP (usually 4 * n_embd).
-        block_size: maximum sequence length (T_max).
-        dropout: dropout rate on embeddings, attention output and MLP output (0 disables).
-        pos_encoding: ``"learned"`` position embeddings (``wpe``) or fixed ``"sinusoidal"`` ones.
-        tie_embeddings: share the LM head with the token embedding ``wte``.
-        layer_norm_eps: epsilon of every LayerNorm.
-    """
-
-    vocab_size: int = 256
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 192
-    mlp_hidden: int = 768
-    block_size: int = 128
-    dropout: float = 0.0
-    pos_encoding: Literal["learned", "sinusoidal"] = "learned"
-    tie_embeddings: bool = True
-    layer_norm_eps: float = 1e-5
-
-    def __post_init__(self) -> None:
-        for name in ("vocab_size", "n_layer", "n_head", "n_embd", "mlp_hidden", "block_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"ModelConfig.{name} must be a positive integer, received {value!r}")
-        if self.n_embd % self.n_head:
-            raise ValueError(
-                f"ModelConfig.n_embd must be divisible by n_head, received n_embd={self.n_embd}, n_head={self.n_head}"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"ModelConfig.dropout must be in [0, 1), received {self.dropout!r}")
-        if self.pos_encoding not in POSITIONAL_ENCODINGS:
-            raise ValueError(
-                f"ModelConfig.pos_encoding must be one of {POSITIONAL_ENCODINGS}, received {self.pos_encoding!r}"
-            )
-        if not self.layer_norm_eps > 0:
-            raise ValueError(f"ModelConfig.layer_norm_eps must be positive, received {self.layer_norm_eps!r}")
-
-    @property
-    def head_size(self) -> int:
-        return self.n_embd // self.n_head
-
-    def replace(self, **changes) -> ModelConfig:
-        return dataclasses.replace(self, **changes)
-
-    def num_params(self) -> int:
-        """Trainable parameters, counting a tied LM head once."""
-        d, L = self.n_embd, self.n_layer
-        per_block = (
-            2 * 2 * d  # ln_1, ln_2
-            + d * 3 * d
-            + 3 * d  # attn.qkv
-            + d * d
-            + d  # attn.proj
-            + d * self.mlp_hidden
-            + self.mlp_hidden  # mlp.fc
-            + self.mlp_hidden * d
-            + d  # mlp.proj
-        )
-        embeddings = self.vocab_size * d + (self.block_size * d if self.pos_encoding == "learned" else 0)
-        head = 0 if self.tie_embeddings else self.vocab_size * d
-        return embeddings + L * per_block + 2 * d + head
-
-    def flops_per_token(self, seq_len: int | None = None) -> int:
-        """Training FLOPs per token, 6N + 12·L·H·Q·T (PaLM appendix B; nanoGPT's estimate_mfu)."""
-        T = seq_len or self.block_size
-        return 6 * self.num_params() + 12 * self.n_layer * self.n_head * self.head_size * T
-
-
-# `tiny` runs a training step in milliseconds: for tests. `default` (~1.85 M parameters,
-# ~12 MFLOP per token) is sized for the byte-level default corpus (~420 K training tokens) on
-# 2 CPU cores: a few thousand tokens/s, so a few hundred steps take about a minute per framework,
-# while 4 layers of width 192 are enough to learn words and Python-doc structure at byte level.
-MODEL_PRESETS = {
-    "tiny": ModelConfig(n_layer=2, n_head=2, n_embd=32, mlp_hidden=128, block_size=32),
-    "default": ModelConfig(),
-}
-
-
-def model_preset(name: str) -> ModelConfig:
-    if name not in MODEL_PRESETS:
-        raise ValueError(f"unknown model preset {name!r}; expected one of {sorted(MODEL_PRESETS)}")
-    return MODEL_PRESETS[name]
-
-
-def check_token_shape(config: ModelConfig, shape: tuple, dtype_name: str) -> None:
-    """Validate a token batch's static properties; both twins raise these exact messages."""
-    if len(shape) != 2:
-        raise ValueError(f"tokens must have shape (batch, seq_len), received shape {tuple(shape)}")
-    if "int" not in dtype_name:
-        raise ValueError(f"tokens must be an integer tensor, received dtype {dtype_name}")
-    if shape[1] is not None and shape[1] > config.block_size:
-        raise ValueError(f"sequence length {shape[1]} exceeds the model's block_size {config.block_size}")
-
-
-def token_range_message(config: ModelConfig) -> str:
-    return f"token ids must be in [0, {config.vocab_size}), the model's vocab_size"
-
-
-def check_token_range(config: ModelConfig, min_id: int, max_id: int) -> None:
-    if min_id < 0 or max_id >= config.vocab_size:
-        raise ValueError(f"{token_range_message(config)}; received ids in [{min_id}, {max_id}]")
+if TYPE_CHECKING:
+    from harness.family import Family
 
 
 @dataclass(frozen=True)
@@ -155,6 +45,14 @@ class TrainConfig:
     # Horovod's wire format for gradients: "none" (float32) or "fp16" (half the bytes).
     # (No Adasum option: Horovod 0.28 runs Adasum over MPI only, and this harness launches Gloo.)
     compression: str = "none"
+    # Label smoothing epsilon of the cross-entropy: the target distribution puts 1 - epsilon on the
+    # true class and spreads epsilon uniformly over all classes (Szegedy et al. 2016; torch's rule).
+    label_smoothing: float = 0.0
+
+    @property
+    def windows_per_rank(self) -> int:
+        """Examples each rank reads per optimizer step: accumulation_steps micro-batches of batch_size."""
+        return self.batch_size * self.accumulation_steps
 
     def __post_init__(self) -> None:
         choices = {"precision": ("fp32", "bf16", "fp16"), "compression": ("none", "fp16")}
@@ -166,6 +64,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "accumulation_steps"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"train.{name} must be positive, received {getattr(self, name)!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"train.label_smoothing must be in [0, 1), received {self.label_smoothing!r}")
         if self.lr_scaling not in ("none", "linear"):
             raise ValueError(f"train.lr_scaling must be 'none' or 'linear', received {self.lr_scaling!r}")
         if self.lr <= 0 or self.warmup_steps < 0 or not 0 <= self.min_lr_ratio <= 1 or self.grad_clip < 0:
@@ -220,7 +120,7 @@ class CheckpointConfig:
 class RunConfig:
     """Everything one training run needs; identical on every rank and in both frameworks."""
 
-    model: ModelConfig = ModelConfig()
+    model: Any  # the family's config dataclass
     train: TrainConfig = TrainConfig()
     data: DataConfig = DataConfig()
     eval: EvalConfig = EvalConfig()
@@ -260,8 +160,10 @@ def _coerce(key: str, value, expected):
     return value
 
 
-def build_run_config(model: str, file_values: dict | None = None, overrides: list[str] = ()) -> RunConfig:
-    """Preset ``model``, then the TOML file's tables, then ``key=value`` overrides (dotted keys).
+def build_run_config(
+    family: Family, preset: str, file_values: dict | None = None, overrides: list[str] = ()
+) -> RunConfig:
+    """The family's ``preset``, then the TOML file's tables, then ``key=value`` overrides (dotted keys).
 
     Raises ``ValueError`` naming the key for unknown keys, wrong types and invalid values.
     """
@@ -271,6 +173,7 @@ def build_run_config(model: str, file_values: dict | None = None, overrides: lis
         if section not in sections or not isinstance(table, dict):
             raise ValueError(f"unknown config table [{section}]; expected one of {sorted(sections)}")
         values[section].update(table)
+    values["model"].pop("family", None)  # chose the family (read_config_file's caller)
     for item in overrides:
         key, sep, text = item.partition("=")
         section, dot, name = key.strip().partition(".")
@@ -278,11 +181,16 @@ def build_run_config(model: str, file_values: dict | None = None, overrides: lis
             raise ValueError(f"--set expects SECTION.KEY=VALUE, received {item!r}")
         if section not in sections:
             raise ValueError(f"unknown config key {key.strip()!r}; sections are {sorted(sections)}")
+        if (section, name) == ("model", "family"):
+            raise ValueError("the model family is chosen with --family (or [model] family in the config file)")
         values[section][name] = _parse_value(text.strip())
     built = {}
     for section, field in sections.items():
-        cls = field.type if isinstance(field.type, type) else globals()[field.type]
-        base = model_preset(model) if section == "model" else cls()
+        if section == "model":
+            cls, base = family.config_class, family.preset(preset)
+        else:
+            cls = field.type if isinstance(field.type, type) else globals()[field.type]
+            base = cls()
         hints = {f.name: f.type for f in dataclasses.fields(cls)}
         for name in values[section]:
             if name not in hints:
@@ -294,15 +202,27 @@ def build_run_config(model: str, file_values: dict | None = None, overrides: lis
     return RunConfig(**built)
 
 
-def load_run_config(model: str, config_file: str | None = None, overrides: list[str] = ()) -> RunConfig:
-    """``build_run_config`` with the tables of an optional TOML file; ``ValueError`` on any problem."""
-    file_values = {}
-    if config_file is not None:
-        try:
-            with open(config_file, "rb") as f:
-                file_values = tomllib.load(f)
-        except OSError as err:
-            raise ValueError(f"cannot read config file {config_file!r}: {err.strerror}") from None
-        except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"config file {config_file!r} is not valid TOML: {err}") from None
-    return build_run_config(model, file_values, overrides)
+def read_config_file(config_file: str | None) -> dict:
+    """The tables of a TOML config file ({} for none); ``ValueError`` if it cannot be read or parsed."""
+    if config_file is None:
+        return {}
+    try:
+        with open(config_file, "rb") as f:
+            return tomllib.load(f)
+    except OSError as err:
+        raise ValueError(f"cannot read config file {config_file!r}: {err.strerror}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"config file {config_file!r} is not valid TOML: {err}") from None
+
+
+def load_run_config(
+    preset: str, config_file: str | None = None, overrides: list[str] = (), family: str | None = None
+) -> tuple[Family, RunConfig]:
+    """The family (``family``, else the file's ``[model] family``, else gpt) and its run config."""
+    from harness.family import DEFAULT_FAMILY, load_family
+
+    file_values = read_config_file(config_file)
+    model_table = file_values.get("model", {})
+    spec = family or (model_table.get("family") if isinstance(model_table, dict) else None) or DEFAULT_FAMILY
+    chosen = load_family(spec)
+    return chosen, build_run_config(chosen, preset, file_values, overrides)

@@ -51,8 +51,8 @@ class Split:
     tokens: np.ndarray
     seq_len: int
 
-    @property
-    def num_windows(self) -> int:
+    def __len__(self) -> int:
+        """The number of windows."""
         return (len(self.tokens) - 1) // self.seq_len
 
     def windows(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +66,7 @@ def train_val_split(tokens: np.ndarray, seq_len: int, val_fraction: float) -> tu
     """The first ``1 - val_fraction`` of the corpus trains, the rest validates."""
     cut = int(len(tokens) * (1 - val_fraction))
     train, val = Split(tokens[:cut], seq_len), Split(tokens[cut:], seq_len)
-    if train.num_windows == 0 or val.num_windows == 0:
+    if len(train) == 0 or len(val) == 0:
         raise ValueError(
             f"corpus of {len(tokens)} bytes is too small for seq_len {seq_len} with val_fraction "
             f"{val_fraction}: each split needs at least {seq_len + 1} bytes"

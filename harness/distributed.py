@@ -60,6 +60,10 @@ class Distributed:
     def is_main_process(self) -> bool:
         return self.rank == 0
 
+    def compression(self, name: str) -> Any:
+        """Horovod's gradient compressor for ``train.compression``: "none" or "fp16" on the wire."""
+        return {"none": self.hvd.Compression.none, "fp16": self.hvd.Compression.fp16}[name]
+
     def allreduce_mean(self, array: np.ndarray, name: str) -> np.ndarray:
         """Element-wise mean over ranks of an array of identical shape on every rank."""
         # Horovod: average across ranks.

@@ -17,6 +17,7 @@ from horovod.common.exceptions import HorovodInternalError
 
 from harness.backend import Backend
 from harness.distributed import Distributed, is_lost_rank_error
+from harness.hooks import Hook
 
 T = TypeVar("T")
 
@@ -26,7 +27,7 @@ class ElasticTrainingState(State):
 
     def __init__(self, backend: Backend, dist: Distributed, position):
         super().__init__(bcast_object=dist.hvd.broadcast_object, get_rank=dist.hvd.rank)
-        self.backend, self.position = backend, position
+        self.backend, self.dist, self.position = backend, dist, position
         self.save()
 
     def save(self) -> None:
@@ -44,8 +45,19 @@ class ElasticTrainingState(State):
         # (Horovod's elastic loop also retries a sync that fails because another rank was lost.)
         with lost_rank_as_internal_error():
             self.backend.broadcast_initial_state()
-            self.position = self._bcast_object(self.position)
+            self.position = self.position.broadcast(self.dist)
         self.save()
+
+
+class ElasticCommit(Hook):
+    """Commit the elastic state every ``every`` steps; the last hook, after rank 0's writes."""
+
+    def __init__(self, state: ElasticTrainingState, every: int):
+        self.state, self.every = state, every
+
+    def after_step(self, report, position) -> None:
+        if report.step % self.every == 0:
+            self.state.commit()  # Horovod: in-memory snapshot; raises if hosts changed
 
 
 def elastic_run(train: Callable[[ElasticTrainingState], T], state: ElasticTrainingState, dist: Distributed) -> T:

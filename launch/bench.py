@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.config import model_preset
+from harness.config import RunConfig, build_run_config
+from harness.family import Family, load_family
 from launch.horovodrun import RANK_LINE, horovodrun_command, rank_environment, train_argv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,13 +29,21 @@ MB = 2**20
 
 @dataclass(frozen=True)
 class BenchPlan:
-    model: str
+    model: str  # the family's preset
     batch_size: int  # per rank
     steps: int
     warmup: int
     allreduce_sizes_mb: tuple[float, ...]
     allreduce_repeats: int
     tune: bool
+    family: str = "gpt"  # any family times the harness; the minimal loops are the GPT twin's
+
+
+def tokens_per_example(family: Family, config: RunConfig) -> int:
+    """Input tokens of one example of the family's task (its batches' inputs per row)."""
+    task = family.task(config.model)
+    train_split, _ = task.splits(config.data)
+    return task.batch(train_split, np.arange(1), np.random.default_rng(0)).inputs.size
 
 
 FULL = BenchPlan("default", 16, 25, 5, (1, 16, 64), 10, tune=True)
@@ -70,9 +79,9 @@ def last_json(output: str) -> dict:
     raise RuntimeError(f"no JSON result in the output:\n{output[-3000:]}")
 
 
-def run_program(np_: int, program: list[str], env: dict[str, str], timeout: float = 900) -> dict:
-    """``program`` on ``np_`` local ranks (plain Python for one rank); its last JSON line."""
-    cmd = program if np_ == 1 else horovodrun_command(np_, program)
+def run_program(num_ranks: int, program: list[str], env: dict[str, str], timeout: float = 900) -> dict:
+    """``program`` on ``num_ranks`` local ranks (plain Python for one rank); its last JSON line."""
+    cmd = program if num_ranks == 1 else horovodrun_command(num_ranks, program)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
@@ -104,13 +113,13 @@ def memcpy_gbps(size_mb: float = 64, repeats: int = 10) -> dict:
     return stats([size_mb * MB / t / 1e9 for t in times[1:]])
 
 
-def harness_step_times(framework: str, np_: int, plan: BenchPlan, env: dict[str, str]) -> list[float]:
+def harness_step_times(framework: str, num_ranks: int, plan: BenchPlan, env: dict[str, str]) -> list[float]:
     """Seconds per step of `harness train`, read from its metrics log, warm-up dropped."""
-    config = model_preset(plan.model)
-    tokens_per_step = plan.batch_size * np_ * config.block_size
+    family = load_family(plan.family)
+    tokens_per_step = plan.batch_size * num_ranks * tokens_per_example(family, build_run_config(family, plan.model))
     with tempfile.TemporaryDirectory(prefix="bench-") as run_dir:
         sets = [f"train.steps={plan.steps}", f"train.batch_size={plan.batch_size}", "eval.every=0"]
-        cmd = train_argv(framework, run_dir, plan.model, np_, [*sets, "checkpoint.every=0"])
+        cmd = train_argv(framework, run_dir, plan.model, num_ranks, [*sets, "checkpoint.every=0"], family=plan.family)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, cwd=ROOT)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-4000:]}")
@@ -118,10 +127,13 @@ def harness_step_times(framework: str, np_: int, plan: BenchPlan, env: dict[str,
     return [tokens_per_step / r["tokens_per_s"] for r in records if "tokens_per_s" in r][plan.warmup :]
 
 
-def minimal_step_times(framework: str, np_: int, plan: BenchPlan, env: dict[str, str]) -> list[float]:
+def minimal_step_times(framework: str, num_ranks: int, plan: BenchPlan, env: dict[str, str]) -> list[float] | None:
+    """The minimal loop's seconds per step, warm-up dropped; None for families other than GPT."""
+    if load_family(plan.family).name != "gpt":
+        return None
     script = ROOT / "benchmarks" / f"minimal_{framework}.py"
     program = [sys.executable, str(script), plan.model, str(plan.batch_size), str(plan.steps)]
-    return run_program(np_, program, env)["step_times"][plan.warmup :]
+    return run_program(num_ranks, program, env)["step_times"][plan.warmup :]
 
 
 def free_port() -> int:
@@ -152,8 +164,10 @@ def throughput(step_times: list[float], tokens_per_step: int) -> float:
 
 def run_bench(plan: BenchPlan, log=print) -> dict:
     """Measure everything in one run; returns the bench.json document."""
-    config = model_preset(plan.model)
-    flops_per_token = config.flops_per_token()
+    family = load_family(plan.family)
+    config = build_run_config(family, plan.model)
+    flops_per_token = family.flops_per_token(config.model) if family.flops_per_token else None
+    tokens_per_row = tokens_per_example(family, config)
     env = one_thread_env()
     raw: dict = {"plan": plan.__dict__, "machine": {"cpus": os.cpu_count(), "host": socket.gethostname()}}
 
@@ -186,17 +200,17 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
 
     runs = {}
     for framework in ("torch", "tf"):
-        for np_ in (1, 2):
-            log(f"{framework} np={np_}: harness and minimal loop ...")
-            tokens_per_step = plan.batch_size * np_ * config.block_size
-            harness_times = harness_step_times(framework, np_, plan, env)
-            minimal_times = minimal_step_times(framework, np_, plan, env)
+        for num_ranks in (1, 2):
+            log(f"{framework} np={num_ranks}: harness and minimal loop ...")
+            tokens_per_step = plan.batch_size * num_ranks * tokens_per_row
+            harness_times = harness_step_times(framework, num_ranks, plan, env)
+            minimal_times = minimal_step_times(framework, num_ranks, plan, env)
             tokens_per_s = throughput(harness_times, tokens_per_step)
-            runs[f"{framework}_np{np_}"] = {
+            runs[f"{framework}_np{num_ranks}"] = {
                 "harness_step_s": stats(harness_times),
-                "minimal_step_s": stats(minimal_times),
+                "minimal_step_s": stats(minimal_times) if minimal_times else None,
                 "tokens_per_s": tokens_per_s,
-                "mfu": tokens_per_s * flops_per_token / (peak_per_rank * np_),
+                "mfu": tokens_per_s * flops_per_token / (peak_per_rank * num_ranks) if flops_per_token else None,
             }
     raw["runs"] = runs
 
@@ -207,16 +221,20 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
     def ratio(a: str, b: str) -> float:
         return runs[a]["harness_step_s"]["median"] / runs[b]["harness_step_s"]["median"]
 
-    result = {
-        "overhead_ratio_torch": runs["torch_np2"]["harness_step_s"]["median"]
-        / runs["torch_np2"]["minimal_step_s"]["median"],
-        "overhead_ratio_tf": runs["tf_np2"]["harness_step_s"]["median"] / runs["tf_np2"]["minimal_step_s"]["median"],
-        "tf_over_torch": ratio("tf_np2", "torch_np2"),
-        "scaling_efficiency_torch": runs["torch_np2"]["tokens_per_s"] / (2 * runs["torch_np1"]["tokens_per_s"]),
-        "scaling_efficiency_tf": runs["tf_np2"]["tokens_per_s"] / (2 * runs["tf_np1"]["tokens_per_s"]),
-        "mfu_torch": runs["torch_np2"]["mfu"],
-        "mfu_tf": runs["tf_np2"]["mfu"],
-    }
+    result = {}
+    for framework in ("torch", "tf"):
+        minimal = runs[f"{framework}_np2"]["minimal_step_s"]
+        if minimal is not None:
+            result[f"overhead_ratio_{framework}"] = (
+                runs[f"{framework}_np2"]["harness_step_s"]["median"] / minimal["median"]
+            )
+    result["tf_over_torch"] = ratio("tf_np2", "torch_np2")
+    for framework in ("torch", "tf"):
+        one, two = runs[f"{framework}_np1"]["tokens_per_s"], runs[f"{framework}_np2"]["tokens_per_s"]
+        result[f"scaling_efficiency_{framework}"] = two / (2 * one)
+    for framework in ("torch", "tf"):
+        if runs[f"{framework}_np2"]["mfu"] is not None:
+            result[f"mfu_{framework}"] = runs[f"{framework}_np2"]["mfu"]
     for size in raw["allreduce_horovod_gbps"]:
         horovod, peer = raw["allreduce_horovod_gbps"][size], raw["allreduce_torch_distributed_gbps"][size]
         result[f"allreduce_vs_torch_distributed_{size_label(size)}"] = horovod["median"] / peer["median"]
@@ -231,7 +249,8 @@ def markdown_table(bench: dict) -> str:
     raw = bench["raw"]
     plan = raw["plan"]
     lines = [
-        f"Model `{plan['model']}`, {plan['batch_size']} windows per rank, one thread per rank, "
+        f"Family `{plan.get('family', 'gpt')}`, model `{plan['model']}`, {plan['batch_size']} windows per rank, "
+        "one thread per rank, "
         f"median of {plan['steps'] - plan['warmup']} steps after {plan['warmup']} warm-up "
         f"(interquartile range in brackets). Machine: {raw['machine']['cpus']} CPUs; fp32 GEMM peak "
         f"{raw['matmul_gflops_1_thread']['median']:.0f} GFLOP/s on 1 thread, "
@@ -242,9 +261,11 @@ def markdown_table(bench: dict) -> str:
     ]
     for name, run in raw["runs"].items():
         h, m = run["harness_step_s"], run["minimal_step_s"]
+        minimal = "n/a" if m is None else f"{m['median']:.4f} [{m['q1']:.4f}, {m['q3']:.4f}]"
+        mfu = "n/a" if run["mfu"] is None else f"{run['mfu']:.3f}"
         lines.append(
-            f"| {name} | {h['median']:.4f} [{h['q1']:.4f}, {h['q3']:.4f}] | {m['median']:.4f} "
-            f"[{m['q1']:.4f}, {m['q3']:.4f}] | {run['tokens_per_s']:,.0f} | {run['mfu']:.3f} |"
+            f"| {name} | {h['median']:.4f} [{h['q1']:.4f}, {h['q3']:.4f}] | {minimal} "
+            f"| {run['tokens_per_s']:,.0f} | {mfu} |"
         )
     lines += [
         "",

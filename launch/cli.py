@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -12,8 +13,8 @@ from pathlib import Path
 import click
 
 from harness.checkpoint import latest_checkpoint
-from harness.config import ModelConfig, load_run_config
-from harness.data import BatchOrder, decode, encode
+from harness.config import load_run_config
+from harness.data import decode, encode
 from harness.distributed import is_lost_rank_error
 from harness.frameworks import FRAMEWORK_PACKAGES, check_framework, framework_module
 from harness.generate import sample
@@ -85,28 +86,33 @@ def doctor() -> None:
 
 @cli.command()
 @click.option("--framework", type=click.Choice([*FRAMEWORK_PACKAGES, "all"]), default="all", show_default=True)
-@click.option("--np", "num_proc", type=int, default=2, show_default=True, help="Number of ranks.")
+@click.option("--np", "num_ranks", type=int, default=2, show_default=True, help="Number of ranks.")
 @click.option("--hosts", default=None, help="Comma-separated NAME:SLOTS; default: this machine.")
-def smoke(framework: str, num_proc: int, hosts: str | None) -> None:
+def smoke(framework: str, num_ranks: int, hosts: str | None) -> None:
     """Run one allreduce per framework under horovodrun, to check the install end to end."""
     frameworks = list(FRAMEWORK_PACKAGES) if framework == "all" else [framework]
     for name in frameworks:
         try:
-            result = run_horovodrun(num_proc, [sys.executable, "-m", "launch.smoke", name], hosts=hosts)
+            result = run_horovodrun(num_ranks, [sys.executable, "-m", "launch.smoke", name], hosts=hosts)
         except ValueError as err:
             raise click.ClickException(str(err)) from None
         if result.returncode != 0:
             raise click.ClickException(f"{name} smoke run failed with exit code {result.returncode}")
 
 
+FAMILY_HELP = "Model family: gpt (default), a name registered under harness.families, or MODULE:ATTR."
+
+
 @cli.command()
 @click.option("--framework", required=True, help="torch or tf.")
-@click.option("--np", "num_proc", type=int, default=1, show_default=True, help="Number of ranks (horovodrun -np).")
+@click.option("--np", "num_ranks", type=int, default=1, show_default=True, help="Number of ranks (horovodrun -np).")
 @click.option("--steps", type=int, default=None, help="Training steps (overrides train.steps).")
-@click.option("--model", default="default", show_default=True, help="Model preset: tiny or default.")
+@click.option("--family", default=None, help=FAMILY_HELP)
+@click.option("--model", default="default", show_default=True, help="The family's model preset, e.g. tiny or default.")
 @click.option("--run-dir", required=True, type=click.Path(file_okay=False), help="Checkpoints and metrics go here.")
 @click.option("--config", "config_file", default=None, help="TOML file with [model], [train], [data], ... tables.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override one key, e.g. train.lr=1e-3.")
+@click.option("--hook", "hook_specs", multiple=True, metavar="MODULE:ATTR", help="Add a Hook factory's hook.")
 @click.option("--hosts", default=None, help="Comma-separated NAME:SLOTS, e.g. h1:2,h2:2.")
 @click.option("--hostfile", default=None, type=click.Path(dir_okay=False), help="horovodrun hostfile.")
 @click.option("--network-interface", default=None, help="NIC(s) for Horovod's traffic, e.g. eth0; default: detected.")
@@ -131,12 +137,14 @@ def smoke(framework: str, num_proc: int, hosts: str | None) -> None:
 @click.option("--progress/--no-progress", default=True, help="Rank 0's progress bar.")
 def train(
     framework,
-    num_proc,
+    num_ranks,
     steps,
+    family,
     model,
     run_dir,
     config_file,
     overrides,
+    hook_specs,
     hosts,
     hostfile,
     network_interface,
@@ -148,36 +156,38 @@ def train(
     resume,
     progress,
 ):
-    """Train the twin model with one framework, under horovodrun when --np > 1.
+    """Train a model family with one framework, under horovodrun when --np > 1.
 
     Started by a user's own horovodrun (HOROVOD_RANK set), it runs as one rank of that job.
     """
-    from harness import train as loop
+    from harness.data import BatchOrder
+    from harness.train import ElasticSettings, resume_point
 
     run_dir = os.path.abspath(run_dir)
     sets = [*overrides, *([f"train.steps={steps}"] if steps is not None else [])]
     try:
         check_framework(framework)
-        config = load_run_config(model, config_file, sets)
-        if commit_every < 1:
-            raise ValueError(f"--commit-every must be at least 1, got {commit_every}")
-        commit = commit_every if elastic else 0
+        chosen, config = load_run_config(model, config_file, sets, family)
+        settings = ElasticSettings(commit_every) if elastic else None
+        hooks = [load_hook(spec) for spec in hook_specs]
         if "HOROVOD_RANK" in os.environ:  # one rank of a (possibly elastic) horovodrun job
-            _train_here(framework, config, run_dir, resume, progress, commit)
+            _train_here(framework, chosen, config, run_dir, resume, progress, settings, hooks)
             return
-        bounds = (min_np or 1, max_np or num_proc) if elastic else None
+        bounds = (min_np or 1, max_np or num_ranks) if elastic else None
         # Check everything checkable here, before any rank starts and before anything is written.
-        train_split, _ = loop.prepare_data(config)
-        t = config.train
-        largest = max(bounds[1], num_proc) if bounds else num_proc
-        BatchOrder(train_split.num_windows, t.batch_size * t.accumulation_steps, largest, t.seed)
-        loop.resume_point(run_dir, config, resume)
-        if num_proc == 1 and not hosts and not hostfile and not elastic:
-            _train_here(framework, config, run_dir, resume, progress, 0)
+        train_split, _ = chosen.task(config.model).splits(config.data)
+        largest = max(bounds[1], num_ranks) if bounds else num_ranks
+        BatchOrder(len(train_split), config.train.windows_per_rank, largest, config.train.seed)
+        resume_point(run_dir, chosen, config, resume)
+        if num_ranks == 1 and not hosts and not hostfile and not elastic:
+            _train_here(framework, chosen, config, run_dir, resume, progress, None, hooks)
             return
-        program = train_argv(framework, run_dir, model, num_proc, sets, config_file, resume, progress, commit)
+        program = train_argv(
+            framework, run_dir, model, num_ranks, sets, config_file, resume, progress,
+            commit_every if elastic else 0, family=chosen.spec, hooks=hook_specs,
+        )  # fmt: skip
         result = run_horovodrun(
-            num_proc,
+            num_ranks,
             program,
             hosts=hosts,
             hostfile=hostfile,
@@ -191,12 +201,26 @@ def train(
         raise click.ClickException(f"training failed: horovodrun exited with code {result.returncode}")
 
 
-def _train_here(framework: str, config, run_dir: str, resume: bool, progress: bool, elastic_commit_every: int) -> None:
+def load_hook(spec: str):
+    """``MODULE:ATTR`` of a callable that returns a ``harness.hooks.Hook`` (a Hook subclass will do)."""
+    from harness.family import import_attr
+    from harness.hooks import Hook
+
+    factory = import_attr(spec, f"--hook {spec}")
+    hook = factory() if callable(factory) else factory
+    if not isinstance(hook, Hook):
+        raise ValueError(f"--hook {spec} made a {type(hook).__name__}, expected a harness.hooks.Hook")
+    return hook
+
+
+def _train_here(framework, family, config, run_dir, resume, progress, elastic, hooks) -> None:
     from harness import train as loop
 
     try:
-        summary = loop.run(framework, config, run_dir, resume, progress, elastic_commit_every)
-    except loop.NonFiniteError as err:
+        summary = loop.run(
+            framework, family, config, run_dir, resume=resume, progress=progress, elastic=elastic, hooks=hooks
+        )
+    except (loop.NonFiniteError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     except Exception as err:
         # Another rank died or stopped responding (hang timeout): say so in one line.
@@ -228,16 +252,22 @@ def _echo_summary(summary: dict) -> None:
 @click.option("--temperature", type=float, default=0.8, show_default=True, help="0 samples greedily.")
 @click.option("--top-k", type=int, default=None, help="Sample only among the k most likely tokens.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def generate(run_dir, framework, prompt, max_new_tokens, temperature, top_k, seed):
-    """Continue --prompt with the newest checkpoint of --run-dir."""
+@click.option("--family", default=None, help="Override the family the checkpoint names (a causal LM).")
+def generate(run_dir, framework, prompt, max_new_tokens, temperature, top_k, seed, family):
+    """Continue --prompt with the newest checkpoint of --run-dir (a causal-LM family's)."""
+    from harness.family import load_family
+
     try:
         check_framework(framework)
         if not prompt:
             raise ValueError("--prompt must not be empty")
-        checkpoint = latest_checkpoint(Path(run_dir))
-        model_config = ModelConfig(**checkpoint.trainer["config"]["model"])
-        predict = framework_module(framework, "backend").make_predictor(model_config, checkpoint.model)
-        tokens = sample(predict, encode(prompt), max_new_tokens, model_config.block_size, temperature, top_k, seed=seed)
+        checkpoint = latest_checkpoint(Path(run_dir), load_family(family) if family else None)
+        if not checkpoint.family.causal_lm:
+            raise ValueError(f"model family {checkpoint.family.name!r} is not a causal LM: it cannot generate text")
+        backend = framework_module(framework, "backend")
+        predict = backend.make_predictor(checkpoint.family, checkpoint.model_config, checkpoint.model)
+        block_size = checkpoint.model_config.block_size
+        tokens = sample(predict, encode(prompt), max_new_tokens, block_size, temperature, top_k, seed=seed)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     click.echo(decode(tokens))
@@ -245,15 +275,16 @@ def generate(run_dir, framework, prompt, max_new_tokens, temperature, top_k, see
 
 @cli.command()
 @click.option("--steps", type=int, required=True, help="Training steps for each framework.")
-@click.option("--np", "num_proc", type=int, default=1, show_default=True, help="Ranks per run.")
-@click.option("--model", default="tiny", show_default=True, help="Model preset: tiny or default.")
+@click.option("--np", "num_ranks", type=int, default=1, show_default=True, help="Ranks per run.")
+@click.option("--family", default=None, help=FAMILY_HELP)
+@click.option("--model", default="tiny", show_default=True, help="The family's model preset.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Report directory.")
 @click.option(
     "--tol", type=float, default=None, help="Largest allowed relative loss gap [default: 1e-3 fp32, 1e-2 bf16/fp16]."
 )
 @click.option("--config", "config_file", default=None, help="TOML file, as for train.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override one key, as for train.")
-def parity(steps, num_proc, model, out, tol, config_file, overrides):
+def parity(steps, num_ranks, family, model, out, tol, config_file, overrides):
     """Train the torch and the TF twin from the same weights on the same batches and compare them.
 
     Dropout is off and deterministic kernels are on in both. Writes OUT/parity.json and
@@ -262,7 +293,7 @@ def parity(steps, num_proc, model, out, tol, config_file, overrides):
     from harness.parity import DEFAULT_TOLERANCES, compare_runs, plot_report
 
     try:
-        config = load_run_config(model, config_file, list(overrides))
+        chosen, config = load_run_config(model, config_file, list(overrides), family)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     tol = DEFAULT_TOLERANCES[config.train.precision] if tol is None else tol
@@ -271,17 +302,20 @@ def parity(steps, num_proc, model, out, tol, config_file, overrides):
     if any(path.exists() for path in runs.values()):
         raise click.ClickException(f"{out} already holds a parity run; choose a new --out")
     sets = [f"checkpoint.every={max(1, steps // 2)}", "eval.every=0", *overrides]
-    sets += ["model.dropout=0.0", "train.deterministic=true", f"train.steps={steps}"]
+    dropout = ["model.dropout=0.0"] if "dropout" in {f.name for f in dataclasses.fields(chosen.config_class)} else []
+    sets += [*dropout, "train.deterministic=true", f"train.steps={steps}"]
     for name, run_dir in runs.items():
         # Each framework in its own process: never both Horovod bindings in one.
-        cmd = train_argv(name, str(run_dir), model, num_proc, sets, config_file)
-        click.echo(f"parity: training {name} ({num_proc} rank(s), {steps} steps)")
+        cmd = train_argv(name, str(run_dir), model, num_ranks, sets, config_file, family=chosen.spec)
+        click.echo(f"parity: training {name} ({num_ranks} rank(s), {steps} steps)")
         result = subprocess.run(cmd)
         if result.returncode != 0:
             raise click.ClickException(f"parity: the {name} run failed with exit code {result.returncode}")
-    report = {"model": model, "np": num_proc, "tol": tol, **compare_runs(runs["torch"], runs["tf"])}
+    report = {"family": chosen.spec, "model": model, "np": num_ranks, "tol": tol}
+    report.update(compare_runs(runs["torch"], runs["tf"]))
     (out / "parity.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot_report(report, out / "parity.png", f"{model} model, {num_proc} rank(s): PyTorch vs TensorFlow")
+    title = f"{chosen.name} {model} model, {num_ranks} rank(s): PyTorch vs TensorFlow"
+    plot_report(report, out / "parity.png", title)
     click.echo(
         f"parity: max relative loss difference {report['max_rel_loss_diff']:.2e} over {steps} steps "
         f"(tolerance {tol:g}); largest final weight difference (relative norm) "
@@ -296,11 +330,21 @@ def parity(steps, num_proc, model, out, tol, config_file, overrides):
 @cli.command()
 @click.option("--quick", is_flag=True, help="Tiny model, few steps, 1 MB allreduce, no tuning: checks the plumbing.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Writes bench.json and bench.md here.")
-def bench(quick, out):
+@click.option("--family", default=None, help=FAMILY_HELP)
+@click.option("--model", default=None, help="The family's preset [default: default, or tiny with --quick].")
+def bench(quick, out, family, model):
     """Measure step time, tokens/s, MFU, harness overhead, scaling and allreduce bandwidth in one run."""
+    from harness.family import load_family
     from launch.bench import FULL, QUICK, markdown_table, run_bench
 
-    result = run_bench(QUICK if quick else FULL, log=lambda text: click.echo(f"bench: {text}", err=True))
+    plan = QUICK if quick else FULL
+    try:
+        chosen = load_family(family or plan.family)
+        plan = dataclasses.replace(plan, family=chosen.spec, model=model or plan.model)
+        chosen.preset(plan.model)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    result = run_bench(plan, log=lambda text: click.echo(f"bench: {text}", err=True))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -48,16 +48,20 @@ def train_argv(
     framework: str,
     run_dir: str,
     model: str,
-    num_proc: int,
+    num_ranks: int,
     sets: list[str],
     config_file: str | None = None,
     resume: bool = False,
     progress: bool = False,
     elastic_commit_every: int = 0,
+    family: str | None = None,
+    hooks: tuple[str, ...] = (),
 ) -> list[str]:
     """The ``harness train`` command line (run with this interpreter) for these settings."""
     argv = [sys.executable, "-m", "launch.cli", "train", "--framework", framework, "--model", model]
-    argv += ["--run-dir", str(run_dir), "--np", str(num_proc), "--progress" if progress else "--no-progress"]
+    argv += ["--run-dir", str(run_dir), "--np", str(num_ranks), "--progress" if progress else "--no-progress"]
+    argv += ["--family", family] if family else []
+    argv += [arg for hook in hooks for arg in ("--hook", hook)]
     argv += ["--config", os.path.abspath(config_file)] if config_file else []
     argv += [arg for item in sets for arg in ("--set", item)]
     argv += ["--elastic", "--commit-every", str(elastic_commit_every)] if elastic_commit_every else []
@@ -81,11 +85,11 @@ def parse_hosts(hosts: str) -> dict[str, int]:
 
 
 def rank_environment(
-    np_per_host: int, cores: int | None = None, hang_timeout: int = DEFAULT_HANG_TIMEOUT
+    ranks_per_host: int, cores: int | None = None, hang_timeout: int = DEFAULT_HANG_TIMEOUT
 ) -> dict[str, str]:
-    """Environment that gives each of ``np_per_host`` local ranks an equal share of the cores, and
+    """Environment that gives each of ``ranks_per_host`` local ranks an equal share of the cores, and
     fails the job when a rank stops responding for ``hang_timeout`` seconds."""
-    threads = max(1, (cores or os.cpu_count() or 1) // max(1, np_per_host))
+    threads = max(1, (cores or os.cpu_count() or 1) // max(1, ranks_per_host))
     env = {name: str(threads) for name in THREAD_VARIABLES}
     env["TF_NUM_INTEROP_THREADS"] = "1"
     env.update(HOROVOD_DEFAULTS)
@@ -117,31 +121,33 @@ def write_discovery_script(directory: Path, slots: dict[str, int]) -> Path:
 
 
 def horovodrun_command(
-    np: int,
+    num_ranks: int,
     program: list[str],
     hosts: str | None = None,
     hostfile: str | None = None,
     network_interface: str | None = None,
     elastic: tuple[int, int, Path] | None = None,
 ) -> list[str]:
-    """A Gloo horovodrun command that runs ``program`` on ``np`` ranks.
+    """A Gloo horovodrun command that runs ``program`` on ``num_ranks`` ranks.
 
     Without ``hosts`` or ``hostfile`` every rank runs on this machine; ``network_interface``
     (e.g. ``eth0``) pins Horovod's traffic to that NIC instead of the ones it detects.
     ``elastic`` = (min_np, max_np, host discovery script) makes the job elastic. Raises
-    ``ValueError`` when ``np`` exceeds the slots that ``hosts`` lists.
+    ``ValueError`` when ``num_ranks`` exceeds the slots that ``hosts`` lists.
     """
-    if np < 1:
-        raise ValueError(f"--np must be at least 1, got {np}")
+    if num_ranks < 1:
+        raise ValueError(f"--np must be at least 1, got {num_ranks}")
     if hosts and hostfile:
         raise ValueError("give --hosts or --hostfile, not both")
-    cmd = [horovodrun_executable(), "-np", str(np), "--gloo"]
+    cmd = [horovodrun_executable(), "-np", str(num_ranks), "--gloo"]
     if network_interface:
         cmd += ["--network-interface", network_interface]
     if elastic:
         min_np, max_np, script = elastic
-        if not 1 <= min_np <= np <= max_np:
-            raise ValueError(f"elastic jobs need 1 <= --min-np <= --np <= --max-np, got {min_np}, {np}, {max_np}")
+        if not 1 <= min_np <= num_ranks <= max_np:
+            raise ValueError(
+                f"elastic jobs need 1 <= --min-np <= --np <= --max-np, got {min_np}, {num_ranks}, {max_np}"
+            )
         return [
             *cmd,
             "--min-np",
@@ -155,15 +161,15 @@ def horovodrun_command(
     if hostfile:
         cmd += ["--hostfile", hostfile]
     else:
-        slots = parse_hosts(hosts) if hosts else {"localhost": np}
-        if np > sum(slots.values()):
-            raise ValueError(f"--np {np} is larger than the {sum(slots.values())} slots in --hosts {hosts!r}")
+        slots = parse_hosts(hosts) if hosts else {"localhost": num_ranks}
+        if num_ranks > sum(slots.values()):
+            raise ValueError(f"--np {num_ranks} is larger than the {sum(slots.values())} slots in --hosts {hosts!r}")
         cmd += ["-H", ",".join(f"{name}:{count}" for name, count in slots.items())]
     return cmd + program
 
 
 def run_horovodrun(
-    np: int,
+    num_ranks: int,
     program: list[str],
     hosts: str | None = None,
     hostfile: str | None = None,
@@ -177,7 +183,7 @@ def run_horovodrun(
 
     Thread counts the user already set in the environment take precedence.
     """
-    per_host = np if not hosts else max(parse_hosts(hosts).values())
+    per_host = num_ranks if not hosts else max(parse_hosts(hosts).values())
     env = {**rank_environment(per_host, hang_timeout=hang_timeout), **os.environ}
     with tempfile.TemporaryDirectory(prefix="harness-hosts-") as scratch:
         spec = None
@@ -187,6 +193,6 @@ def run_horovodrun(
             slots = read_hostfile(hostfile) if hostfile else parse_hosts(hosts)
             spec = (*elastic, write_discovery_script(Path(scratch), slots))
         cmd = horovodrun_command(
-            np, program, hosts=hosts, hostfile=hostfile, network_interface=network_interface, elastic=spec
+            num_ranks, program, hosts=hosts, hostfile=hostfile, network_interface=network_interface, elastic=spec
         )
         return subprocess.run(cmd, env=env, capture_output=capture, text=True, timeout=timeout)

@@ -1,23 +1,29 @@
-"""TensorFlow backend: the twin model, AdamW, and Horovod's DistributedGradientTape."""
+"""TensorFlow backend: a family's TF model, AdamW, and Horovod's DistributedGradientTape."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from harness.backend import Backend, StepResult
-from harness.config import ModelConfig, RunConfig, TrainConfig
+from harness.backend import Backend, EvalSums, StepResult, loss_shares, step_outcome
+from harness.config import RunConfig, TrainConfig
 from harness.distributed import Distributed
-from harness.state import State, init_state, optimizer_state_names, weight_decay_names
-from models_tf.model import TransformerLM, loss_fn
+from harness.family import Family
+from harness.state import State, check_state, zero_optimizer_state
+from harness.tasks import Batch
+from models_tf.ops import cross_entropy, eval_sums, import_state, named_parameters
 
 COMPUTE_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
 SCALE_GROWTH_INTERVAL = 2000  # fp16: finite steps before the loss scale doubles (GradScaler's default)
 
 
-def build_model(config: ModelConfig, state: State, precision: str = "fp32") -> TransformerLM:
-    model = TransformerLM(config, compute_dtype=COMPUTE_DTYPES[precision])
-    model.import_state(state)
+def build_model(family: Family, config: Any, state: State, precision: str = "fp32") -> tf.Module:
+    """The family's TF model holding ``state``."""
+    check_state(family.state_shapes(config), state)
+    model = family.implementation("tf")(config, compute_dtype=COMPUTE_DTYPES[precision])
+    import_state(model, state)
     return model
 
 
@@ -57,29 +63,41 @@ class AdamW(tf.Module):
 
 
 class TFBackend(Backend):
-    def __init__(self, config: RunConfig, dist: Distributed, init_seed: int):
-        super().__init__(config, dist)
-        if config.train.deterministic:
+    def __init__(self, family: Family, config: RunConfig, dist: Distributed, init_seed: int):
+        super().__init__(family, config, dist)
+        t = config.train
+        if t.deterministic:
             tf.config.experimental.enable_op_determinism()
         # Dropout draws from the global Generator (models_tf/model.py); seed_step resets it in place.
         tf.random.set_global_generator(tf.random.Generator.from_seed(init_seed))
-        self.model = build_model(config.model, init_state(config.model, init_seed), config.train.precision)
-        self.named = dict(self.model.named_parameters())
-        self.optimizer = AdamW(self.named, weight_decay_names(config.model), config.train)
-        self._scaling = config.train.precision == "fp16"
-        self.loss_scale = tf.Variable(config.train.initial_loss_scale if self._scaling else 1.0)
+        self.model = family.implementation("tf")(config.model, compute_dtype=COMPUTE_DTYPES[t.precision])
+        self.parameters = dict(named_parameters(self.model))
+        self.check_parameters("tf", {name: tuple(v.shape) for name, v in self.parameters.items()})
+        self.import_model_state(family.init_state(config.model, init_seed))
+        self.optimizer = AdamW(self.parameters, family.decayed(config.model), t)
+        self.import_optimizer_state(zero_optimizer_state(self.shapes))
+        self._scaling = t.precision == "fp16"
+        self.loss_scale = tf.Variable(t.initial_loss_scale if self._scaling else 1.0)
         self._finite_steps = tf.Variable(0)
         self._train_step = tf.function(self._step, reduce_retracing=True)
-        self._eval = tf.function(lambda x, y: loss_fn(self.model(x, training=False), y), reduce_retracing=True)
+        self._eval = tf.function(lambda x, y, w: eval_sums(self.model(x, training=False), y, w), reduce_retracing=True)
 
-    def _step(self, inputs: tf.Tensor, targets: tf.Tensor, lr: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """inputs, targets: (k, B, T) micro-batches."""
+    def _step(
+        self, inputs: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor | None, shares: tf.Tensor, lr: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """inputs, targets, weights: k micro-batches on a leading axis; shares: (k,) loss shares."""
         hvd, t = self.dist.hvd, self.config.train
-        variables = list(self.named.values())
-        compression = hvd.Compression.fp16 if t.compression == "fp16" else hvd.Compression.none
+        variables = list(self.parameters.values())
+        compression = self.dist.compression(t.compression)
+
+        def micro_loss(i: int) -> tf.Tensor:
+            micro_weights = None if weights is None else weights[i]
+            logits = self.model(inputs[i], training=True)
+            return cross_entropy(logits, targets[i], micro_weights, t.label_smoothing) * shares[i]
+
         if t.accumulation_steps == 1:
             with tf.GradientTape() as tape:
-                loss = loss_fn(self.model(inputs[0], training=True), targets[0])
+                loss = micro_loss(0)
                 scaled_loss = loss * self.loss_scale
             # Horovod: average gradients over ranks; embedding gradients densified for one allreduce.
             tape = hvd.DistributedGradientTape(tape, sparse_as_dense=True, compression=compression)
@@ -90,11 +108,11 @@ class TFBackend(Backend):
             loss, grads = tf.zeros([]), [tf.zeros_like(v) for v in variables]
             for i in range(t.accumulation_steps):  # unrolled when traced
                 with tf.GradientTape() as tape:
-                    micro_loss = loss_fn(self.model(inputs[i], training=True), targets[i]) / t.accumulation_steps
-                    scaled_loss = micro_loss * self.loss_scale
+                    micro = micro_loss(i)
+                    scaled_loss = micro * self.loss_scale
                 micro_grads = tape.gradient(scaled_loss, variables)
                 grads = [g + tf.convert_to_tensor(m) for g, m in zip(grads, micro_grads, strict=True)]
-                loss += micro_loss
+                loss += micro
             # Horovod: one grouped allreduce of the accumulated gradients per optimizer step.
             grads = hvd.grouped_allreduce(grads, op=hvd.Average, compression=compression)
         # Horovod: the logged loss is the mean over ranks, reduced in the same cycle as the gradients.
@@ -107,7 +125,7 @@ class TFBackend(Backend):
             grads = [g * scale for g in grads]
         applied = tf.math.is_finite(mean_loss) & tf.math.is_finite(grad_norm)
         if applied:  # a tf.cond: a non-finite step leaves weights and AdamW state untouched
-            self.optimizer.apply(dict(zip(self.named, grads, strict=True)), self.named, lr)
+            self.optimizer.apply(dict(zip(self.parameters, grads, strict=True)), self.parameters, lr)
         if self._scaling:
             self._update_loss_scale(tf.math.is_finite(grad_norm))
         return mean_loss, grad_norm, applied
@@ -123,50 +141,56 @@ class TFBackend(Backend):
             self.loss_scale.assign(self.loss_scale * 0.5)
             self._finite_steps.assign(0)
 
-    def export_model_state(self) -> State:
-        return self.model.export_state()
+    def _read(self, param: tf.Variable) -> np.ndarray:
+        return param.numpy().copy()
 
-    def import_model_state(self, state: State) -> None:
-        self.model.import_state(state)
+    def _write(self, param: tf.Variable, value: np.ndarray) -> None:
+        param.assign(value)
 
-    def export_optimizer_state(self) -> State:
+    def _read_optimizer(self) -> tuple[int, dict[str, tuple[np.ndarray, np.ndarray]]]:
         opt = self.optimizer
-        state = {"step": opt.step.numpy().copy()}
-        for name in self.named:
-            state[f"exp_avg.{name}"] = opt.exp_avg[name].numpy().copy()
-            state[f"exp_avg_sq.{name}"] = opt.exp_avg_sq[name].numpy().copy()
-        return {name: state[name] for name in optimizer_state_names(self.config.model)}
+        moments = {n: (self._read(opt.exp_avg[n]), self._read(opt.exp_avg_sq[n])) for n in self.parameters}
+        return int(opt.step.numpy()[0]), moments
 
-    def import_optimizer_state(self, state: State) -> None:
+    def _write_optimizer(self, step: int, moments: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
         opt = self.optimizer
-        opt.step.assign(state["step"].astype(np.int64))
-        for name in self.named:
-            opt.exp_avg[name].assign(state[f"exp_avg.{name}"])
-            opt.exp_avg_sq[name].assign(state[f"exp_avg_sq.{name}"])
+        opt.step.assign([step])
+        for name, (exp_avg, exp_avg_sq) in moments.items():
+            opt.exp_avg[name].assign(exp_avg)
+            opt.exp_avg_sq[name].assign(exp_avg_sq)
 
     def broadcast_initial_state(self) -> None:
         hvd = self.dist.hvd
         # Horovod: rank 0's weights and AdamW state (created eagerly above) become every rank's.
-        hvd.broadcast_variables(list(self.named.values()) + self.optimizer.variables_in_order(), root_rank=0)
+        hvd.broadcast_variables(list(self.parameters.values()) + self.optimizer.variables_in_order(), root_rank=0)
 
     def seed_step(self, seed: int) -> None:
         tf.random.get_global_generator().reset_from_seed(seed)
 
-    def train_step(self, inputs: np.ndarray, targets: np.ndarray, lr: float) -> StepResult:
+    def train_step(self, batch: Batch, lr: float) -> StepResult:
+        weights = None if batch.weights is None else tf.constant(batch.weights)
         loss, grad_norm, applied = self._train_step(
-            tf.constant(inputs), tf.constant(targets), tf.constant(lr, tf.float32)
+            tf.constant(batch.inputs),
+            tf.constant(batch.targets),
+            weights,
+            tf.constant(loss_shares(batch)),
+            tf.constant(lr, tf.float32),
         )
-        return StepResult(float(loss), float(grad_norm), bool(applied), float(self.loss_scale))
+        loss = float(loss)
+        outcome = step_outcome(bool(applied), loss, self._scaling)
+        return StepResult(loss, float(grad_norm), outcome, float(self.loss_scale))
 
-    def eval_loss(self, inputs: np.ndarray, targets: np.ndarray) -> float:
-        return float(self._eval(tf.constant(inputs), tf.constant(targets)))
+    def eval_sums(self, batch: Batch) -> EvalSums:
+        weights = None if batch.weights is None else tf.constant(batch.weights)
+        sums = self._eval(tf.constant(batch.inputs), tf.constant(batch.targets), weights)
+        return EvalSums(*(float(x) for x in sums))
 
 
-def make_backend(config: RunConfig, dist: Distributed, init_seed: int) -> TFBackend:
-    return TFBackend(config, dist, init_seed)
+def make_backend(family: Family, config: RunConfig, dist: Distributed, init_seed: int) -> TFBackend:
+    return TFBackend(family, config, dist, init_seed)
 
 
-def make_predictor(config: ModelConfig, state: State):
-    """Tokens (B, T) int64 -> logits (B, T, V) float32, for sampling; no Horovod."""
-    model = build_model(config, state)
-    return lambda tokens: model(tf.constant(tokens), training=False).numpy()
+def make_predictor(family: Family, config: Any, state: State):
+    """Inputs (B, ...) -> logits, float32 numpy, for sampling; no Horovod."""
+    model = build_model(family, config, state)
+    return lambda inputs: model(tf.constant(inputs), training=False).numpy()

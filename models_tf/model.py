@@ -1,33 +1,16 @@
 """GPT-style decoder-only Transformer LM in TensorFlow; twin of models_torch/model.py.
 
-Parameter paths and shapes follow harness/state.py, so a state moves between the twins by copy.
+Parameter paths and shapes follow harness/gpt.py, so a state moves between the twins by copy.
 Variables are plain ``tf.Variable``s inside ``tf.Module``s, not Keras 3 layers: Horovod's
 DistributedGradientTape needs real tf.Variables (horovod/horovod#4290).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import tensorflow as tf
 
-from harness.config import ModelConfig, check_token_range, check_token_shape, token_range_message
-from harness.state import State, check_state, sinusoidal_positions
-
-
-def named_variables(module: tf.Module, prefix: str = "") -> Iterator[tuple[str, tf.Variable]]:
-    """(path, variable) pairs in attribute order, named like torch's ``named_parameters``."""
-    for attr, value in vars(module).items():
-        if attr.startswith("_"):
-            continue
-        if isinstance(value, tf.Variable):
-            yield prefix + attr, value
-        elif isinstance(value, tf.Module):
-            yield from named_variables(value, f"{prefix}{attr}.")
-        elif isinstance(value, list | tuple) or type(value).__name__ == "ListWrapper":
-            for i, child in enumerate(value):
-                yield from named_variables(child, f"{prefix}{attr}.{i}.")
+from harness.gpt import GPTConfig, check_token_range, check_token_shape, sinusoidal_positions, token_range_message
 
 
 def _dropout(x: tf.Tensor, rate: float, training: bool) -> tf.Tensor:
@@ -83,7 +66,7 @@ class Embedding(tf.Module):
 class CausalSelfAttention(tf.Module):
     """Multi-head self-attention where position t attends to positions <= t."""
 
-    def __init__(self, config: ModelConfig, compute_dtype=tf.float32):
+    def __init__(self, config: GPTConfig, compute_dtype=tf.float32):
         super().__init__()
         self.qkv = Linear(config.n_embd, 3 * config.n_embd, compute_dtype=compute_dtype)
         self.proj = Linear(config.n_embd, config.n_embd, compute_dtype=compute_dtype)
@@ -110,7 +93,7 @@ class CausalSelfAttention(tf.Module):
 class MLP(tf.Module):
     """Position-wise feed-forward network with an exact (erf) GELU."""
 
-    def __init__(self, config: ModelConfig, compute_dtype=tf.float32):
+    def __init__(self, config: GPTConfig, compute_dtype=tf.float32):
         super().__init__()
         self.fc = Linear(config.n_embd, config.mlp_hidden, compute_dtype=compute_dtype)
         self.proj = Linear(config.mlp_hidden, config.n_embd, compute_dtype=compute_dtype)
@@ -124,7 +107,7 @@ class MLP(tf.Module):
 class Block(tf.Module):
     """Pre-LayerNorm Transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 
-    def __init__(self, config: ModelConfig, compute_dtype=tf.float32):
+    def __init__(self, config: GPTConfig, compute_dtype=tf.float32):
         super().__init__()
         self.ln_1 = LayerNorm(config.n_embd, config.layer_norm_eps)
         self.attn = CausalSelfAttention(config, compute_dtype)
@@ -143,7 +126,7 @@ class TransformerLM(tf.Module):
     head) takes bfloat16 inputs; weights, LayerNorm, softmax and the loss stay float32.
     """
 
-    def __init__(self, config: ModelConfig, compute_dtype=tf.float32):
+    def __init__(self, config: GPTConfig, compute_dtype=tf.float32):
         super().__init__()
         self._config = config
         self._compute_dtype = compute_dtype
@@ -158,7 +141,7 @@ class TransformerLM(tf.Module):
             self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False, compute_dtype=compute_dtype)
 
     @property
-    def config(self) -> ModelConfig:
+    def config(self) -> GPTConfig:
         return self._config
 
     def __call__(self, tokens: tf.Tensor, training: bool = False) -> tf.Tensor:
@@ -182,22 +165,3 @@ class TransformerLM(tf.Module):
         head = self.wte.weight if self.config.tie_embeddings else self.lm_head.weight
         logits = tf.matmul(tf.cast(x, self._compute_dtype), tf.cast(head, self._compute_dtype), transpose_b=True)
         return tf.cast(logits, tf.float32)  # (B, T, vocab_size)
-
-    def named_parameters(self) -> list[tuple[str, tf.Variable]]:
-        return list(named_variables(self))
-
-    def export_state(self) -> State:
-        """The framework-neutral state (harness/state.py): float32 numpy copies."""
-        return {name: v.numpy().copy() for name, v in self.named_parameters()}
-
-    def import_state(self, state: State) -> None:
-        """Load a framework-neutral state in place; raises ``ValueError`` on any mismatch."""
-        check_state(self.config, state)
-        for name, v in self.named_parameters():
-            v.assign(state[name])
-
-
-def loss_fn(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-    """Mean next-token cross-entropy; logits (B, T, V), targets (B, T)."""
-    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)  # (B, T)
-    return tf.reduce_mean(losses)

@@ -1,39 +1,48 @@
-"""PyTorch backend: the twin model, AdamW, and Horovod's DistributedOptimizer."""
+"""PyTorch backend: a family's torch model, AdamW, and Horovod's DistributedOptimizer."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
 
-from harness.backend import Backend, StepResult
-from harness.config import ModelConfig, RunConfig
+from harness.backend import Backend, EvalSums, StepResult, loss_shares, step_outcome
+from harness.config import RunConfig
 from harness.distributed import Distributed
-from harness.state import State, init_state, optimizer_state_names, weight_decay_names
-from models_torch.model import TransformerLM, loss_fn
+from harness.family import Family
+from harness.state import State, check_state, zero_optimizer_state
+from harness.tasks import Batch
+from models_torch.ops import cross_entropy, eval_sums, import_state
 
 COMPUTE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def build_model(config: ModelConfig, state: State, precision: str = "fp32") -> TransformerLM:
-    model = TransformerLM(config, compute_dtype=COMPUTE_DTYPES[precision])
-    model.import_state(state)
+def build_model(family: Family, config: Any, state: State, precision: str = "fp32") -> torch.nn.Module:
+    """The family's torch model holding ``state``."""
+    check_state(family.state_shapes(config), state)
+    model = family.implementation("torch")(config, compute_dtype=COMPUTE_DTYPES[precision])
+    import_state(model, state)
     return model
 
 
 class TorchBackend(Backend):
-    def __init__(self, config: RunConfig, dist: Distributed, init_seed: int):
-        super().__init__(config, dist)
+    def __init__(self, family: Family, config: RunConfig, dist: Distributed, init_seed: int):
+        super().__init__(family, config, dist)
         hvd = dist.hvd
-        torch.use_deterministic_algorithms(config.train.deterministic)
-        self.device = dist.device  # this rank's GPU, or the CPU
         t = config.train
-        self.model = build_model(config.model, init_state(config.model, init_seed), t.precision).to(self.device)
-        self.named = dict(self.model.named_parameters())
-        decay = weight_decay_names(config.model)
+        torch.use_deterministic_algorithms(t.deterministic)
+        self.device = dist.device  # this rank's GPU, or the CPU
+        model_class = family.implementation("torch")
+        self.model = model_class(config.model, compute_dtype=COMPUTE_DTYPES[t.precision]).to(self.device)
+        self.parameters = dict(self.model.named_parameters())
+        self.check_parameters("torch", {name: tuple(p.shape) for name, p in self.parameters.items()})
+        self.import_model_state(family.init_state(config.model, init_seed))
+        decay = family.decayed(config.model)
         adamw = torch.optim.AdamW(
             [
-                {"params": [p for n, p in self.named.items() if n in decay], "weight_decay": t.weight_decay},
-                {"params": [p for n, p in self.named.items() if n not in decay], "weight_decay": 0.0},
+                {"params": [p for n, p in self.parameters.items() if n in decay], "weight_decay": t.weight_decay},
+                {"params": [p for n, p in self.parameters.items() if n not in decay], "weight_decay": 0.0},
             ],
             lr=t.lr,
             betas=(t.beta1, t.beta2),
@@ -45,49 +54,39 @@ class TorchBackend(Backend):
         self.optimizer = hvd.DistributedOptimizer(
             adamw,
             named_parameters=self.model.named_parameters(),
-            compression=hvd.Compression.fp16 if t.compression == "fp16" else hvd.Compression.none,
+            compression=dist.compression(t.compression),
             backward_passes_per_step=t.accumulation_steps,
         )
-        self.import_optimizer_state(self._zero_optimizer_state())
+        # Materialise AdamW's moments up front, so they exist to broadcast before step 0 (otherwise
+        # Horovod would create them by running one spurious zero-gradient step).
+        self.import_optimizer_state(zero_optimizer_state(self.shapes))
         # fp16 gradients underflow without loss scaling; disabled, the scaler passes everything through.
         self.scaler = torch.amp.GradScaler(
             self.device.type, init_scale=t.initial_loss_scale, enabled=t.precision == "fp16"
         )
 
-    def _zero_optimizer_state(self) -> State:
-        # Materialise AdamW's moments up front, so they exist to broadcast before step 0 (otherwise
-        # Horovod would create them by running one spurious zero-gradient step).
-        state = {"step": np.zeros(1, np.int64)}
-        for name, p in self.named.items():
-            state[f"exp_avg.{name}"] = np.zeros(p.shape, np.float32)
-            state[f"exp_avg_sq.{name}"] = np.zeros(p.shape, np.float32)
-        return state
+    def _read(self, param: torch.nn.Parameter) -> np.ndarray:
+        return param.detach().cpu().numpy().copy()
 
-    def export_model_state(self) -> State:
-        return self.model.export_state()
+    def _write(self, param: torch.nn.Parameter, value: np.ndarray) -> None:
+        with torch.no_grad():
+            param.copy_(torch.from_numpy(np.ascontiguousarray(value)))
 
-    def import_model_state(self, state: State) -> None:
-        self.model.import_state(state)
+    def _read_optimizer(self) -> tuple[int, dict[str, tuple[np.ndarray, np.ndarray]]]:
+        slots = {name: self.optimizer.state[p] for name, p in self.parameters.items()}
+        step = int(next(iter(slots.values()))["step"])
+        return step, {name: (self._read(s["exp_avg"]), self._read(s["exp_avg_sq"])) for name, s in slots.items()}
 
-    def export_optimizer_state(self) -> State:
-        state = {}
-        for name, p in self.named.items():
-            slots = self.optimizer.state[p]
-            state["step"] = np.array([int(slots["step"])], np.int64)
-            state[f"exp_avg.{name}"] = slots["exp_avg"].cpu().numpy().copy()
-            state[f"exp_avg_sq.{name}"] = slots["exp_avg_sq"].cpu().numpy().copy()
-        return {name: state[name] for name in optimizer_state_names(self.config.model)}
-
-    def import_optimizer_state(self, state: State) -> None:
+    def _write_optimizer(self, step: int, moments: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
         # Horovod: load_state_dict also drops pending allreduce handles and accumulation counts,
         # which an elastic rollback may interrupt halfway.
         self.optimizer.load_state_dict(self.optimizer.state_dict())
-        step = float(state["step"][0])
-        for name, p in self.named.items():
+        for name, p in self.parameters.items():
+            exp_avg, exp_avg_sq = moments[name]
             self.optimizer.state[p] = {
-                "step": torch.tensor(step),
-                "exp_avg": torch.from_numpy(state[f"exp_avg.{name}"].copy()).to(self.device),
-                "exp_avg_sq": torch.from_numpy(state[f"exp_avg_sq.{name}"].copy()).to(self.device),
+                "step": torch.tensor(float(step)),
+                "exp_avg": torch.from_numpy(exp_avg.copy()).to(self.device),
+                "exp_avg_sq": torch.from_numpy(exp_avg_sq.copy()).to(self.device),
             }
 
     def broadcast_initial_state(self) -> None:
@@ -99,24 +98,29 @@ class TorchBackend(Backend):
     def seed_step(self, seed: int) -> None:
         torch.manual_seed(seed)
 
-    def train_step(self, inputs: np.ndarray, targets: np.ndarray, lr: float) -> StepResult:
-        hvd = self.dist.hvd
+    def train_step(self, batch: Batch, lr: float) -> StepResult:
+        hvd, t = self.dist.hvd, self.config.train
         self.model.train()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad()
         loss = torch.zeros((), device=self.device)
-        for micro_inputs, micro_targets in zip(inputs, targets, strict=True):  # (B, T) each
-            micro_loss = loss_fn(self.model(self._on_device(micro_inputs)), self._on_device(micro_targets))
-            self.scaler.scale(micro_loss / len(inputs)).backward()  # gradients accumulate in .grad
-            loss += micro_loss.detach() / len(inputs)
+        weights = [None] * len(batch.inputs) if batch.weights is None else batch.weights
+        for inputs, targets, micro_weights, share in zip(
+            batch.inputs, batch.targets, weights, loss_shares(batch), strict=True
+        ):  # one micro-batch each
+            logits = self.model(self._on_device(inputs))
+            targets, micro_weights = self._on_device(targets), self._on_device(micro_weights)
+            micro_loss = cross_entropy(logits, targets, micro_weights, t.label_smoothing)
+            self.scaler.scale(micro_loss * float(share)).backward()  # gradients accumulate in .grad
+            loss += micro_loss.detach() * float(share)
         # Horovod: average the loss over ranks in the same cycle as the gradients (no extra round trip).
         mean_loss = hvd.allreduce_async(loss, op=hvd.Average, name="train_loss")
         # Horovod: wait for the reduced gradients, so clipping and the finiteness check see what
         # every rank applies.
         self.optimizer.synchronize()
         self.scaler.unscale_(self.optimizer)
-        clip = self.config.train.grad_clip or float("inf")
+        clip = t.grad_clip or float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip).item()
         mean_loss = hvd.synchronize(mean_loss).item()
         applied = bool(np.isfinite(mean_loss) and np.isfinite(grad_norm))
@@ -125,28 +129,30 @@ class TorchBackend(Backend):
             with self.optimizer.skip_synchronize():
                 self.scaler.step(self.optimizer)
         self.scaler.update()
-        return StepResult(mean_loss, grad_norm, applied, self.scaler.get_scale() if self.scaler.is_enabled() else 1.0)
+        scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
+        return StepResult(mean_loss, grad_norm, step_outcome(applied, mean_loss, self.scaler.is_enabled()), scale)
 
-    def eval_loss(self, inputs: np.ndarray, targets: np.ndarray) -> float:
+    def eval_sums(self, batch: Batch) -> EvalSums:
         self.model.eval()
         with torch.no_grad():
-            return loss_fn(self.model(self._on_device(inputs)), self._on_device(targets)).item()
+            logits = self.model(self._on_device(batch.inputs))
+            return EvalSums(*eval_sums(logits, self._on_device(batch.targets), self._on_device(batch.weights)))
 
-    def _on_device(self, array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(array).to(self.device, non_blocking=True)
-
-
-def make_backend(config: RunConfig, dist: Distributed, init_seed: int) -> TorchBackend:
-    return TorchBackend(config, dist, init_seed)
+    def _on_device(self, array: np.ndarray | None) -> torch.Tensor | None:
+        return None if array is None else torch.from_numpy(array).to(self.device, non_blocking=True)
 
 
-def make_predictor(config: ModelConfig, state: State):
-    """Tokens (B, T) int64 -> logits (B, T, V) float32, for sampling; no Horovod."""
-    model = build_model(config, state)
+def make_backend(family: Family, config: RunConfig, dist: Distributed, init_seed: int) -> TorchBackend:
+    return TorchBackend(family, config, dist, init_seed)
+
+
+def make_predictor(family: Family, config: Any, state: State):
+    """Inputs (B, ...) -> logits, float32 numpy, for sampling; no Horovod."""
+    model = build_model(family, config, state)
     model.eval()
 
-    def predict(tokens: np.ndarray) -> np.ndarray:
+    def predict(inputs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return model(torch.from_numpy(tokens)).numpy()
+            return model(torch.from_numpy(inputs)).float().numpy()
 
     return predict

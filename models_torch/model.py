@@ -1,17 +1,15 @@
 """GPT-style decoder-only Transformer LM in PyTorch; twin of models_tf/model.py.
 
-Parameter paths and shapes follow harness/state.py, so a state moves between the twins by copy.
+Parameter paths and shapes follow harness/gpt.py, so a state moves between the twins by copy.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import ModelConfig, check_token_range, check_token_shape
-from harness.state import State, check_state, sinusoidal_positions
+from harness.gpt import GPTConfig, check_token_range, check_token_shape, sinusoidal_positions
 
 
 class LayerNorm(nn.Module):
@@ -56,7 +54,7 @@ class Embedding(nn.Module):
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention where position t attends to positions <= t."""
 
-    def __init__(self, config: ModelConfig, compute_dtype=torch.float32):
+    def __init__(self, config: GPTConfig, compute_dtype=torch.float32):
         super().__init__()
         self.qkv = Linear(config.n_embd, 3 * config.n_embd, compute_dtype=compute_dtype)
         self.proj = Linear(config.n_embd, config.n_embd, compute_dtype=compute_dtype)
@@ -79,7 +77,7 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     """Position-wise feed-forward network with an exact (erf) GELU."""
 
-    def __init__(self, config: ModelConfig, compute_dtype=torch.float32):
+    def __init__(self, config: GPTConfig, compute_dtype=torch.float32):
         super().__init__()
         self.fc = Linear(config.n_embd, config.mlp_hidden, compute_dtype=compute_dtype)
         self.proj = Linear(config.mlp_hidden, config.n_embd, compute_dtype=compute_dtype)
@@ -93,7 +91,7 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-LayerNorm Transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 
-    def __init__(self, config: ModelConfig, compute_dtype=torch.float32):
+    def __init__(self, config: GPTConfig, compute_dtype=torch.float32):
         super().__init__()
         self.ln_1 = LayerNorm(config.n_embd, config.layer_norm_eps)
         self.attn = CausalSelfAttention(config, compute_dtype)
@@ -113,7 +111,7 @@ class TransformerLM(nn.Module):
     inside scaled_dot_product_attention, at its kernel's precision).
     """
 
-    def __init__(self, config: ModelConfig, compute_dtype=torch.float32):
+    def __init__(self, config: GPTConfig, compute_dtype=torch.float32):
         super().__init__()
         self.config = config
         self.compute_dtype = compute_dtype
@@ -139,19 +137,3 @@ class TransformerLM(nn.Module):
         x = self.ln_f(x)
         head = self.wte.weight if self.config.tie_embeddings else self.lm_head.weight
         return (x.to(self.compute_dtype) @ head.to(self.compute_dtype).T).float()  # (B, T, vocab_size)
-
-    def export_state(self) -> State:
-        """The framework-neutral state (harness/state.py): float32 numpy copies."""
-        return {name: p.detach().cpu().numpy().copy() for name, p in self.named_parameters()}
-
-    def import_state(self, state: State) -> None:
-        """Load a framework-neutral state in place; raises ``ValueError`` on any mismatch."""
-        check_state(self.config, state)
-        with torch.no_grad():
-            for name, p in self.named_parameters():
-                p.copy_(torch.from_numpy(np.ascontiguousarray(state[name])))
-
-
-def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy; logits (B, T, V), targets (B, T)."""
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))

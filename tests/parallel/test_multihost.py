@@ -12,8 +12,7 @@ import sys
 import pytest
 from netns_hosts import HOSTS, INTERFACE, two_hosts, unavailable_reason
 
-from harness.config import build_run_config
-from harness.state import state_shapes
+from harness.gpt import FAMILY, state_shapes
 
 REASON = unavailable_reason()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no namespace test hosts: {REASON}")
@@ -41,6 +40,6 @@ def test_two_hosts_train_one_model(hosts, framework, tmp_path):
     assert len(set(summary["weights_sha256_per_rank"])) == 1  # identical weights on both hosts
     assert math.isfinite(summary["final_val_loss"])
     # The gradients crossed the veth: hostB received at least one gradient's worth per step.
-    gradient_bytes = 4 * sum(math.prod(s) for s in state_shapes(build_run_config("tiny").model).values())
+    gradient_bytes = 4 * sum(math.prod(s) for s in state_shapes(FAMILY.preset("tiny")).values())
     received = hosts.received_bytes("hostB") - received_before
     assert received > STEPS * gradient_bytes / 2, f"hostB's {INTERFACE} received only {received} bytes"

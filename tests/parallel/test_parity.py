@@ -28,17 +28,17 @@ def harness(*args: str) -> subprocess.CompletedProcess:
 def parity_runs(tmp_path_factory):
     """`harness parity` at np=1 and np=2 (tiny model, 50 steps): {np: report directory}."""
     runs = {}
-    for np_ in (1, 2):
-        out = tmp_path_factory.mktemp(f"parity-np{np_}")
-        args = ["parity", "--steps", str(STEPS), "--np", str(np_), "--model", "tiny", "--out", str(out)]
-        harness(*args, "--set", f"train.batch_size={BATCH_PER_RANK[np_]}")
-        runs[np_] = out
+    for num_ranks in (1, 2):
+        out = tmp_path_factory.mktemp(f"parity-np{num_ranks}")
+        args = ["parity", "--steps", str(STEPS), "--np", str(num_ranks), "--model", "tiny", "--out", str(out)]
+        harness(*args, "--set", f"train.batch_size={BATCH_PER_RANK[num_ranks]}")
+        runs[num_ranks] = out
     return runs
 
 
-@pytest.mark.parametrize("np_", [1, 2])
-def test_torch_and_tf_train_the_same_within_1e_3_at_every_step(parity_runs, np_):
-    out = parity_runs[np_]
+@pytest.mark.parametrize("num_ranks", [1, 2])
+def test_torch_and_tf_train_the_same_within_1e_3_at_every_step(parity_runs, num_ranks):
+    out = parity_runs[num_ranks]
     report = json.loads((out / "parity.json").read_text())
     assert report["steps"] == list(range(1, STEPS + 1))
     assert report["max_rel_loss_diff"] <= 1e-3

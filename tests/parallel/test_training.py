@@ -10,7 +10,7 @@ import pytest
 from horovod_job import harness_train, read_metrics, run_job, train_loss_by_step
 
 from harness.checkpoint import latest_checkpoint, list_checkpoints
-from harness.config import build_run_config
+from harness.config import load_run_config
 from launch.horovodrun import run_horovodrun
 
 FRAMEWORKS = ["torch", "tf"]
@@ -53,7 +53,8 @@ def test_resume_continues_the_loss_sequence_and_validation_loss_falls(framework,
     assert val[30] < np.log(256) - 1.0  # well below the untrained model's log(vocab)
 
     # The rank-0 evaluation equals a single-process evaluation of the saved weights.
-    checkpoint = latest_checkpoint(run_dir, build_run_config("tiny").model)
+    family, config = load_run_config("tiny")
+    checkpoint = latest_checkpoint(run_dir, family, config.model)
     assert checkpoint.step == 30
     assert abs(single_process_val_loss(framework, checkpoint.path / "model.safetensors") - val[30]) <= 1e-5
 
@@ -88,16 +89,15 @@ def single_process_val_loss(framework, model_file) -> float:
     # The framework is imported in a subprocess: this test process never loads TF and torch together.
     script = f"""
 import sys, numpy as np
-from harness.config import build_run_config
+from harness.config import load_run_config
 from harness.state import load_state
-from harness.train import prepare_data
 from harness.frameworks import framework_module
-config = build_run_config("tiny")
-_, val = prepare_data(config)
-predict = framework_module("{framework}", "backend").make_predictor(config.model, load_state(sys.argv[1]))
+family, config = load_run_config("tiny")
+_, val = family.task(config.model).splits(config.data)
+predict = framework_module("{framework}", "backend").make_predictor(family, config.model, load_state(sys.argv[1]))
 losses = []
-for start in range(0, val.num_windows, 7):
-    x, y = val.windows(np.arange(start, min(start + 7, val.num_windows)))
+for start in range(0, len(val), 7):
+    x, y = val.windows(np.arange(start, min(start + 7, len(val))))
     logits = predict(x).astype(np.float64)
     logz = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1)) + logits.max(-1)
     losses.append(logz - np.take_along_axis(logits, y[..., None], -1)[..., 0])

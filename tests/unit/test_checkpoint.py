@@ -13,21 +13,22 @@ from harness.checkpoint import (
     save_checkpoint,
 )
 from harness.config import build_run_config
-from harness.state import init_state, optimizer_state_names, state_shapes
+from harness.gpt import FAMILY, init_state, state_shapes
+from harness.state import optimizer_state_names
 
-CONFIG = build_run_config("tiny")
+CONFIG = build_run_config(FAMILY, "tiny")
 
 
 def optimizer_state(step: int):
     shapes = state_shapes(CONFIG.model)
     state = {"step": np.array([step], np.int64)}
-    for name in optimizer_state_names(CONFIG.model)[1:]:
+    for name in optimizer_state_names(shapes)[1:]:
         state[name] = np.full(shapes[name.split(".", 1)[1]], step, np.float32)
     return state
 
 
 def save(run_dir, step, keep=3):
-    trainer = {"framework": "torch", "config": CONFIG.to_dict()}
+    trainer = {"framework": "torch", "family": "gpt", "config": CONFIG.to_dict()}
     return save_checkpoint(run_dir, step, init_state(CONFIG.model, step), optimizer_state(step), trainer, keep)
 
 
@@ -35,7 +36,7 @@ def test_saved_checkpoint_loads_back_bitwise(tmp_path):
     path = save(tmp_path, 5)
     assert path == tmp_path / "checkpoints" / "step_5"
     assert sorted(p.name for p in path.iterdir()) == ["model.safetensors", "optimizer.safetensors", "trainer.json"]
-    loaded = load_checkpoint(path, CONFIG.model)
+    loaded = load_checkpoint(path, FAMILY, CONFIG.model)
     assert loaded.step == 5 and loaded.trainer["framework"] == "torch"
     for name, value in init_state(CONFIG.model, 5).items():
         assert np.array_equal(loaded.model[name], value)
@@ -66,7 +67,7 @@ def test_another_model_config_is_refused(tmp_path):
     path = save(tmp_path, 1)
     other = CONFIG.model.replace(n_layer=3, dropout=0.1)
     with pytest.raises(ValueError, match="different model config \\(differs in dropout, n_layer\\)"):
-        load_checkpoint(path, other)
+        load_checkpoint(path, FAMILY, other)
     assert json.loads((path / "trainer.json").read_text())["config"]["model"]["n_layer"] == 2
 
 

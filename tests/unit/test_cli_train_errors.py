@@ -65,6 +65,19 @@ CASES = {
         "elastic jobs need 1 <= --min-np <= --np <= --max-np, got 3, 2, 2",
     ),
     "commit interval": (["--framework", "tf", "--elastic", "--commit-every", "0"], "--commit-every must be at least 1"),
+    "unknown family": (["--framework", "torch", "--family", "nosuch"], "unknown model family 'nosuch'"),
+    "unimportable hook": (
+        ["--framework", "torch", "--hook", "no_such_module:hook", "--resume"],
+        "--hook no_such_module:hook: cannot import module 'no_such_module'",
+    ),
+    "not a hook": (
+        ["--framework", "torch", "--hook", "harness.gpt:PRESETS", "--resume"],
+        "--hook harness.gpt:PRESETS made a dict, expected a harness.hooks.Hook",
+    ),
+    "label smoothing": (
+        ["--framework", "tf", "--set", "train.label_smoothing=1.5"],
+        "train.label_smoothing must be in [0, 1), received 1.5",
+    ),
 }
 
 

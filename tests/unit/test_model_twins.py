@@ -5,34 +5,34 @@ import pytest
 import tensorflow as tf
 import torch
 
-from harness.config import ModelConfig, model_preset
-from harness.state import init_state, load_state, save_state, state_shapes
+from harness.gpt import FAMILY, GPTConfig, init_state, state_shapes
+from harness.state import load_state, save_state
 from models_tf import model as tf_model
+from models_tf import ops as tf_ops
 from models_torch import model as torch_model
+from models_torch import ops as torch_ops
 
 CONFIGS = {
-    "tiny": model_preset("tiny"),
+    "tiny": FAMILY.preset("tiny"),
     # Odd sizes everywhere, an untied LM head and an odd vocabulary.
-    "odd": ModelConfig(
-        vocab_size=53, n_layer=3, n_head=3, n_embd=21, mlp_hidden=37, block_size=13, tie_embeddings=False
-    ),
-    "sinusoidal": ModelConfig(n_layer=2, n_head=3, n_embd=15, mlp_hidden=40, block_size=24, pos_encoding="sinusoidal"),
+    "odd": GPTConfig(vocab_size=53, n_layer=3, n_head=3, n_embd=21, mlp_hidden=37, block_size=13, tie_embeddings=False),
+    "sinusoidal": GPTConfig(n_layer=2, n_head=3, n_embd=15, mlp_hidden=40, block_size=24, pos_encoding="sinusoidal"),
     # Dropout is part of the config but inactive in inference mode.
-    "dropout": ModelConfig(n_layer=2, n_head=4, n_embd=32, mlp_hidden=64, block_size=16, dropout=0.3),
+    "dropout": GPTConfig(n_layer=2, n_head=4, n_embd=32, mlp_hidden=64, block_size=16, dropout=0.3),
 }
 
 
-def twins(config: ModelConfig, seed: int = 0):
+def twins(config: GPTConfig, seed: int = 0):
     state = init_state(config, seed)
     pt = torch_model.TransformerLM(config)
-    pt.import_state(state)
+    torch_ops.import_state(pt, state)
     pt.eval()
     tfm = tf_model.TransformerLM(config)
-    tfm.import_state(state)
+    tf_ops.import_state(tfm, state)
     return pt, tfm
 
 
-def batch(config: ModelConfig, seed: int = 1, batch_size: int = 3, seq_len: int | None = None):
+def batch(config: GPTConfig, seed: int = 1, batch_size: int = 3, seq_len: int | None = None):
     rng = np.random.default_rng(seed)
     tokens = rng.integers(0, config.vocab_size, (batch_size, (seq_len or config.block_size) + 1))
     return tokens[:, :-1], tokens[:, 1:]  # inputs, next-token targets
@@ -45,9 +45,9 @@ def test_same_weights_give_same_logits_and_loss(name):
     x, y = batch(config)
     with torch.no_grad():
         pt_logits = pt(torch.from_numpy(x))
-        pt_loss = torch_model.loss_fn(pt_logits, torch.from_numpy(y)).item()
+        pt_loss = torch_ops.cross_entropy(pt_logits, torch.from_numpy(y)).item()
     tf_logits = tfm(tf.constant(x), training=False)
-    tf_loss = float(tf_model.loss_fn(tf_logits, tf.constant(y)))
+    tf_loss = float(tf_ops.cross_entropy(tf_logits, tf.constant(y)))
     assert pt_logits.shape == tuple(tf_logits.shape) == (3, config.block_size, config.vocab_size)
     assert np.max(np.abs(pt_logits.numpy() - tf_logits.numpy())) <= 1e-4
     assert abs(pt_loss - tf_loss) / abs(pt_loss) <= 1e-5
@@ -60,11 +60,11 @@ def test_gradients_agree_for_every_parameter(name):
     config = CONFIGS[name]
     pt, tfm = twins(config)
     x, y = batch(config)
-    torch_model.loss_fn(pt(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+    torch_ops.cross_entropy(pt(torch.from_numpy(x)), torch.from_numpy(y)).backward()
     pt_grads = {n: p.grad.numpy() for n, p in pt.named_parameters()}
-    names, variables = zip(*tfm.named_parameters(), strict=True)
+    names, variables = zip(*tf_ops.named_parameters(tfm), strict=True)
     with tf.GradientTape() as tape:
-        loss = tf_model.loss_fn(tfm(tf.constant(x), training=False), tf.constant(y))
+        loss = tf_ops.cross_entropy(tfm(tf.constant(x), training=False), tf.constant(y))
     tf_grads = dict(zip(names, (tf.convert_to_tensor(g).numpy() for g in tape.gradient(loss, variables)), strict=True))
     assert pt_grads.keys() == tf_grads.keys() == state_shapes(config).keys()
     for n, g in pt_grads.items():
@@ -91,14 +91,14 @@ def test_changing_a_later_token_never_changes_earlier_logits(name):
 def test_state_round_trip_through_both_frameworks_is_bitwise(name, tmp_path):
     config = CONFIGS[name]
     pt = torch_model.TransformerLM(config)
-    pt.import_state(init_state(config, seed=7))
-    original = pt.export_state()
+    torch_ops.import_state(pt, init_state(config, seed=7))
+    original = torch_ops.export_state(pt)
     tfm = tf_model.TransformerLM(config)
-    tfm.import_state(original)
-    save_state(tmp_path / "model.safetensors", tfm.export_state())
+    tf_ops.import_state(tfm, original)
+    save_state(tmp_path / "model.safetensors", tf_ops.export_state(tfm))
     back = torch_model.TransformerLM(config)
-    back.import_state(load_state(tmp_path / "model.safetensors"))
-    final = back.export_state()
+    torch_ops.import_state(back, load_state(tmp_path / "model.safetensors"))
+    final = torch_ops.export_state(back)
     assert list(final) == list(original) == list(state_shapes(config))
     for n, value in original.items():
         assert value.dtype == final[n].dtype == np.float32
@@ -109,13 +109,13 @@ def test_state_round_trip_through_both_frameworks_is_bitwise(name, tmp_path):
 def test_parameter_count_and_names_match_the_config(name):
     config = CONFIGS[name]
     pt, tfm = twins(config)
-    assert [n for n, _ in pt.named_parameters()] == [n for n, _ in tfm.named_parameters()]
+    assert [n for n, _ in pt.named_parameters()] == [n for n, _ in tf_ops.named_parameters(tfm)]
     assert sum(p.numel() for p in pt.parameters()) == config.num_params()
-    assert sum(int(np.prod(v.shape)) for _, v in tfm.named_parameters()) == config.num_params()
+    assert sum(int(np.prod(v.shape)) for _, v in tf_ops.named_parameters(tfm)) == config.num_params()
 
 
 def test_flops_per_token_follows_the_palm_formula():
-    config = model_preset("default")
+    config = FAMILY.preset("default")
     L, H, Q, T = config.n_layer, config.n_head, config.head_size, config.block_size
     assert config.flops_per_token() == 6 * config.num_params() + 12 * L * H * Q * T
     assert 1_000_000 <= config.num_params() <= 5_000_000
@@ -135,7 +135,7 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize(("tokens", "message"), BAD_INPUTS)
 def test_bad_input_gets_the_same_message_in_both(tokens, message):
-    pt, tfm = twins(model_preset("tiny"))
+    pt, tfm = twins(FAMILY.preset("tiny"))
     with pytest.raises(ValueError, match=message):
         pt(torch.from_numpy(tokens))
     with pytest.raises(ValueError, match=message):
@@ -143,7 +143,7 @@ def test_bad_input_gets_the_same_message_in_both(tokens, message):
 
 
 def test_out_of_range_ids_are_caught_inside_tf_function_too():
-    _, tfm = twins(model_preset("tiny"))
+    _, tfm = twins(FAMILY.preset("tiny"))
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"token ids must be in \[0, 256\)"):
         tf.function(tfm)(tf.constant(np.full((1, 4), 300, np.int64)))
 
@@ -160,15 +160,15 @@ def test_out_of_range_ids_are_caught_inside_tf_function_too():
 )
 def test_config_validation_names_the_received_values(changes, message):
     with pytest.raises(ValueError, match=message):
-        model_preset("tiny").replace(**changes)
+        FAMILY.preset("tiny").replace(**changes)
 
 
 def test_a_state_from_another_config_is_refused():
-    pt, tfm = twins(model_preset("tiny"))
-    other = init_state(model_preset("tiny").replace(n_embd=64), seed=0)
-    for model in (pt, tfm):
+    pt, tfm = twins(FAMILY.preset("tiny"))
+    other = init_state(FAMILY.preset("tiny").replace(n_embd=64), seed=0)
+    for ops, model in ((torch_ops, pt), (tf_ops, tfm)):
         with pytest.raises(ValueError, match=r"model state tensor 'wte.weight' is float32\(256, 64\)"):
-            model.import_state(other)
+            ops.import_state(model, other)
 
 
 @pytest.mark.parametrize(
@@ -179,10 +179,10 @@ def test_reduced_precision_twins_agree_to_its_rounding_and_differ_from_fp32(prec
     config = CONFIGS["odd"]
     state = init_state(config, 0)
     pt = torch_model.TransformerLM(config, compute_dtype=torch_dtype)
-    pt.import_state(state)
+    torch_ops.import_state(pt, state)
     pt.eval()
     tfm = tf_model.TransformerLM(config, compute_dtype=tf_dtype)
-    tfm.import_state(state)
+    tf_ops.import_state(tfm, state)
     fp32, _ = twins(config)
     x, _ = batch(config)
     with torch.no_grad():
@@ -195,3 +195,28 @@ def test_reduced_precision_twins_agree_to_its_rounding_and_differ_from_fp32(prec
     assert np.max(np.abs(pt_logits - fp32_logits)) > 0  # reduced precision really ran
     assert np.max(np.abs(pt_logits - tf_logits)) <= 8 * rounding * scale
     assert np.max(np.abs(pt_logits - fp32_logits)) <= 8 * rounding * scale
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_label_smoothing_loss_is_the_same_in_both_and_equals_the_formula(weighted):
+    config, epsilon = CONFIGS["odd"], 0.1
+    pt, tfm = twins(config)
+    x, y = batch(config)
+    weights = np.random.default_rng(2).random(y.shape).astype(np.float32) if weighted else None
+    with torch.no_grad():
+        logits = pt(torch.from_numpy(x)) * 30  # sharpened: an untrained model's softmax is nearly uniform
+        torch_weights = None if weights is None else torch.from_numpy(weights)
+        torch_loss = torch_ops.cross_entropy(logits, torch.from_numpy(y), torch_weights, epsilon).item()
+    tf_weights = None if weights is None else tf.constant(weights)
+    tf_logits = tfm(tf.constant(x)) * 30
+    tf_loss = float(tf_ops.cross_entropy(tf_logits, tf.constant(y), tf_weights, epsilon))
+    # By hand, in float64: (1 - eps) * -log p[target] + eps * mean over classes of -log p[c].
+    z = logits.numpy().astype(np.float64)
+    log_p = z - z.max(-1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
+    per_target = (1 - epsilon) * -np.take_along_axis(log_p, y[..., None], -1)[..., 0] + epsilon * -log_p.mean(-1)
+    expected = per_target.mean() if weights is None else (per_target * weights).sum() / weights.sum()
+    assert abs(torch_loss - tf_loss) / torch_loss <= 1e-6
+    assert abs(torch_loss - expected) / expected <= 1e-6
+    unsmoothed = float(tf_ops.cross_entropy(tf_logits, tf.constant(y), tf_weights))
+    assert abs(unsmoothed - tf_loss) > 1e-3  # smoothing changed the loss, by far more than the tolerance

@@ -2,22 +2,23 @@
 
 import pytest
 
-from harness.config import build_run_config, load_run_config, model_preset
+from harness.config import build_run_config, load_run_config
+from harness.gpt import FAMILY
 
 
 def test_overrides_apply_after_the_file_with_types_checked(tmp_path):
     path = tmp_path / "run.toml"
     path.write_text('[train]\nlr = 3e-4\nseed = 7\n[data]\npaths = ["a.txt"]\n[model]\ndropout = 0.1\n')
-    config = load_run_config("tiny", str(path), ["train.seed=9", "eval.every=5", "train.lr=1"])
+    _, config = load_run_config("tiny", str(path), ["train.seed=9", "eval.every=5", "train.lr=1"])
     assert config.train.seed == 9
     assert config.train.lr == 1.0 and isinstance(config.train.lr, float)
     assert config.eval.every == 5
     assert config.data.paths == ("a.txt",)
-    assert config.model == model_preset("tiny").replace(dropout=0.1)
+    assert config.model == FAMILY.preset("tiny").replace(dropout=0.1)
 
 
 def test_a_single_path_override_becomes_a_tuple():
-    assert build_run_config("tiny", overrides=["data.paths=corpus.txt"]).data.paths == ("corpus.txt",)
+    assert build_run_config(FAMILY, "tiny", overrides=["data.paths=corpus.txt"]).data.paths == ("corpus.txt",)
 
 
 @pytest.mark.parametrize(
@@ -35,7 +36,7 @@ def test_a_single_path_override_becomes_a_tuple():
 )
 def test_bad_overrides_name_the_key(overrides, message):
     with pytest.raises(ValueError, match=message):
-        build_run_config("tiny", overrides=overrides)
+        build_run_config(FAMILY, "tiny", overrides=overrides)
 
 
 def test_bad_files_and_presets(tmp_path):
@@ -47,5 +48,5 @@ def test_bad_files_and_presets(tmp_path):
     (tmp_path / "table.toml").write_text("[optimizer]\nlr = 1\n")
     with pytest.raises(ValueError, match=r"unknown config table \[optimizer\]"):
         load_run_config("tiny", str(tmp_path / "table.toml"))
-    with pytest.raises(ValueError, match="unknown model preset 'huge'"):
-        build_run_config("huge")
+    with pytest.raises(ValueError, match="unknown gpt model preset 'huge'"):
+        build_run_config(FAMILY, "huge")

@@ -1,10 +1,13 @@
-"""One rank of `harness train` with a fault injected: the failures the tests provoke on purpose.
+"""One rank of `harness train` with a fault injected through a hook: the failures the tests provoke.
 
 usage: faults.py KIND AT [MARKER] -- HARNESS_TRAIN_ARGS...
-  nan AT            rank 1's loss is NaN at step AT (1-based)
-  stuck AT          rank 1's main thread stops at step AT (its Horovod thread keeps running)
+  nan AT            rank 1's first parameter is all NaN during step AT (1-based), so its loss is NaN
+  stuck AT          rank 1's main thread stops before step AT (its Horovod thread keeps running)
   slow-write AT M   rank 0 stops for good halfway through writing checkpoint AT, after writing
                     its own pid to the file M (so the test can SIGKILL it mid-write)
+
+The hook reaches the loop through `harness train --hook faults:FAULT` and reads KIND, AT and
+MARKER from the environment this script sets, as a user's hook module would read its settings.
 """
 
 import math
@@ -13,60 +16,74 @@ import sys
 import time
 from pathlib import Path
 
-from harness import checkpoint, train
-from harness.frameworks import framework_module
-from launch.cli import main
+import numpy as np
 
-split = sys.argv.index("--")
-kind, at, extra = sys.argv[1], int(sys.argv[2]), sys.argv[3:split]
-harness_args = sys.argv[split + 1 :]
-framework = harness_args[harness_args.index("--framework") + 1]
-rank = int(os.environ["HOROVOD_RANK"])
-on_step = []  # callbacks run with the 1-based step number just before each training step
+from harness.hooks import Hook
 
-if kind == "nan":
-    backend = framework_module(framework, "backend")
-    real_loss_fn = backend.loss_fn
-    if framework == "tf":
-        import tensorflow as tf
+KIND_VARIABLE, AT_VARIABLE, MARKER_VARIABLE = "FAULT_KIND", "FAULT_AT", "FAULT_MARKER"
 
-        factor = []  # a tf.Variable, read inside the traced step so it can change per call; made
-        # at the first step, after the harness has configured TF's threads
 
-        def set_factor(step: int) -> None:
-            value = math.nan if (step, rank) == (at, 1) else 1.0
-            factor[0].assign(value) if factor else factor.append(tf.Variable(value))
+class NaNWeights(Hook):
+    """Rank 1 steps once with a NaN in its first parameter; then its weights are put back as they
+    were (a non-finite step changes nothing, so the replicas stay equal)."""
 
-        on_step.append(set_factor)
-        backend.loss_fn = lambda logits, targets: real_loss_fn(logits, targets) * factor[0]
-    else:
-        factors = [1.0]
-        on_step.append(lambda step: factors.__setitem__(0, math.nan if (step, rank) == (at, 1) else 1.0))
-        backend.loss_fn = lambda logits, targets: real_loss_fn(logits, targets) * factors[0]
-elif kind == "stuck":
-    on_step.append(lambda step: time.sleep(3600) if (step, rank) == (at, 1) else None)
-elif kind == "slow-write":
-    real_save_state = checkpoint.save_state
+    def __init__(self, at: int):
+        self.at, self.saved = at, None
 
-    def save_state(path: Path, state) -> None:
-        real_save_state(path, state)
-        if path.parent.name.startswith(f".step_{at}.tmp") and path.name == "model.safetensors":
-            Path(extra[0]).write_text(str(os.getpid()))
+    def on_train_start(self, trainer, position) -> None:
+        self.backend, self.rank = trainer.backend, trainer.dist.rank
+
+    def before_step(self, step: int) -> None:
+        if (step + 1, self.rank) == (self.at, 1):
+            self.saved = self.backend.export_model_state()
+            first = next(iter(self.saved))
+            self.backend.import_model_state({**self.saved, first: np.full_like(self.saved[first], math.nan)})
+
+    def after_step(self, report, position) -> None:
+        if self.saved is not None:
+            self.backend.import_model_state(self.saved)
+            self.saved = None
+
+
+class Stuck(Hook):
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_train_start(self, trainer, position) -> None:
+        self.rank = trainer.dist.rank
+
+    def before_step(self, step: int) -> None:
+        if (step + 1, self.rank) == (self.at, 1):
             time.sleep(3600)
 
-    checkpoint.save_state = save_state
-else:
+
+class SlowWrite(Hook):
+    def __init__(self, at: int, marker: Path):
+        self.at, self.marker = at, marker
+
+    def on_checkpoint_file(self, path: Path) -> None:
+        if path.parent.name.startswith(f".step_{self.at}.tmp") and path.name == "model.safetensors":
+            self.marker.write_text(str(os.getpid()))
+            time.sleep(3600)
+
+
+def fault() -> Hook:
+    """The hook factory `--hook faults:fault` names."""
+    kind, at = os.environ[KIND_VARIABLE], int(os.environ[AT_VARIABLE])
+    if kind == "nan":
+        return NaNWeights(at)
+    if kind == "stuck":
+        return Stuck(at)
+    if kind == "slow-write":
+        return SlowWrite(at, Path(os.environ[MARKER_VARIABLE]))
     raise SystemExit(f"unknown fault {kind!r}")
 
-real_step_seed = train.step_seed
 
+if __name__ == "__main__":
+    from launch.cli import main
 
-def step_seed(seed: int, step: int, rank_: int) -> int:
-    for callback in on_step:
-        callback(step + 1)
-    return real_step_seed(seed, step, rank_)
-
-
-train.step_seed = step_seed
-sys.argv = ["harness", *harness_args]
-main()
+    split = sys.argv.index("--")
+    kind, at, extra = sys.argv[1], sys.argv[2], sys.argv[3:split]
+    os.environ.update({KIND_VARIABLE: kind, AT_VARIABLE: at, MARKER_VARIABLE: extra[0] if extra else ""})
+    sys.argv = ["harness", *sys.argv[split + 1 :], "--hook", "faults:fault"]
+    main()

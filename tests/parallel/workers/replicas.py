@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.config import build_run_config
+from harness.config import load_run_config
 from harness.frameworks import framework_module
 from harness.state import state_checksum
 from harness.train import run
 
 framework, base = sys.argv[1], Path(sys.argv[2])
-config = build_run_config("tiny", overrides=["train.steps=20", "eval.every=10", "checkpoint.every=10"])
+family, config = load_run_config("tiny", overrides=["train.steps=20", "eval.every=10", "checkpoint.every=10"])
 dist = framework_module(framework, "distributed").init_distributed()
 
 
@@ -27,14 +27,14 @@ def gathered_checksums(state) -> list[str]:
 
 
 seen = []
-backend = framework_module(framework, "backend").make_backend(config, dist, init_seed=100 + 17 * dist.rank)
+backend = framework_module(framework, "backend").make_backend(family, config, dist, init_seed=100 + 17 * dist.rank)
 seen.append(gathered_checksums(backend.export_model_state()))
 seen.append(gathered_checksums(backend.export_optimizer_state()))
 backend.broadcast_initial_state()
 seen.append(gathered_checksums(backend.export_model_state()))
 seen.append(gathered_checksums(backend.export_optimizer_state()))
 
-summary = run(framework, config, base / f"rank{dist.rank}", progress=False)
+summary = run(framework, family, config, base / f"rank{dist.rank}", progress=False)
 print(
     json.dumps(
         {

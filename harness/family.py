@@ -1,0 +1,125 @@
+"""The model-family contract: what a pair of twin implementations declares to train under the loop.
+
+A family is one object (see ``harness/gpt.py`` for the built-in one, the README's "Bring your own
+model" for a walk-through):
+
+- ``config_class``: a frozen dataclass that validates itself in ``__post_init__``, and ``presets``
+  (name -> instance; ``--model NAME`` picks one, ``[model]`` / ``--set model.KEY=...`` change it);
+- its neutral state: ``state_shapes(config)`` gives every parameter's name and shape (the layout
+  of each tensor is the family's to document; both twins store it as is), and
+  ``init_state(config, seed)`` draws float32 numpy arrays, so both frameworks start from the same
+  numbers;
+- ``task(config)``: a ``harness.tasks.Task`` (data splits, numpy batches, evaluation metrics);
+- its two implementations, named ``"module:attr"`` and imported only in the process that runs
+  that framework: a ``torch.nn.Module`` and a ``tf.Module`` of plain ``tf.Variable``s, both built
+  as ``Model(config, compute_dtype=<framework dtype>)`` and called on a (B, ...) integer input
+  array (TF: ``model(inputs, training=...)``), returning logits whose leading axes match the
+  targets'. Their parameters (torch ``named_parameters()``; TF attribute paths, lists indexed)
+  must be exactly ``state_shapes``'s names.
+
+Everything else (AdamW and its state, decay masks, clipping, the loss, Horovod, checkpoints,
+parity, elastic state) is generic and written once in ``harness/`` or in a framework's backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.metadata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from harness.state import State
+
+ENTRY_POINT_GROUP = "harness.families"  # installed packages register families by name here
+BUILTIN_FAMILIES = {"gpt": "harness.gpt:FAMILY"}
+DEFAULT_FAMILY = "gpt"
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: its config, neutral state, task and twin implementations (module docstring)."""
+
+    name: str
+    config_class: type
+    presets: Mapping[str, Any]
+    state_shapes: Callable[[Any], dict[str, tuple[int, ...]]]
+    init_state: Callable[[Any, int], State]
+    task: Callable[[Any], Any]  # config -> harness.tasks.Task
+    torch_model: str  # "module:attr" of the torch.nn.Module class
+    tf_model: str  # "module:attr" of the tf.Module class
+    # Parameters AdamW decays; by default every tensor of two or more dimensions (matrices and
+    # embeddings, not biases or norm scales).
+    weight_decay_names: Callable[[Any], set[str]] | None = None
+    flops_per_token: Callable[[Any], float] | None = None  # training FLOPs per token, for MFU
+    causal_lm: bool = False  # `harness generate` samples from it: logits (B, T, V) for tokens (B, T)
+    spec: str = ""  # how it was loaded (a name or "module:attr"); checkpoints record it
+
+    def __post_init__(self) -> None:
+        if not self.spec:  # defined in code, not loaded by name: its own name stands for it
+            object.__setattr__(self, "spec", self.name)
+        if not dataclasses.is_dataclass(self.config_class):
+            raise ValueError(f"family {self.name!r}: config_class must be a dataclass, received {self.config_class!r}")
+        for preset, config in self.presets.items():
+            if not isinstance(config, self.config_class):
+                raise ValueError(
+                    f"family {self.name!r}: preset {preset!r} is a {type(config).__name__}, "
+                    f"expected a {self.config_class.__name__}"
+                )
+
+    def preset(self, name: str) -> Any:
+        if name not in self.presets:
+            raise ValueError(f"unknown {self.name} model preset {name!r}; expected one of {sorted(self.presets)}")
+        return self.presets[name]
+
+    def decayed(self, config: Any) -> set[str]:
+        if self.weight_decay_names is not None:
+            return set(self.weight_decay_names(config))
+        return {name for name, shape in self.state_shapes(config).items() if len(shape) >= 2}
+
+    def implementation(self, framework: str) -> type:
+        """The model class of ``framework`` ("torch" or "tf"), imported now."""
+        return import_attr(
+            {"torch": self.torch_model, "tf": self.tf_model}[framework], f"{self.name}'s {framework} model"
+        )
+
+    def config_from_dict(self, values: dict) -> Any:
+        """The config saved in a checkpoint (``dataclasses.asdict`` of one) as this family's config."""
+        fields = {f.name for f in dataclasses.fields(self.config_class)}
+        unknown = sorted(values.keys() - fields)
+        if unknown:
+            raise ValueError(f"a {self.name} config has no keys {unknown}")
+        return self.config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def import_attr(spec: str, what: str) -> Any:
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"{what}: expected MODULE:ATTR, received {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"{what}: cannot import module {module_name!r} ({err}); is it on PYTHONPATH?") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ValueError(f"{what}: module {module_name!r} has no attribute {attr!r}") from None
+
+
+def registered_families() -> dict[str, str]:
+    """Family name -> "module:attr": the built-in ones and those of installed packages' entry points."""
+    found = {ep.name: ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    return {**found, **BUILTIN_FAMILIES}
+
+
+def load_family(spec: str) -> Family:
+    """The family named ``spec``: built in (``gpt``), registered by an installed package under the
+    ``harness.families`` entry-point group, or ``MODULE:ATTR`` of a module on ``PYTHONPATH``."""
+    known = registered_families()
+    if ":" not in spec and spec not in known:
+        raise ValueError(f"unknown model family {spec!r}; expected one of {sorted(known)} or MODULE:ATTR")
+    family = import_attr(known.get(spec, spec), f"model family {spec!r}")
+    if not isinstance(family, Family):
+        raise ValueError(f"model family {spec!r} is a {type(family).__name__}, expected a harness.family.Family")
+    return dataclasses.replace(family, spec=spec)

@@ -1,0 +1,280 @@
+"""Periodic work around the training steps, as hooks the Trainer is given (flax's lm1b style).
+
+A hook overrides any of ``Hook``'s methods; the Trainer calls them in list order. The loop's own
+hooks are here: rank 0's metrics and progress, evaluation and checkpoints, every rank's
+throughput meter and hang watchdog; elastic commits are in harness/elastic.py. Users add their
+own (``harness.train.run(hooks=...)``, ``harness train --hook MODULE:ATTR``), and the tests
+inject faults through the same methods.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from tqdm import tqdm
+
+from harness.backend import Backend, EvalSums
+from harness.checkpoint import save_checkpoint
+from harness.data import Split
+
+if TYPE_CHECKING:
+    from harness.train import LoopPosition, StepReport, Trainer
+
+METRICS_FILE = "metrics.jsonl"
+EVAL_STREAM = 2**32 - 1  # evaluation batches draw from (seed, EVAL_STREAM, first index), never a step's stream
+
+
+class Hook:
+    """Override what you need. ``step`` counts optimizer steps done; reports carry 1-based steps."""
+
+    def on_train_start(self, trainer: Trainer, position: LoopPosition) -> None:
+        """Before the first step of a fit (again after an elastic rollback, from the restored position)."""
+
+    def before_step(self, step: int) -> None:
+        """Before the step that follows ``step`` completed steps."""
+
+    def after_step(self, report: StepReport, position: LoopPosition) -> None:
+        """After a step, with the position it leaves (what a checkpoint must save)."""
+
+    def on_checkpoint_file(self, path: Path) -> None:
+        """A checkpoint file was written into its (still hidden) directory."""
+
+    def on_train_end(self) -> None:
+        """After the last step, or when the fit ends with an error."""
+
+
+class Hooks(Hook):
+    """Hooks called in order, as one."""
+
+    def __init__(self, hooks: Iterable[Hook] = ()):
+        self.hooks = list(hooks)
+
+    def append(self, hook: Hook) -> None:
+        self.hooks.append(hook)
+
+    def on_train_start(self, trainer: Trainer, position: LoopPosition) -> None:
+        for hook in self.hooks:
+            hook.on_train_start(trainer, position)
+
+    def before_step(self, step: int) -> None:
+        for hook in self.hooks:
+            hook.before_step(step)
+
+    def after_step(self, report: StepReport, position: LoopPosition) -> None:
+        for hook in self.hooks:
+            hook.after_step(report, position)
+
+    def on_checkpoint_file(self, path: Path) -> None:
+        for hook in self.hooks:
+            hook.on_checkpoint_file(path)
+
+    def on_train_end(self) -> None:
+        for hook in self.hooks:
+            hook.on_train_end()
+
+
+def due(every: int, step: int, steps: int) -> bool:
+    """Periodic work is due every ``every`` steps (0: never) and at the last step."""
+    return (every > 0 and step % every == 0) or step == steps
+
+
+class Throughput(Hook):
+    """Tokens per second over the steps of every fit, without each fit's first (tracing, allocation)."""
+
+    def __init__(self) -> None:
+        self.tokens, self.seconds = 0, 0.0
+        self.last_loss = float("nan")
+        self._first = True
+
+    def on_train_start(self, trainer: Trainer, position: LoopPosition) -> None:
+        self._first = True
+
+    def after_step(self, report: StepReport, position: LoopPosition) -> None:
+        self.last_loss = report.loss
+        if not self._first:
+            self.tokens += report.tokens
+            self.seconds += report.seconds
+        self._first = False
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else float("nan")
+
+
+class Progress:
+    """Rank 0's progress: a tqdm bar on a terminal; under horovodrun (a pipe) a plain line every 10%."""
+
+    def __init__(self, total: int, start: int, enabled: bool):
+        self.total, self.enabled = total, enabled
+        self.every = max(1, total // 10)
+        self.bar = tqdm(total=total, initial=start, unit="step") if enabled and sys.stderr.isatty() else None
+        self.began, self.start = time.perf_counter(), start
+
+    def update(self, step: int, loss: float, tokens_per_s: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_per_s:.0f}")
+        elif self.enabled and (step % self.every == 0 or step == self.total):
+            elapsed = time.perf_counter() - self.began
+            eta = elapsed / (step - self.start) * (self.total - step)
+            print(
+                f"step {step}/{self.total}  loss {loss:.4f}  {tokens_per_s:,.0f} tokens/s  eta {eta:.0f}s", flush=True
+            )
+
+    def write(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class Reporter(Hook):
+    """Rank 0's JSON-lines metrics log and progress display.
+
+    A fit that starts from a position (resume, elastic rollback) keeps only the log lines up to it.
+    """
+
+    def __init__(self, run_dir: Path, steps: int, progress: bool, log_loss_scale: bool):
+        self.path = Path(run_dir) / METRICS_FILE
+        self.steps, self.progress, self.log_loss_scale = steps, progress, log_loss_scale
+        self._file, self._display = None, None
+
+    def on_train_start(self, trainer: Trainer, position: LoopPosition) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept = []
+        if position.step and self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines() if json.loads(line)["step"] <= position.step]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, self.path)
+        self._file = self.path.open("a")
+        self._display = Progress(self.steps, position.step, enabled=self.progress)
+
+    def write(self, record: dict) -> None:
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+
+    def after_step(self, report: StepReport, position: LoopPosition) -> None:
+        record = {"step": report.step, "loss": report.loss, "lr": report.lr, "grad_norm": report.grad_norm}
+        record.update(epoch=report.epoch, skipped=not report.applied, world_size=report.world_size)
+        if self.log_loss_scale:
+            record["loss_scale"] = report.loss_scale
+        tokens_per_s = report.tokens / report.seconds
+        record.update(tokens_per_s=tokens_per_s, time=round(time.time(), 3))
+        self.write(record)
+        self._display.update(report.step, report.loss, tokens_per_s)
+
+    def log_eval(self, step: int, metrics: dict[str, float]) -> None:
+        self.write({"step": step, **metrics})
+        self._display.write(f"step {step}: " + ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
+
+    def on_train_end(self) -> None:
+        if self._display is not None:
+            self._display.close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def evaluate(backend: Backend, task, split: Split, batch_size: int, seed: int) -> dict[str, float]:
+    """The task's metrics over every example of ``split`` (this process alone, no collectives)."""
+    sums = EvalSums()
+    for start in range(0, len(split), batch_size):
+        indices = np.arange(start, min(start + batch_size, len(split)))
+        sums += backend.eval_sums(task.batch(split, indices, np.random.default_rng([seed, EVAL_STREAM, start])))
+    return task.eval_metrics(sums.loss / sums.count, sums.correct / sums.count)
+
+
+class Evaluator(Hook):
+    """Rank 0 evaluates the whole validation split every ``every`` steps and at the last."""
+
+    def __init__(self, evaluate_split: Callable[[], dict[str, float]], every: int, steps: int, reporter: Reporter):
+        self.evaluate_split, self.every, self.steps, self.reporter = evaluate_split, every, steps, reporter
+        self.last: dict[str, float] = {}
+
+    def after_step(self, report: StepReport, position: LoopPosition) -> None:
+        if due(self.every, report.step, self.steps):
+            self.last = self.evaluate_split()
+            self.reporter.log_eval(report.step, self.last)
+
+
+class Checkpointer(Hook):
+    """Rank 0 saves weights, AdamW state and position every ``every`` steps and at the last."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        backend: Backend,
+        every: int,
+        keep: int,
+        steps: int,
+        trainer_record: dict,
+        last_saved: Path | None = None,
+    ):
+        self.run_dir, self.backend, self.every, self.keep, self.steps = Path(run_dir), backend, every, keep, steps
+        self.trainer_record = trainer_record  # what every checkpoint's trainer.json carries
+        self.last_saved = last_saved
+        self._events: Hook = Hook()
+
+    def on_train_start(self, trainer: Trainer, position: LoopPosition) -> None:
+        self._events = trainer.hooks  # every hook hears of each file written
+
+    def after_step(self, report: StepReport, position: LoopPosition) -> None:
+        if due(self.every, report.step, self.steps):
+            record = {**self.trainer_record, "world_size": report.world_size, **position.record()}
+            self.last_saved = save_checkpoint(
+                self.run_dir,
+                report.step,
+                self.backend.export_model_state(),
+                self.backend.export_optimizer_state(),
+                record,
+                self.keep,
+                on_file=self._events.on_checkpoint_file,
+            )
+
+
+class Watchdog(Hook):
+    """Ends this rank when no training step completes for ``timeout`` seconds.
+
+    A rank waiting in an allreduce for a peer that is stuck or gone cannot return on its own; the
+    watchdog says why in one line and exits the process, and horovodrun then stops the others.
+    """
+
+    def __init__(self, rank: int, timeout: float):
+        self.rank, self.timeout = rank, timeout
+        self.step, self.last = 0, time.monotonic()
+        self._stopped = threading.Event()
+
+    def on_train_start(self, trainer: Trainer, position: LoopPosition) -> None:
+        self.step, self.last = position.step, time.monotonic()
+        self._stopped.clear()
+        threading.Thread(target=self._watch, daemon=True, name="harness-watchdog").start()
+
+    def before_step(self, step: int) -> None:
+        self.step, self.last = step, time.monotonic()
+
+    def on_train_end(self) -> None:
+        self._stopped.set()
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(min(1.0, self.timeout / 10)):
+            if time.monotonic() - self.last > self.timeout:
+                print(
+                    f"Error: rank {self.rank} completed no step for {self.timeout:.0f} s (last: step {self.step}): "
+                    "another rank stopped responding or died (--hang-timeout)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                os._exit(1)

@@ -1,0 +1,65 @@
+"""TensorFlow's side of the generic pieces: a module's neutral state in and out, and the loss."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import tensorflow as tf
+
+from harness.state import State, check_state
+
+
+def named_parameters(module: tf.Module, prefix: str = "") -> Iterator[tuple[str, tf.Variable]]:
+    """(path, variable) pairs in attribute order, named like torch's ``named_parameters``: attribute
+    names joined by dots, list items by their index; attributes starting with ``_`` are skipped."""
+    for attr, value in vars(module).items():
+        if attr.startswith("_"):
+            continue
+        if isinstance(value, tf.Variable):
+            yield prefix + attr, value
+        elif isinstance(value, tf.Module):
+            yield from named_parameters(value, f"{prefix}{attr}.")
+        elif isinstance(value, list | tuple) or type(value).__name__ == "ListWrapper":
+            for i, child in enumerate(value):
+                if isinstance(child, tf.Variable):
+                    yield f"{prefix}{attr}.{i}", child
+                else:
+                    yield from named_parameters(child, f"{prefix}{attr}.{i}.")
+
+
+def export_state(module: tf.Module) -> State:
+    """The module's variables as the neutral state (harness/state.py): float32 numpy copies."""
+    return {name: v.numpy().copy() for name, v in named_parameters(module)}
+
+
+def import_state(module: tf.Module, state: State) -> None:
+    """Load a neutral state in place; ``ValueError`` unless it has exactly the module's names and shapes."""
+    named = dict(named_parameters(module))
+    check_state({name: tuple(v.shape) for name, v in named.items()}, state)
+    for name, v in named.items():
+        v.assign(state[name])
+
+
+def cross_entropy(
+    logits: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor | None = None, label_smoothing: float = 0.0
+) -> tf.Tensor:
+    """Mean cross-entropy of logits (..., C) against class ids (...), weighted by ``weights`` (...).
+
+    With label smoothing epsilon each target's loss is (1 - epsilon) * (-log p_target) +
+    epsilon * mean_c(-log p_c), torch's ``F.cross_entropy(label_smoothing=epsilon)``.
+    """
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)  # (...)
+    if label_smoothing:
+        uniform = -tf.reduce_mean(tf.nn.log_softmax(logits), axis=-1)  # (...)
+        losses = (1.0 - label_smoothing) * losses + label_smoothing * uniform
+    if weights is None:
+        return tf.reduce_mean(losses)
+    return tf.reduce_sum(losses * weights) / tf.reduce_sum(weights)
+
+
+def eval_sums(logits: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor | None) -> tuple[tf.Tensor, ...]:
+    """(weighted cross-entropy sum, weighted count of correct argmax predictions, sum of weights)."""
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)  # (...)
+    weights = tf.ones_like(losses) if weights is None else weights
+    correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=targets.dtype), targets), tf.float32)
+    return tf.reduce_sum(losses * weights), tf.reduce_sum(correct * weights), tf.reduce_sum(weights)

@@ -1,0 +1,49 @@
+"""PyTorch's side of the generic pieces: a module's neutral state in and out, and the loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.state import State, check_state
+
+
+def export_state(model: nn.Module) -> State:
+    """The module's parameters as the neutral state (harness/state.py): float32 numpy copies."""
+    return {name: p.detach().cpu().numpy().copy() for name, p in model.named_parameters()}
+
+
+def import_state(model: nn.Module, state: State) -> None:
+    """Load a neutral state in place; ``ValueError`` unless it has exactly the module's names and shapes."""
+    named = dict(model.named_parameters())
+    check_state({name: tuple(p.shape) for name, p in named.items()}, state)
+    with torch.no_grad():
+        for name, p in named.items():
+            p.copy_(torch.from_numpy(np.ascontiguousarray(state[name])))
+
+
+def cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Mean cross-entropy of logits (..., C) against class ids (...), weighted by ``weights`` (...).
+
+    With label smoothing epsilon each target's loss is (1 - epsilon) * (-log p_target) +
+    epsilon * mean_c(-log p_c): torch's rule, which models_tf/ops.py spells out.
+    """
+    flat_logits, flat_targets = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)  # (N, C), (N,)
+    if weights is None:
+        return F.cross_entropy(flat_logits, flat_targets, label_smoothing=label_smoothing)
+    losses = F.cross_entropy(flat_logits, flat_targets, reduction="none", label_smoothing=label_smoothing)  # (N,)
+    flat_weights = weights.reshape(-1)
+    return (losses * flat_weights).sum() / flat_weights.sum()
+
+
+def eval_sums(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None) -> tuple[float, float, float]:
+    """(weighted cross-entropy sum, weighted count of correct argmax predictions, sum of weights)."""
+    flat_logits, flat_targets = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)  # (N, C), (N,)
+    losses = F.cross_entropy(flat_logits, flat_targets, reduction="none")  # (N,)
+    flat_weights = torch.ones_like(losses) if weights is None else weights.reshape(-1)
+    correct = (flat_logits.argmax(-1) == flat_targets).float()
+    return (losses * flat_weights).sum().item(), (correct * flat_weights).sum().item(), flat_weights.sum().item()

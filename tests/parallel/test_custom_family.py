@@ -1,0 +1,270 @@
+"""A model family the project has never seen, written as twins in this test's own files outside the
+package, trains under the loop: `--family MODULE:ATTR`, 2 ranks per framework, parity, and a torch
+checkpoint resumed in TF.
+
+The family is an n-gram MLP language model (each position sees the embeddings of its last
+`context` tokens, then a tanh layer and a softmax head), built from torch's stock `nn.Embedding` and
+`nn.Linear` and, in TF, from two small `tf.Module`s: nothing of the project's own model code.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from horovod_job import split_by_rank
+
+from harness.checkpoint import list_checkpoints
+from harness.parity import relative_differences, step_losses
+from launch.horovodrun import horovodrun_command, rank_environment
+
+STEPS = 30
+FAMILY = "ngram_family:FAMILY"
+
+FAMILY_SOURCE = '''
+"""An n-gram MLP language model family: config, neutral state and task."""
+
+import dataclasses
+
+import numpy as np
+
+from harness.family import Family
+from harness.tasks import CausalLMTask
+
+
+@dataclasses.dataclass(frozen=True)
+class NGramConfig:
+    vocab_size: int = 256
+    context: int = 3  # tokens each position sees: itself and the context - 1 before it
+    n_embd: int = 16
+    hidden: int = 64
+    block_size: int = 32
+
+    def __post_init__(self):
+        for name in ("vocab_size", "context", "n_embd", "hidden", "block_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise ValueError(f"NGramConfig.{name} must be a positive integer, received {getattr(self, name)!r}")
+
+
+def state_shapes(config):
+    """embed (V, E); hidden (H, context * E), (H,); out (V, H), (V,): Linear weights are (out, in)."""
+    v, e, h = config.vocab_size, config.n_embd, config.hidden
+    return {
+        "embed.weight": (v, e),
+        "hidden.weight": (h, config.context * e),
+        "hidden.bias": (h,),
+        "out.weight": (v, h),
+        "out.bias": (v,),
+    }
+
+
+def init_state(config, seed):
+    rng = np.random.default_rng(seed)
+    return {
+        name: (np.zeros(shape) if name.endswith("bias") else rng.normal(0, 0.1, shape)).astype(np.float32)
+        for name, shape in state_shapes(config).items()
+    }
+
+
+FAMILY = Family(
+    name="ngram",
+    config_class=NGramConfig,
+    presets={"tiny": NGramConfig(), "default": NGramConfig(n_embd=32, hidden=128, block_size=64)},
+    state_shapes=state_shapes,
+    init_state=init_state,
+    task=lambda config: CausalLMTask(seq_len=config.block_size),
+    torch_model="ngram_torch:NGramLM",
+    tf_model="ngram_tf:NGramLM",
+    causal_lm=True,
+)
+'''
+
+TORCH_SOURCE = '''
+"""The n-gram LM in PyTorch; twin of ngram_tf.py."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class NGramLM(nn.Module):
+    def __init__(self, config, compute_dtype=torch.float32):
+        super().__init__()
+        self.context = config.context
+        self.embed = nn.Embedding(config.vocab_size, config.n_embd)
+        self.hidden = nn.Linear(config.context * config.n_embd, config.hidden)
+        self.out = nn.Linear(config.hidden, config.vocab_size)
+
+    def forward(self, tokens):
+        T = tokens.shape[1]
+        x = self.embed(tokens)  # (B, T, E)
+        shifted = [F.pad(x, (0, 0, k, 0))[:, :T] for k in reversed(range(self.context))]  # context x (B, T, E)
+        return self.out(torch.tanh(self.hidden(torch.cat(shifted, dim=-1))))  # (B, T, V)
+'''
+
+TF_SOURCE = '''
+"""The n-gram LM in TensorFlow; twin of ngram_torch.py."""
+
+import tensorflow as tf
+
+
+class Table(tf.Module):
+    def __init__(self, rows, dim):
+        super().__init__()
+        self.weight = tf.Variable(tf.zeros([rows, dim]))
+
+
+class Dense(tf.Module):
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.weight = tf.Variable(tf.zeros([out_features, in_features]))
+        self.bias = tf.Variable(tf.zeros([out_features]))
+
+    def __call__(self, x):
+        return tf.matmul(x, self.weight, transpose_b=True) + self.bias
+
+
+class NGramLM(tf.Module):
+    def __init__(self, config, compute_dtype=tf.float32):
+        super().__init__()
+        self._context = config.context
+        self.embed = Table(config.vocab_size, config.n_embd)
+        self.hidden = Dense(config.context * config.n_embd, config.hidden)
+        self.out = Dense(config.hidden, config.vocab_size)
+
+    def __call__(self, tokens, training=False):
+        T = tf.shape(tokens)[1]
+        x = tf.gather(self.embed.weight, tokens)  # (B, T, E)
+        shifted = [tf.pad(x, [[0, 0], [k, 0], [0, 0]])[:, :T] for k in reversed(range(self._context))]
+        return self.out(tf.tanh(self.hidden(tf.concat(shifted, axis=-1))))  # (B, T, V)
+'''
+
+
+SCRIPT_SOURCE = '''
+"""A user's own launch script: the Python API under `horovodrun -np 2 python my_script.py RUN_DIR`."""
+
+import json
+import sys
+
+from harness import Hook, build_run_config, run
+from ngram_family import FAMILY
+
+
+class CountSteps(Hook):
+    def __init__(self):
+        self.steps = 0
+
+    def after_step(self, report, position):
+        self.steps += 1
+
+
+counter = CountSteps()
+config = build_run_config(FAMILY, "tiny", overrides=["train.steps=6", "eval.every=3"])
+summary = run("tf", FAMILY, config, sys.argv[1], progress=False, hooks=[counter])
+print(json.dumps({"steps_seen_by_hook": counter.steps, "summary": summary and summary.final_val_metrics}))
+'''
+
+
+@pytest.fixture(scope="module")
+def family_dir(tmp_path_factory):
+    """A directory outside the project holding the family's three modules."""
+    root = tmp_path_factory.mktemp("user_code")
+    for name, source in (
+        ("ngram_family", FAMILY_SOURCE),
+        ("ngram_torch", TORCH_SOURCE),
+        ("ngram_tf", TF_SOURCE),
+        ("my_script", SCRIPT_SOURCE),
+    ):
+        (root / f"{name}.py").write_text(textwrap.dedent(source).lstrip())
+    return root
+
+
+def harness(family_dir, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(family_dir), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "launch.cli", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def parity_run(family_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ngram-parity")
+    args = ["parity", "--family", FAMILY, "--steps", str(STEPS), "--np", "2", "--model", "tiny", "--out", str(out)]
+    harness(family_dir, *args)
+    return out
+
+
+def test_the_unseen_family_trains_on_two_ranks_in_both_frameworks_within_parity(parity_run):
+    report = json.loads((parity_run / "parity.json").read_text())
+    assert report["family"] == FAMILY and report["steps"] == list(range(1, STEPS + 1))
+    assert report["max_rel_loss_diff"] <= 1e-3, report["rel_loss_diff"]
+    print(
+        f"ngram family, 2 ranks, {STEPS} steps: max relative loss difference torch vs TF "
+        f"{report['max_rel_loss_diff']:.2e}, final losses {report['loss_torch'][-1]:.6f} / {report['loss_tf'][-1]:.6f}"
+    )
+    assert report["loss_torch"][-1] < report["loss_torch"][0] - 0.5  # it learned something
+    assert set(report["final_weight_divergence"]) == {
+        "embed.weight",
+        "hidden.weight",
+        "hidden.bias",
+        "out.weight",
+        "out.bias",
+    }
+    for framework in ("torch", "tf"):
+        summary = json.loads((parity_run / framework / "summary.json").read_text())
+        assert summary["family"] == FAMILY and summary["world_size"] == 2 and summary["steps"] == STEPS
+        assert len(set(summary["weights_sha256_per_rank"])) == 1  # the replicas agree
+        trainer = json.loads((parity_run / framework / "checkpoints" / f"step_{STEPS}" / "trainer.json").read_text())
+        assert trainer["family"] == FAMILY and trainer["config"]["model"]["context"] == 3
+
+
+def test_a_torch_checkpoint_of_the_unseen_family_resumes_in_tf(parity_run, family_dir, tmp_path):
+    run_dir = tmp_path / "torch-then-tf"
+    shutil.copytree(parity_run / "torch", run_dir)
+    for step, path in list_checkpoints(run_dir):
+        if step > STEPS // 2:
+            shutil.rmtree(path)
+    args = ["train", "--framework", "tf", "--family", FAMILY, "--np", "2", "--steps", str(STEPS)]
+    args += ["--model", "tiny", "--run-dir", str(run_dir), "--resume", "--no-progress"]
+    sets = ["checkpoint.every=15", "eval.every=0", "train.deterministic=true"]
+    proc = harness(family_dir, *args, *[a for s in sets for a in ("--set", s)])
+    assert f"resuming from {run_dir / 'checkpoints' / 'step_15'} (step 15)" in proc.stderr
+    rel = relative_differences(step_losses(parity_run / "torch"), step_losses(run_dir))
+    continued = max(rel[s] for s in range(STEPS // 2 + 1, STEPS + 1))
+    assert continued <= 1e-3, rel
+    print(f"ngram family: torch checkpoint of step 15 resumed in TF; steps 16-30 within {continued:.2e} of torch's")
+
+    # A causal-LM family samples too, from either framework, named by its checkpoint.
+    generated = harness(family_dir, "generate", "--run-dir", str(run_dir), "--framework", "torch", "--prompt", "de")
+    assert generated.stdout.startswith("de") and len(generated.stdout) > 20
+
+
+def test_an_unknown_family_is_refused_in_one_line(family_dir, tmp_path):
+    cmd = [sys.executable, "-m", "launch.cli", "train", "--framework", "torch", "--family", "ngram_family:NOPE"]
+    cmd += ["--run-dir", str(tmp_path / "run")]
+    env = {**os.environ, "PYTHONPATH": str(family_dir)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 1
+    expected = "Error: model family 'ngram_family:NOPE': module 'ngram_family' has no attribute 'NOPE'"
+    assert proc.stderr.strip() == expected
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_users_own_launch_script_runs_the_loop_through_the_python_api(family_dir, tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(family_dir), os.environ.get("PYTHONPATH", "")])}
+    script = [sys.executable, str(family_dir / "my_script.py"), str(tmp_path / "run")]
+    proc = subprocess.run([*horovodrun_command(2, script)], env={**rank_environment(2), **env},
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    stdout, _ = split_by_rank(proc.stdout + proc.stderr, 2)
+    results = [json.loads(out.splitlines()[-1]) for out in stdout]
+    assert [r["steps_seen_by_hook"] for r in results] == [6, 6]  # the user's hook ran on every rank
+    assert set(results[0]["summary"]) == {"val_loss", "val_perplexity"} and results[1]["summary"] is None
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["family"] == "ngram" and summary["world_size"] == 2
+    assert len(set(summary["weights_sha256_per_rank"])) == 1

@@ -1,0 +1,150 @@
+"""The Trainer driven by a fake backend: no framework, no Horovod, milliseconds per test."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from harness.backend import StepOutcome, StepResult
+from harness.config import TrainConfig
+from harness.data import encode, train_val_split
+from harness.hooks import Hook, due
+from harness.tasks import Batch, CausalLMTask
+from harness.train import LoopPosition, NonFiniteError, Trainer, learning_rate
+
+SEQ_LEN = 4
+TRAIN_SPLIT, _ = train_val_split(encode("abcdefghijklmnopqrstuvwxyz" * 20), SEQ_LEN, 0.1)
+
+
+@dataclass
+class FakeDist:
+    rank: int = 0
+    size: int = 1
+
+
+@dataclass
+class FakeBackend:
+    """Answers each step with the next scripted outcome (APPLIED once the script runs out)."""
+
+    script: list[StepOutcome] = field(default_factory=list)
+    calls: list[tuple[Batch, float]] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+
+    def seed_step(self, seed: int) -> None:
+        self.seeds.append(seed)
+
+    def train_step(self, batch: Batch, lr: float) -> StepResult:
+        self.calls.append((batch, lr))
+        outcome = self.script.pop(0) if self.script else StepOutcome.APPLIED
+        loss = float("nan") if outcome is StepOutcome.NONFINITE else 1.0 / len(self.calls)
+        return StepResult(loss, 0.5, outcome, loss_scale=2.0)
+
+
+class Recorder(Hook):
+    def __init__(self):
+        self.events = []
+
+    def on_train_start(self, trainer, position):
+        self.events.append(("start", position.step))
+
+    def before_step(self, step):
+        self.events.append(("before", step))
+
+    def after_step(self, report, position):
+        self.events.append(("after", report.step, report.outcome.value, position.skipped))
+
+    def on_train_end(self):
+        self.events.append(("end",))
+
+
+def trainer(backend, hooks=(), dist=None, **train) -> Trainer:
+    config = TrainConfig(**{"steps": 3, "batch_size": 2, "warmup_steps": 1, **train})
+    return Trainer(backend, CausalLMTask(SEQ_LEN), TRAIN_SPLIT, config, dist or FakeDist(), hooks)
+
+
+def test_fit_runs_each_step_between_its_hooks_and_returns_the_last_report():
+    backend, recorder = FakeBackend(), Recorder()
+    loop = trainer(backend, [recorder], accumulation_steps=2)
+    position = LoopPosition()
+    last = loop.fit(position)
+    assert recorder.events == [
+        ("start", 0),
+        ("before", 0), ("after", 1, "applied", 0),
+        ("before", 1), ("after", 2, "applied", 0),
+        ("before", 2), ("after", 3, "applied", 0),
+        ("end",),
+    ]  # fmt: skip
+    assert position.step == 3 and last.step == 3 and last.loss == pytest.approx(1 / 3)
+    assert last.tokens == 2 * 2 * SEQ_LEN and last.seconds > 0  # 2 micro-batches of 2 windows
+    batch, lr = backend.calls[0]
+    assert batch.inputs.shape == batch.targets.shape == (2, 2, SEQ_LEN)  # (k, B, T)
+    assert [lr for _, lr in backend.calls] == [learning_rate(s, loop.config, 1) for s in range(3)]
+    assert len(set(backend.seeds)) == 3  # a dropout seed per step
+
+
+def test_a_nonfinite_step_stops_the_fit_naming_the_step_and_the_hooks_still_end():
+    backend, recorder = FakeBackend([StepOutcome.APPLIED, StepOutcome.NONFINITE]), Recorder()
+    with pytest.raises(NonFiniteError, match=r"non-finite loss \(nan\) or gradient norm \(0.5\) at step 2"):
+        trainer(backend, [recorder]).fit(LoopPosition())
+    assert recorder.events[-2:] == [("before", 1), ("end",)]
+
+
+def test_skip_nonfinite_counts_the_step_and_goes_on():
+    backend, recorder = FakeBackend([StepOutcome.NONFINITE]), Recorder()
+    position = LoopPosition()
+    trainer(backend, [recorder], skip_nonfinite=True).fit(position)
+    assert ("after", 1, "nonfinite", 1) in recorder.events
+    assert position.step == 3 and position.skipped == 1
+
+
+def test_an_fp16_overflow_is_skipped_by_design_even_without_skip_nonfinite():
+    backend = FakeBackend([StepOutcome.OVERFLOW, StepOutcome.OVERFLOW])
+    position = LoopPosition()
+    trainer(backend).fit(position)
+    assert position.step == 3 and position.skipped == 2
+
+
+def test_a_hook_that_raises_ends_the_fit_after_its_step_and_the_position_says_where():
+    class Interrupt(Hook):  # what an elastic commit does when the hosts change
+        def after_step(self, report, position):
+            if report.step == 2:
+                raise RuntimeError("hosts changed")
+
+    recorder, position = Recorder(), LoopPosition()
+    with pytest.raises(RuntimeError, match="hosts changed"):
+        trainer(FakeBackend(), [recorder, Interrupt()]).fit(position)
+    assert position.step == 2 and recorder.events[-1] == ("end",)
+
+
+def test_a_fit_from_a_position_continues_the_data_order():
+    whole, resumed = FakeBackend(), FakeBackend()
+    trainer(whole, steps=6).fit(LoopPosition())
+    position = LoopPosition()
+    trainer(FakeBackend(), steps=3).fit(position)
+    trainer(resumed, steps=6).fit(position)  # the next fit starts where the first stopped
+    for (expected, _), (got, _) in zip(whole.calls[3:], resumed.calls, strict=True):
+        np.testing.assert_array_equal(expected.inputs, got.inputs)
+
+
+def test_batch_randomness_is_a_function_of_seed_step_and_rank():
+    class NoisyTask(CausalLMTask):  # masks out a random half of the targets, as masked LM tasks do
+        def batch(self, split, indices, rng):
+            inputs, targets = split.windows(indices)
+            return Batch(inputs, targets, (rng.random(targets.shape) < 0.5).astype(np.float32))
+
+    def weights_seen(rank: int, seed: int) -> list[np.ndarray]:
+        backend = FakeBackend()
+        config = TrainConfig(steps=3, batch_size=2, seed=seed)
+        Trainer(backend, NoisyTask(SEQ_LEN), TRAIN_SPLIT, config, FakeDist(rank, 2)).fit(LoopPosition())
+        return [batch.weights for batch, _ in backend.calls]
+
+    first, again = weights_seen(0, seed=1), weights_seen(0, seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not np.array_equal(first[0], first[1])  # a new draw each step
+    assert not np.array_equal(first[0], weights_seen(1, seed=1)[0])  # and each rank
+    assert not np.array_equal(first[0], weights_seen(0, seed=2)[0])  # and each seed
+
+
+def test_periodic_work_is_due_every_n_steps_and_at_the_last():
+    assert [s for s in range(1, 11) if due(4, s, 10)] == [4, 8, 10]
+    assert [s for s in range(1, 11) if due(0, s, 10)] == [10]
