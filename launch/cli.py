@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import platform
 import subprocess
@@ -19,7 +20,7 @@ from harness.distributed import is_lost_rank_error
 from harness.frameworks import FRAMEWORK_PACKAGES, check_framework, framework_module
 from harness.generate import sample
 from launch.build_horovod import installed_version
-from launch.horovodrun import DEFAULT_HANG_TIMEOUT, run_horovodrun, train_argv
+from launch.horovodrun import DEFAULT_HANG_TIMEOUT, check_local_slots, run_horovodrun, train_argv
 
 
 def _tick(flag: bool | None) -> str:
@@ -45,9 +46,52 @@ def horovod_build_info() -> dict[str, dict]:
     return info
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class UsageLine(click.ClickException):
+    """A usage mistake, said in one ``Error:`` line (click would add the usage text around it)."""
+
+    exit_code = 2
+
+
+class OneLineErrors(click.Group):
+    """Every usage mistake, in the group's options or a command's, ends in one ``Error:`` line."""
+
+    def make_context(self, *args, **kwargs) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as err:
+            raise UsageLine(err.format_message()) from None
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as err:
+            raise UsageLine(err.format_message()) from None
+
+
+def non_empty(ctx: click.Context, param: click.Parameter, value):
+    """Refuse an empty string (alone or among a repeated option's values): it never means a default."""
+    values = value if isinstance(value, tuple) else (value,)
+    if any(v is not None and not str(v).strip() for v in values):
+        raise click.BadParameter("must not be empty")
+    return value
+
+
+def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+POSITIVE = click.IntRange(min=1)
+HANG_TIMEOUT_RANGE = click.IntRange(1, 7 * 24 * 3600)  # a week: longer is a typo, not a timeout
+NEW_TOKENS_RANGE = click.IntRange(0, 1_000_000)
+SEED_RANGE = click.IntRange(0, 2**32 - 1)  # numpy's generators take non-negative seeds
+OVERSUBSCRIBE_HELP = "Start more ranks than this machine has cores (without --hosts/--hostfile)."
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
-    """Train twin PyTorch and TensorFlow Transformer LMs with one Horovod data-parallel loop."""
+    """Train twin PyTorch and TensorFlow models with one Horovod data-parallel loop."""
 
 
 @cli.command()
@@ -86,14 +130,16 @@ def doctor() -> None:
 
 @cli.command()
 @click.option("--framework", type=click.Choice([*FRAMEWORK_PACKAGES, "all"]), default="all", show_default=True)
-@click.option("--np", "num_ranks", type=int, default=2, show_default=True, help="Number of ranks.")
-@click.option("--hosts", default=None, help="Comma-separated NAME:SLOTS; default: this machine.")
-def smoke(framework: str, num_ranks: int, hosts: str | None) -> None:
+@click.option("--np", "num_ranks", type=POSITIVE, default=2, show_default=True, help="Number of ranks.")
+@click.option("--hosts", default=None, callback=non_empty, help="Comma-separated NAME:SLOTS; default: this machine.")
+@click.option("--oversubscribe", is_flag=True, help=OVERSUBSCRIBE_HELP)
+def smoke(framework: str, num_ranks: int, hosts: str | None, oversubscribe: bool) -> None:
     """Run one allreduce per framework under horovodrun, to check the install end to end."""
     frameworks = list(FRAMEWORK_PACKAGES) if framework == "all" else [framework]
     for name in frameworks:
         try:
-            result = run_horovodrun(num_ranks, [sys.executable, "-m", "launch.smoke", name], hosts=hosts)
+            program = [sys.executable, "-m", "launch.smoke", name]
+            result = run_horovodrun(num_ranks, program, hosts=hosts, oversubscribe=oversubscribe)
         except ValueError as err:
             raise click.ClickException(str(err)) from None
         if result.returncode != 0:
@@ -105,30 +151,50 @@ FAMILY_HELP = "Model family: gpt (default), a name registered under harness.fami
 
 @cli.command()
 @click.option("--framework", required=True, help="torch or tf.")
-@click.option("--np", "num_ranks", type=int, default=1, show_default=True, help="Number of ranks (horovodrun -np).")
-@click.option("--steps", type=int, default=None, help="Training steps (overrides train.steps).")
-@click.option("--family", default=None, help=FAMILY_HELP)
+@click.option(
+    "--np", "num_ranks", type=POSITIVE, default=1, show_default=True, help="Number of ranks (horovodrun -np)."
+)
+@click.option("--steps", type=POSITIVE, default=None, help="Training steps (overrides train.steps).")
+@click.option("--family", default=None, callback=non_empty, help=FAMILY_HELP)
 @click.option("--model", default="default", show_default=True, help="The family's model preset, e.g. tiny or default.")
-@click.option("--run-dir", required=True, type=click.Path(file_okay=False), help="Checkpoints and metrics go here.")
-@click.option("--config", "config_file", default=None, help="TOML file with [model], [train], [data], ... tables.")
+@click.option(
+    "--run-dir",
+    required=True,
+    callback=non_empty,
+    type=click.Path(file_okay=False),
+    help="Checkpoints and metrics go here.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    default=None,
+    callback=non_empty,
+    help="TOML file with [model], [train], [data], ... tables.",
+)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override one key, e.g. train.lr=1e-3.")
 @click.option("--hook", "hook_specs", multiple=True, metavar="MODULE:ATTR", help="Add a Hook factory's hook.")
-@click.option("--hosts", default=None, help="Comma-separated NAME:SLOTS, e.g. h1:2,h2:2.")
-@click.option("--hostfile", default=None, type=click.Path(dir_okay=False), help="horovodrun hostfile.")
-@click.option("--network-interface", default=None, help="NIC(s) for Horovod's traffic, e.g. eth0; default: detected.")
+@click.option("--hosts", default=None, callback=non_empty, help="Comma-separated NAME:SLOTS, e.g. h1:2,h2:2.")
+@click.option("--hostfile", default=None, type=click.Path(exists=True, dir_okay=False), help="horovodrun hostfile.")
+@click.option(
+    "--network-interface",
+    default=None,
+    callback=non_empty,
+    help="NIC(s) for Horovod's traffic, e.g. eth0; default: detected.",
+)
+@click.option("--oversubscribe", is_flag=True, help=OVERSUBSCRIBE_HELP)
 @click.option(
     "--hang-timeout",
-    type=int,
+    type=HANG_TIMEOUT_RANGE,
     default=DEFAULT_HANG_TIMEOUT,
     show_default=True,
     help="Seconds a rank may stop responding before the whole job fails.",
 )
 @click.option("--elastic", is_flag=True, help="Keep training when ranks fail or join (needs --hosts/--hostfile).")
-@click.option("--min-np", type=int, default=None, help="Elastic: fewest ranks to go on with (default 1).")
-@click.option("--max-np", type=int, default=None, help="Elastic: most ranks (default: --np).")
+@click.option("--min-np", type=POSITIVE, default=None, help="Elastic: fewest ranks to go on with (default 1).")
+@click.option("--max-np", type=POSITIVE, default=None, help="Elastic: most ranks (default: --np).")
 @click.option(
     "--commit-every",
-    type=int,
+    type=POSITIVE,
     default=10,
     show_default=True,
     help="Elastic: steps between in-memory commits; a failure loses at most this many steps.",
@@ -148,6 +214,7 @@ def train(
     hosts,
     hostfile,
     network_interface,
+    oversubscribe,
     hang_timeout,
     elastic,
     min_np,
@@ -168,6 +235,8 @@ def train(
     try:
         check_framework(framework)
         chosen, config = load_run_config(model, config_file, sets, family)
+        if not (hosts or hostfile) and "HOROVOD_RANK" not in os.environ:
+            check_local_slots(num_ranks, oversubscribe)
         settings = ElasticSettings(commit_every) if elastic else None
         hooks = [load_hook(spec) for spec in hook_specs]
         if "HOROVOD_RANK" in os.environ:  # one rank of a (possibly elastic) horovodrun job
@@ -194,6 +263,7 @@ def train(
             network_interface=network_interface,
             hang_timeout=hang_timeout,
             elastic=bounds,
+            oversubscribe=oversubscribe,
         )
     except ValueError as err:
         raise click.ClickException(str(err)) from None
@@ -245,14 +315,25 @@ def _echo_summary(summary: dict) -> None:
 
 
 @cli.command()
-@click.option("--run-dir", required=True, type=click.Path(file_okay=False), help="A training run's directory.")
+@click.option(
+    "--run-dir", required=True, callback=non_empty, type=click.Path(file_okay=False), help="A training run's directory."
+)
 @click.option("--framework", required=True, help="torch or tf: either can sample from any checkpoint.")
 @click.option("--prompt", required=True, help="Text to continue.")
-@click.option("--max-new-tokens", type=int, default=200, show_default=True)
-@click.option("--temperature", type=float, default=0.8, show_default=True, help="0 samples greedily.")
-@click.option("--top-k", type=int, default=None, help="Sample only among the k most likely tokens.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--family", default=None, help="Override the family the checkpoint names (a causal LM).")
+@click.option("--max-new-tokens", type=NEW_TOKENS_RANGE, default=200, show_default=True)
+@click.option(
+    "--temperature",
+    type=click.FloatRange(0, 100),
+    callback=finite,
+    default=0.8,
+    show_default=True,
+    help="0 samples greedily.",
+)
+@click.option("--top-k", type=POSITIVE, default=None, help="Sample only among the k most likely tokens.")
+@click.option("--seed", type=SEED_RANGE, default=0, show_default=True)
+@click.option(
+    "--family", default=None, callback=non_empty, help="Override the family the checkpoint names (a causal LM)."
+)
 def generate(run_dir, framework, prompt, max_new_tokens, temperature, top_k, seed, family):
     """Continue --prompt with the newest checkpoint of --run-dir (a causal-LM family's)."""
     from harness.family import load_family
@@ -274,17 +355,22 @@ def generate(run_dir, framework, prompt, max_new_tokens, temperature, top_k, see
 
 
 @cli.command()
-@click.option("--steps", type=int, required=True, help="Training steps for each framework.")
-@click.option("--np", "num_ranks", type=int, default=1, show_default=True, help="Ranks per run.")
-@click.option("--family", default=None, help=FAMILY_HELP)
+@click.option("--steps", type=POSITIVE, required=True, help="Training steps for each framework.")
+@click.option("--np", "num_ranks", type=POSITIVE, default=1, show_default=True, help="Ranks per run.")
+@click.option("--family", default=None, callback=non_empty, help=FAMILY_HELP)
 @click.option("--model", default="tiny", show_default=True, help="The family's model preset.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Report directory.")
+@click.option("--out", required=True, callback=non_empty, type=click.Path(file_okay=False), help="Report directory.")
+@click.option("--oversubscribe", is_flag=True, help=OVERSUBSCRIBE_HELP)
 @click.option(
-    "--tol", type=float, default=None, help="Largest allowed relative loss gap [default: 1e-3 fp32, 1e-2 bf16/fp16]."
+    "--tol",
+    type=click.FloatRange(0, 1),
+    callback=finite,
+    default=None,
+    help="Largest allowed relative loss gap [default: 1e-3 fp32, 1e-2 bf16/fp16].",
 )
-@click.option("--config", "config_file", default=None, help="TOML file, as for train.")
+@click.option("--config", "config_file", default=None, callback=non_empty, help="TOML file, as for train.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override one key, as for train.")
-def parity(steps, num_ranks, family, model, out, tol, config_file, overrides):
+def parity(steps, num_ranks, family, model, out, oversubscribe, tol, config_file, overrides):
     """Train the torch and the TF twin from the same weights on the same batches and compare them.
 
     Dropout is off and deterministic kernels are on in both. Writes OUT/parity.json and
@@ -294,6 +380,7 @@ def parity(steps, num_ranks, family, model, out, tol, config_file, overrides):
 
     try:
         chosen, config = load_run_config(model, config_file, list(overrides), family)
+        check_local_slots(num_ranks, oversubscribe)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     tol = DEFAULT_TOLERANCES[config.train.precision] if tol is None else tol
@@ -307,6 +394,7 @@ def parity(steps, num_ranks, family, model, out, tol, config_file, overrides):
     for name, run_dir in runs.items():
         # Each framework in its own process: never both Horovod bindings in one.
         cmd = train_argv(name, str(run_dir), model, num_ranks, sets, config_file, family=chosen.spec)
+        cmd += ["--oversubscribe"] if oversubscribe else []
         click.echo(f"parity: training {name} ({num_ranks} rank(s), {steps} steps)")
         result = subprocess.run(cmd)
         if result.returncode != 0:
@@ -329,9 +417,13 @@ def parity(steps, num_ranks, family, model, out, tol, config_file, overrides):
 
 @cli.command()
 @click.option("--quick", is_flag=True, help="Tiny model, few steps, 1 MB allreduce, no tuning: checks the plumbing.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Writes bench.json and bench.md here.")
-@click.option("--family", default=None, help=FAMILY_HELP)
-@click.option("--model", default=None, help="The family's preset [default: default, or tiny with --quick].")
+@click.option(
+    "--out", required=True, callback=non_empty, type=click.Path(file_okay=False), help="Writes bench.json and bench.md."
+)
+@click.option("--family", default=None, callback=non_empty, help=FAMILY_HELP)
+@click.option(
+    "--model", default=None, callback=non_empty, help="The family's preset [default: default, or tiny with --quick]."
+)
 def bench(quick, out, family, model):
     """Measure step time, tokens/s, MFU, harness overhead, scaling and allreduce bandwidth in one run."""
     from harness.family import load_family

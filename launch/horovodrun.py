@@ -28,6 +28,23 @@ RANK_LINE = re.compile(r"^\[(?P<rank>\d+)\]<(?P<stream>stdout|stderr)>:(?P<text>
 HOROVOD_DEFAULTS = {"HOROVOD_CYCLE_TIME": "5"}
 # Seconds a rank may stop responding before the job fails (`harness train --hang-timeout`).
 DEFAULT_HANG_TIMEOUT = 300
+# Peak RSS of one rank training the default GPT model (`make demo`, 2026-11-23): torch, TF.
+RANK_MEMORY_GIB = (0.5, 1.1)
+
+
+def check_local_slots(num_ranks: int, oversubscribe: bool = False) -> None:
+    """Refuse more ranks on this machine than it has cores, unless asked to oversubscribe: every
+    rank computes, so extra ranks only share the cores, and each holds a whole model."""
+    cores = os.cpu_count() or 1
+    if num_ranks <= cores or oversubscribe:
+        return
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    low, high = (num_ranks * gib for gib in RANK_MEMORY_GIB)
+    raise ValueError(
+        f"--np {num_ranks} starts {num_ranks} ranks on this machine, which has {cores} cores and "
+        f"{memory_gib:.0f} GiB of memory ({num_ranks} ranks of the default model need {low:.0f}-{high:.0f} GiB); "
+        "give --hosts or --hostfile to spread them, or --oversubscribe to start them here anyway"
+    )
 
 
 def hang_environment(seconds: int) -> dict[str, str]:
@@ -127,13 +144,15 @@ def horovodrun_command(
     hostfile: str | None = None,
     network_interface: str | None = None,
     elastic: tuple[int, int, Path] | None = None,
+    oversubscribe: bool = False,
 ) -> list[str]:
     """A Gloo horovodrun command that runs ``program`` on ``num_ranks`` ranks.
 
     Without ``hosts`` or ``hostfile`` every rank runs on this machine; ``network_interface``
     (e.g. ``eth0``) pins Horovod's traffic to that NIC instead of the ones it detects.
     ``elastic`` = (min_np, max_np, host discovery script) makes the job elastic. Raises
-    ``ValueError`` when ``num_ranks`` exceeds the slots that ``hosts`` lists.
+    ``ValueError`` when ``num_ranks`` exceeds the slots that ``hosts`` lists, or, on this machine
+    alone, its cores (unless ``oversubscribe``).
     """
     if num_ranks < 1:
         raise ValueError(f"--np must be at least 1, got {num_ranks}")
@@ -161,6 +180,8 @@ def horovodrun_command(
     if hostfile:
         cmd += ["--hostfile", hostfile]
     else:
+        if not hosts:
+            check_local_slots(num_ranks, oversubscribe)
         slots = parse_hosts(hosts) if hosts else {"localhost": num_ranks}
         if num_ranks > sum(slots.values()):
             raise ValueError(f"--np {num_ranks} is larger than the {sum(slots.values())} slots in --hosts {hosts!r}")
@@ -178,6 +199,7 @@ def run_horovodrun(
     network_interface: str | None = None,
     hang_timeout: int = DEFAULT_HANG_TIMEOUT,
     elastic: tuple[int, int] | None = None,
+    oversubscribe: bool = False,
 ) -> subprocess.CompletedProcess:
     """Run ``program`` under horovodrun with per-rank thread limits; does not raise on failure.
 
@@ -193,6 +215,12 @@ def run_horovodrun(
             slots = read_hostfile(hostfile) if hostfile else parse_hosts(hosts)
             spec = (*elastic, write_discovery_script(Path(scratch), slots))
         cmd = horovodrun_command(
-            num_ranks, program, hosts=hosts, hostfile=hostfile, network_interface=network_interface, elastic=spec
+            num_ranks,
+            program,
+            hosts=hosts,
+            hostfile=hostfile,
+            network_interface=network_interface,
+            elastic=spec,
+            oversubscribe=oversubscribe,
         )
         return subprocess.run(cmd, env=env, capture_output=capture, text=True, timeout=timeout)

@@ -1,0 +1,106 @@
+"""Every option of every `harness` command, given bad values (zero, negative, huge, wrong type,
+empty): one `Error:` line naming the option or the value, a non-zero exit, nothing written."""
+
+import pytest
+from click.testing import CliRunner
+
+from launch.cli import cli
+
+NUMBER = ["0", "-1", "abc", ""]  # a count's bad values: zero, negative, wrong type, empty
+# command -> option -> the bad values it is walked with. Every valued option of every command must
+# be listed (test_the_walk_covers_every_option), so a new option cannot skip validation.
+BAD = {
+    "smoke": {"--framework": ["", "jax"], "--np": [*NUMBER, "100000"], "--hosts": ["", "h:0", ":2", "h:x"]},
+    "train": {
+        "--framework": ["", "jax"],
+        "--np": [*NUMBER, "100000"],
+        "--steps": NUMBER,
+        "--family": ["", "nosuch", "no_such_module:FAMILY"],
+        "--model": ["", "huge"],
+        "--run-dir": ["", "{file}"],
+        "--config": ["", "/no/such.toml"],
+        "--set": ["", "x", "train.nope=1", "train.batch_size=big", "train.lr=-1", "eval.every=-3"],
+        "--hook": ["", "x", "no_such_module:hook"],
+        "--hosts": ["", "h:0", ":2", "h:x"],
+        "--hostfile": ["", "/no/such/hostfile"],
+        "--network-interface": [""],
+        "--hang-timeout": [*NUMBER, "99999999"],
+        "--min-np": NUMBER,
+        "--max-np": NUMBER,
+        "--commit-every": NUMBER,
+    },
+    "generate": {
+        "--run-dir": ["", "{file}"],
+        "--framework": ["", "jax"],
+        "--prompt": [""],
+        "--max-new-tokens": ["-1", "abc", "", "10000000"],
+        "--temperature": ["-1", "abc", "", "nan", "1000"],
+        "--top-k": NUMBER,
+        "--seed": ["-1", "abc", "", str(2**40)],
+        "--family": ["", "nosuch"],
+    },
+    "parity": {
+        "--steps": NUMBER,
+        "--np": [*NUMBER, "100000"],
+        "--family": ["", "nosuch"],
+        "--model": ["", "huge"],
+        "--out": ["", "{file}"],
+        "--tol": ["-1", "abc", "", "nan", "2"],
+        "--config": ["", "/no/such.toml"],
+        "--set": ["", "x", "train.nope=1"],
+    },
+    "bench": {"--out": ["", "{file}"], "--family": ["", "nosuch"], "--model": ["", "huge"]},
+}
+# A valid command line for each command, into which one bad value at a time is put.
+BASE = {
+    "smoke": {"--framework": "torch", "--np": "1"},
+    "train": {"--framework": "torch", "--model": "tiny", "--steps": "1", "--run-dir": "{dir}/run"},
+    "generate": {"--run-dir": "{dir}/run", "--framework": "torch", "--prompt": "hi"},
+    "parity": {"--steps": "1", "--out": "{dir}/out"},
+    "bench": {"--quick": None, "--out": "{dir}/out"},
+}
+CASES = [
+    (command, option, value)
+    for command, options in BAD.items()
+    for option, values in options.items()
+    for value in values
+]
+
+
+def test_the_walk_covers_every_option():
+    for name, command in cli.commands.items():
+        valued = {p.opts[0] for p in command.params if not getattr(p, "is_flag", False) and p.name != "help"}
+        assert valued == set(BAD.get(name, {})), name
+
+
+@pytest.mark.parametrize(("command", "option", "value"), CASES)
+def test_a_bad_value_is_one_error_line_and_nothing_is_written(command, option, value, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    value = value.format(file=a_file)
+    given = {**BASE[command], option: value}
+    args = [command]
+    for name, text in given.items():
+        args += [name] if text is None else [name, text.format(dir=tmp_path)]
+    result = CliRunner().invoke(cli, args)
+    lines = result.output.strip().splitlines()
+    assert result.exit_code in (1, 2) and isinstance(result.exception, SystemExit), result.output
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    key, _, number = value.partition("=")  # --set KEY=VALUE: the message names the key and the value
+    named = option in lines[0] or repr(value) in lines[0] or (value and value in lines[0])
+    assert named or (key in lines[0] and number in lines[0]), lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # no run or report directory
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nosuch"], "Error: No such command 'nosuch'."),
+        (["train", "--nope"], "Error: No such option '--nope'."),
+        (["train", "--framework", "torch"], "Error: Missing option '--run-dir'."),
+    ],
+)
+def test_usage_mistakes_are_one_line_too(args, message):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and result.output.strip().startswith(message)
+    assert len(result.output.strip().splitlines()) == 1
