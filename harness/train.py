@@ -8,6 +8,7 @@ the checkpoint to resume, the hooks, Horovod's broadcast (or its elastic loop), 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -29,6 +30,7 @@ from harness.distributed import Distributed
 from harness.family import Family
 from harness.frameworks import framework_module
 from harness.hooks import METRICS_FILE, Checkpointer, Evaluator, Hook, Hooks, Reporter, Throughput, Watchdog, evaluate
+from harness.rundir import hold_run_dir
 from harness.state import state_checksum
 from harness.tasks import Task
 
@@ -281,9 +283,26 @@ def run(
 ) -> RunSummary | None:
     """Train ``family`` with ``framework`` under Horovod in this process: one rank of a horovodrun
     job, or alone at size 1. Rank 0 returns the summary (also written to RUN_DIR/summary.json),
-    the other ranks None. ``hooks`` run after the loop's own, on every rank."""
+    the other ranks None. ``hooks`` run after the loop's own, on every rank. Rank 0 holds the run
+    directory for the whole run (``harness.rundir``): a second job on it is refused."""
     dist: Distributed = framework_module(framework, "distributed").init_distributed()
-    run_dir, is_main, t = Path(run_dir), dist.rank == 0, config.train
+    with hold_run_dir(run_dir) if dist.rank == 0 else contextlib.nullcontext():
+        return train_rank(dist, framework, family, config, Path(run_dir), resume, progress, elastic, hooks)
+
+
+def train_rank(
+    dist: Distributed,
+    framework: str,
+    family: Family,
+    config: RunConfig,
+    run_dir: Path,
+    resume: bool,
+    progress: bool,
+    elastic: ElasticSettings | None,
+    hooks: Iterable[Hook],
+) -> RunSummary | None:
+    """``run``'s work on one rank, once the job has the run directory."""
+    is_main, t = dist.rank == 0, config.train
     task = family.task(config.model)
     train_split, val_split = task.splits(config.data)
     checkpoint = open_resume_point(run_dir, family, config, resume) if is_main else None

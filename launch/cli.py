@@ -228,6 +228,7 @@ def train(
     Started by a user's own horovodrun (HOROVOD_RANK set), it runs as one rank of that job.
     """
     from harness.data import BatchOrder
+    from harness.rundir import check_run_dir_free
     from harness.train import ElasticSettings, resume_point
 
     run_dir = os.path.abspath(run_dir)
@@ -244,6 +245,7 @@ def train(
             return
         bounds = (min_np or 1, max_np or num_ranks) if elastic else None
         # Check everything checkable here, before any rank starts and before anything is written.
+        check_run_dir_free(run_dir)
         train_split, _ = chosen.task(config.model).splits(config.data)
         largest = max(bounds[1], num_ranks) if bounds else num_ranks
         BatchOrder(len(train_split), config.train.windows_per_rank, largest, config.train.seed)
