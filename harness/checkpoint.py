@@ -76,6 +76,16 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def foreign_entries(run_dir: Path) -> list[str]:
+    """Names in RUN_DIR/checkpoints that are neither checkpoints (step_<N> directories) nor what a
+    killed writer left (those are removed on resume)."""
+    root = checkpoints_dir(run_dir)
+    if not root.is_dir():
+        return []
+    ours = lambda p: (p.is_dir() and CHECKPOINT_DIR.match(p.name)) or PARTIAL_DIR.match(p.name)  # noqa: E731
+    return sorted(p.name for p in root.iterdir() if not ours(p))
+
+
 def save_checkpoint(
     run_dir: Path,
     step: int,
@@ -138,8 +148,10 @@ def load_checkpoint(path: Path, family: Family | None = None, model_config: Any 
     path = Path(path)
     try:
         trainer = json.loads((path / "trainer.json").read_text())
-        sums = trainer["sha256"]
-    except (OSError, ValueError, KeyError) as err:
+        sums, step, config = trainer["sha256"], trainer["step"], trainer.get("config", {})
+        if not (isinstance(sums, dict) and isinstance(step, int) and isinstance(config, dict)):
+            raise ValueError("its sha256, step or config has the wrong type")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise CorruptCheckpointError(f"checkpoint {path} is incomplete or unreadable: trainer.json: {err}") from None
     for name in TENSOR_FILES:
         if not (path / name).is_file() or _sha256(path / name) != sums.get(name):
@@ -149,7 +161,7 @@ def load_checkpoint(path: Path, family: Family | None = None, model_config: Any 
         family = load_family(saved_family)
     elif saved_family not in (family.spec, family.name) and family_name(saved_family) != family.name:
         raise ValueError(f"checkpoint {path} was written for model family {saved_family!r}, not {family.spec!r}")
-    saved = trainer.get("config", {}).get("model", {})
+    saved = config.get("model", {})
     if model_config is None:
         model_config = family.config_from_dict(saved)
     expected = asdict(model_config)
@@ -167,7 +179,7 @@ def load_checkpoint(path: Path, family: Family | None = None, model_config: Any 
         raise ValueError(f"checkpoint {path}: {err}") from None
     return Checkpoint(
         path=path,
-        step=int(trainer["step"]),
+        step=step,
         model=model,
         optimizer=optimizer,
         trainer=trainer,
@@ -189,9 +201,14 @@ def latest_checkpoint(run_dir: Path, family: Family | None = None, model_config:
     in ``Checkpoint.skipped``. ``ValueError`` if none verifies, or one was written for another model.
     """
     found = list_checkpoints(run_dir)
+    skipped = [
+        f"{checkpoints_dir(run_dir) / name} is not a checkpoint (those are step_<N> directories)"
+        for name in foreign_entries(run_dir)
+    ]
     if not found:
-        raise ValueError(f"no checkpoint to resume from in {checkpoints_dir(run_dir)}")
-    skipped = []
+        raise ValueError(
+            f"no checkpoint to resume from in {checkpoints_dir(run_dir)}" + "".join(f"; {why}" for why in skipped)
+        )
     for _, path in reversed(found):
         try:
             checkpoint = load_checkpoint(path, family, model_config)

@@ -155,7 +155,13 @@ class Reporter(Hook):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept = []
         if position.step and self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines() if json.loads(line)["step"] <= position.step]
+            for line in self.path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:  # a line a killed writer left half-written
+                    continue
+                if record["step"] <= position.step:
+                    kept.append(line)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text("".join(line + "\n" for line in kept))
         os.replace(tmp, self.path)

@@ -96,3 +96,26 @@ def test_leftovers_of_a_killed_writer_are_never_listed_and_are_removed(tmp_path)
     assert latest_checkpoint(tmp_path).step == 10
     assert remove_partial_checkpoints(tmp_path) == [".step_0.old-4242", ".step_20.tmp-4242"]
     assert [p.name for p in root.iterdir()] == ["step_10"]
+
+
+def test_foreign_files_in_a_run_directory_are_named_and_skipped(tmp_path):
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    with pytest.raises(ValueError, match="no checkpoint to resume from"):
+        latest_checkpoint(tmp_path)  # an empty checkpoints/ is no crash either
+    save(tmp_path, 10)
+    (root / "step_x").mkdir()  # a stray directory
+    (root / "step_12").write_text("a file, not a directory")
+    save(tmp_path, 20)
+    (root / "step_20" / "trainer.json").write_text("not JSON")
+    save(tmp_path, 30)
+    (root / "step_30" / "trainer.json").write_text("[1, 2]")  # JSON, but not a checkpoint's
+    checkpoint = latest_checkpoint(tmp_path)
+    assert checkpoint.step == 10
+    assert [reason.split(": ", 1)[0] for reason in checkpoint.skipped] == [
+        f"{root / 'step_12'} is not a checkpoint (those are step_<N> directories)",
+        f"{root / 'step_x'} is not a checkpoint (those are step_<N> directories)",
+        f"checkpoint {root / 'step_30'} is incomplete or unreadable",
+        f"checkpoint {root / 'step_20'} is incomplete or unreadable",
+    ]
+    assert [step for step, _ in list_checkpoints(tmp_path)] == [10, 20, 30]

@@ -148,3 +148,14 @@ def test_batch_randomness_is_a_function_of_seed_step_and_rank():
 def test_periodic_work_is_due_every_n_steps_and_at_the_last():
     assert [s for s in range(1, 11) if due(4, s, 10)] == [4, 8, 10]
     assert [s for s in range(1, 11) if due(0, s, 10)] == [10]
+
+
+def test_a_resumed_metrics_log_keeps_its_steps_and_drops_a_line_torn_by_a_kill(tmp_path):
+    from harness.hooks import METRICS_FILE, Reporter
+
+    lines = ['{"step": 1, "loss": 2.0}', '{"step": 2, "loss": 1.9}', '{"step": 3, "loss": 1.8}', '{"step": 4, "lo']
+    (tmp_path / METRICS_FILE).write_text("\n".join(lines))
+    reporter = Reporter(tmp_path, steps=5, progress=False, log_loss_scale=False)
+    reporter.on_train_start(None, LoopPosition(step=2))
+    reporter.on_train_end()
+    assert (tmp_path / METRICS_FILE).read_text().splitlines() == lines[:2]
