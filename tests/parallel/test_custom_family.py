@@ -269,3 +269,14 @@ def test_a_users_own_launch_script_runs_the_loop_through_the_python_api(family_d
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["family"] == "ngram" and summary["world_size"] == 2
     assert len(set(summary["weights_sha256_per_rank"])) == 1
+
+
+def test_bench_times_the_unseen_family(family_dir, tmp_path):
+    harness(family_dir, "bench", "--quick", "--family", FAMILY, "--out", str(tmp_path))
+    bench = json.loads((tmp_path / "bench.json").read_text())
+    # The minimal loops and the MFU formula are the GPT twin's: for this family only the harness runs.
+    keys = {"tf_over_torch", "scaling_efficiency_torch", "scaling_efficiency_tf", "allreduce_vs_torch_distributed_1mb"}
+    assert set(bench) == keys | {"raw"}
+    for run in bench["raw"]["runs"].values():
+        assert run["harness_step_s"]["n"] == 5 and run["minimal_step_s"] is None and run["mfu"] is None
+    assert "| torch_np2 |" in (tmp_path / "bench.md").read_text()
