@@ -164,9 +164,9 @@ def load_checkpoint(path: Path, family: Family | None = None, model_config: Any 
     saved = config.get("model", {})
     if model_config is None:
         model_config = family.config_from_dict(saved)
-    expected = asdict(model_config)
-    if saved != json.loads(json.dumps(expected)):
-        changed = sorted(k for k in expected if saved.get(k) != json.loads(json.dumps(expected[k])))
+    expected = json.loads(json.dumps(asdict(model_config)))  # as trainer.json holds it (tuples as lists)
+    if saved != expected:
+        changed = sorted(k for k in expected if saved.get(k) != expected[k])
         raise ValueError(
             f"checkpoint {path} was written for a different model config (differs in {', '.join(changed)})"
         )

@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from harness.backend import Backend, EvalSums
 from harness.checkpoint import save_checkpoint
+from harness.config import EvalConfig, TrainConfig
 from harness.data import Split
 
 if TYPE_CHECKING:
@@ -206,13 +207,16 @@ def evaluate(backend: Backend, task, split: Split, batch_size: int, seed: int) -
 class Evaluator(Hook):
     """Rank 0 evaluates the whole validation split every ``every`` steps and at the last."""
 
-    def __init__(self, evaluate_split: Callable[[], dict[str, float]], every: int, steps: int, reporter: Reporter):
-        self.evaluate_split, self.every, self.steps, self.reporter = evaluate_split, every, steps, reporter
+    def __init__(
+        self, backend: Backend, task, split: Split, config: EvalConfig, train: TrainConfig, reporter: Reporter
+    ):
+        self.backend, self.task, self.split, self.config, self.train = backend, task, split, config, train
+        self.reporter = reporter
         self.last: dict[str, float] = {}
 
     def after_step(self, report: StepReport, position: LoopPosition) -> None:
-        if due(self.every, report.step, self.steps):
-            self.last = self.evaluate_split()
+        if due(self.config.every, report.step, self.train.steps):
+            self.last = evaluate(self.backend, self.task, self.split, self.config.batch_size, self.train.seed)
             self.reporter.log_eval(report.step, self.last)
 
 

@@ -29,7 +29,7 @@ from harness.data import BatchOrder, Split
 from harness.distributed import Distributed
 from harness.family import Family
 from harness.frameworks import framework_module
-from harness.hooks import METRICS_FILE, Checkpointer, Evaluator, Hook, Hooks, Reporter, Throughput, Watchdog, evaluate
+from harness.hooks import METRICS_FILE, Checkpointer, Evaluator, Hook, Hooks, Reporter, Throughput, Watchdog
 from harness.rundir import hold_run_dir
 from harness.state import state_checksum
 from harness.tasks import Task
@@ -317,9 +317,7 @@ def train_rank(
 
     meter = Throughput()
     reporter = Reporter(run_dir, t.steps, progress, log_loss_scale=t.precision == "fp16")
-    evaluator = Evaluator(
-        lambda: evaluate(backend, task, val_split, config.eval.batch_size, t.seed), config.eval.every, t.steps, reporter
-    )
+    evaluator = Evaluator(backend, task, val_split, config.eval, t, reporter)
     record = {"framework": framework, "family": family.spec, "config": config.to_dict()}
     checkpointer = Checkpointer(
         run_dir, backend, config.checkpoint.every, config.checkpoint.keep, t.steps, record,

@@ -113,10 +113,11 @@ def memcpy_gbps(size_mb: float = 64, repeats: int = 10) -> dict:
     return stats([size_mb * MB / t / 1e9 for t in times[1:]])
 
 
-def harness_step_times(framework: str, num_ranks: int, plan: BenchPlan, env: dict[str, str]) -> list[float]:
+def harness_step_times(
+    framework: str, num_ranks: int, plan: BenchPlan, env: dict[str, str], tokens_per_row: int
+) -> list[float]:
     """Seconds per step of `harness train`, read from its metrics log, warm-up dropped."""
-    family = load_family(plan.family)
-    tokens_per_step = plan.batch_size * num_ranks * tokens_per_example(family, build_run_config(family, plan.model))
+    tokens_per_step = plan.batch_size * num_ranks * tokens_per_row
     with tempfile.TemporaryDirectory(prefix="bench-") as run_dir:
         sets = [f"train.steps={plan.steps}", f"train.batch_size={plan.batch_size}", "eval.every=0"]
         cmd = train_argv(framework, run_dir, plan.model, num_ranks, [*sets, "checkpoint.every=0"], family=plan.family)
@@ -127,10 +128,8 @@ def harness_step_times(framework: str, num_ranks: int, plan: BenchPlan, env: dic
     return [tokens_per_step / r["tokens_per_s"] for r in records if "tokens_per_s" in r][plan.warmup :]
 
 
-def minimal_step_times(framework: str, num_ranks: int, plan: BenchPlan, env: dict[str, str]) -> list[float] | None:
-    """The minimal loop's seconds per step, warm-up dropped; None for families other than GPT."""
-    if load_family(plan.family).name != "gpt":
-        return None
+def minimal_step_times(framework: str, num_ranks: int, plan: BenchPlan, env: dict[str, str]) -> list[float]:
+    """The minimal loop's seconds per step (the GPT twin's), warm-up dropped."""
     script = ROOT / "benchmarks" / f"minimal_{framework}.py"
     program = [sys.executable, str(script), plan.model, str(plan.batch_size), str(plan.steps)]
     return run_program(num_ranks, program, env)["step_times"][plan.warmup :]
@@ -185,7 +184,7 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
             for candidate, sample in zip(TUNING_CANDIDATES, samples, strict=True):
                 log(f"tuning round {round_ + 1}: {candidate} ...")
                 tuned_env = one_thread_env(candidate)
-                sample["step"] += harness_step_times("torch", 2, plan, tuned_env)
+                sample["step"] += harness_step_times("torch", 2, plan, tuned_env, tokens_per_row)
                 largest = str(float(plan.allreduce_sizes_mb[-1]))
                 sample["allreduce"].append(allreduce_gbps("horovod", plan, tuned_env)[largest]["median"])
         for candidate, sample in zip(TUNING_CANDIDATES, samples, strict=True):
@@ -203,8 +202,8 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
         for num_ranks in (1, 2):
             log(f"{framework} np={num_ranks}: harness and minimal loop ...")
             tokens_per_step = plan.batch_size * num_ranks * tokens_per_row
-            harness_times = harness_step_times(framework, num_ranks, plan, env)
-            minimal_times = minimal_step_times(framework, num_ranks, plan, env)
+            harness_times = harness_step_times(framework, num_ranks, plan, env, tokens_per_row)
+            minimal_times = minimal_step_times(framework, num_ranks, plan, env) if family.name == "gpt" else None
             tokens_per_s = throughput(harness_times, tokens_per_step)
             runs[f"{framework}_np{num_ranks}"] = {
                 "harness_step_s": stats(harness_times),

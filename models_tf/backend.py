@@ -11,9 +11,9 @@ from harness.backend import Backend, EvalSums, StepResult, loss_shares, step_out
 from harness.config import RunConfig, TrainConfig
 from harness.distributed import Distributed
 from harness.family import Family
-from harness.state import State, check_state, zero_optimizer_state
+from harness.state import State, zero_optimizer_state
 from harness.tasks import Batch
-from models_tf.ops import cross_entropy, eval_sums, import_state, named_parameters
+from models_tf.ops import cross_entropy, eval_sums, import_state, named_parameters, read, write
 
 COMPUTE_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
 SCALE_GROWTH_INTERVAL = 2000  # fp16: finite steps before the loss scale doubles (GradScaler's default)
@@ -21,7 +21,6 @@ SCALE_GROWTH_INTERVAL = 2000  # fp16: finite steps before the loss scale doubles
 
 def build_model(family: Family, config: Any, state: State, precision: str = "fp32") -> tf.Module:
     """The family's TF model holding ``state``."""
-    check_state(family.state_shapes(config), state)
     model = family.implementation("tf")(config, compute_dtype=COMPUTE_DTYPES[precision])
     import_state(model, state)
     return model
@@ -142,10 +141,10 @@ class TFBackend(Backend):
             self._finite_steps.assign(0)
 
     def _read(self, param: tf.Variable) -> np.ndarray:
-        return param.numpy().copy()
+        return read(param)
 
     def _write(self, param: tf.Variable, value: np.ndarray) -> None:
-        param.assign(value)
+        write(param, value)
 
     def _read_optimizer(self) -> tuple[int, dict[str, tuple[np.ndarray, np.ndarray]]]:
         opt = self.optimizer
@@ -156,8 +155,8 @@ class TFBackend(Backend):
         opt = self.optimizer
         opt.step.assign([step])
         for name, (exp_avg, exp_avg_sq) in moments.items():
-            opt.exp_avg[name].assign(exp_avg)
-            opt.exp_avg_sq[name].assign(exp_avg_sq)
+            self._write(opt.exp_avg[name], exp_avg)
+            self._write(opt.exp_avg_sq[name], exp_avg_sq)
 
     def broadcast_initial_state(self) -> None:
         hvd = self.dist.hvd

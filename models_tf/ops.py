@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import tensorflow as tf
 
 from harness.state import State, check_state
@@ -27,9 +28,18 @@ def named_parameters(module: tf.Module, prefix: str = "") -> Iterator[tuple[str,
                     yield from named_parameters(child, f"{prefix}{attr}.{i}.")
 
 
+def read(variable: tf.Variable) -> np.ndarray:
+    """A float32 numpy copy of one variable (a parameter or an optimizer slot)."""
+    return variable.numpy().copy()
+
+
+def write(variable: tf.Variable, value: np.ndarray) -> None:
+    variable.assign(value)
+
+
 def export_state(module: tf.Module) -> State:
     """The module's variables as the neutral state (harness/state.py): float32 numpy copies."""
-    return {name: v.numpy().copy() for name, v in named_parameters(module)}
+    return {name: read(v) for name, v in named_parameters(module)}
 
 
 def import_state(module: tf.Module, state: State) -> None:
@@ -37,7 +47,7 @@ def import_state(module: tf.Module, state: State) -> None:
     named = dict(named_parameters(module))
     check_state({name: tuple(v.shape) for name, v in named.items()}, state)
     for name, v in named.items():
-        v.assign(state[name])
+        write(v, state[name])
 
 
 def cross_entropy(

@@ -11,16 +11,15 @@ from harness.backend import Backend, EvalSums, StepResult, loss_shares, step_out
 from harness.config import RunConfig
 from harness.distributed import Distributed
 from harness.family import Family
-from harness.state import State, check_state, zero_optimizer_state
+from harness.state import State, zero_optimizer_state
 from harness.tasks import Batch
-from models_torch.ops import cross_entropy, eval_sums, import_state
+from models_torch.ops import cross_entropy, eval_sums, import_state, read, write
 
 COMPUTE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def build_model(family: Family, config: Any, state: State, precision: str = "fp32") -> torch.nn.Module:
     """The family's torch model holding ``state``."""
-    check_state(family.state_shapes(config), state)
     model = family.implementation("torch")(config, compute_dtype=COMPUTE_DTYPES[precision])
     import_state(model, state)
     return model
@@ -66,11 +65,10 @@ class TorchBackend(Backend):
         )
 
     def _read(self, param: torch.nn.Parameter) -> np.ndarray:
-        return param.detach().cpu().numpy().copy()
+        return read(param)
 
     def _write(self, param: torch.nn.Parameter, value: np.ndarray) -> None:
-        with torch.no_grad():
-            param.copy_(torch.from_numpy(np.ascontiguousarray(value)))
+        write(param, value)
 
     def _read_optimizer(self) -> tuple[int, dict[str, tuple[np.ndarray, np.ndarray]]]:
         slots = {name: self.optimizer.state[p] for name, p in self.parameters.items()}

@@ -10,18 +10,28 @@ from torch import nn
 from harness.state import State, check_state
 
 
+def read(param: torch.Tensor) -> np.ndarray:
+    """A float32 numpy copy of one parameter (or optimizer slot), wherever it lives."""
+    return param.detach().cpu().numpy().copy()
+
+
+def write(param: torch.Tensor, value: np.ndarray) -> None:
+    """Copy ``value`` into ``param`` in place, onto its device."""
+    with torch.no_grad():
+        param.copy_(torch.from_numpy(np.ascontiguousarray(value)))
+
+
 def export_state(model: nn.Module) -> State:
     """The module's parameters as the neutral state (harness/state.py): float32 numpy copies."""
-    return {name: p.detach().cpu().numpy().copy() for name, p in model.named_parameters()}
+    return {name: read(p) for name, p in model.named_parameters()}
 
 
 def import_state(model: nn.Module, state: State) -> None:
     """Load a neutral state in place; ``ValueError`` unless it has exactly the module's names and shapes."""
     named = dict(model.named_parameters())
     check_state({name: tuple(p.shape) for name, p in named.items()}, state)
-    with torch.no_grad():
-        for name, p in named.items():
-            p.copy_(torch.from_numpy(np.ascontiguousarray(state[name])))
+    for name, p in named.items():
+        write(p, state[name])
 
 
 def cross_entropy(

@@ -73,13 +73,20 @@ def run_job(
     return job
 
 
-def harness_train(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """``harness train --np 2 --model tiny`` (override either by passing it again) in a subprocess."""
-    cmd = [sys.executable, "-m", "launch.cli", "train", "--np", "2", "--model", "tiny", "--no-progress", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+def harness_cli(
+    *args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 900
+) -> subprocess.CompletedProcess:
+    """``harness ARGS`` in a subprocess; with ``check`` a non-zero exit fails the test with its output."""
+    cmd = [sys.executable, "-m", "launch.cli", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc
+
+
+def harness_train(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``harness train --np 2 --model tiny`` (override either by passing it again) in a subprocess."""
+    return harness_cli("train", "--np", "2", "--model", "tiny", "--no-progress", *args, check=check, timeout=600)
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

@@ -15,7 +15,7 @@ import sys
 import textwrap
 
 import pytest
-from horovod_job import split_by_rank
+from horovod_job import harness_cli, split_by_rank
 
 from harness.checkpoint import list_checkpoints
 from harness.parity import relative_differences, step_losses
@@ -183,20 +183,16 @@ def family_dir(tmp_path_factory):
     return root
 
 
-def harness(family_dir, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(family_dir), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "launch.cli", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
-    if proc.returncode != 0:
-        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
+def user_env(family_dir) -> dict[str, str]:
+    """This environment with the family's directory on PYTHONPATH, as a user would set it."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(family_dir), os.environ.get("PYTHONPATH", "")])}
 
 
 @pytest.fixture(scope="module")
 def parity_run(family_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("ngram-parity")
     args = ["parity", "--family", FAMILY, "--steps", str(STEPS), "--np", "2", "--model", "tiny", "--out", str(out)]
-    harness(family_dir, *args, *SCHEDULE)
+    harness_cli(*args, *SCHEDULE, env=user_env(family_dir))
     return out
 
 
@@ -233,7 +229,7 @@ def test_a_torch_checkpoint_of_the_unseen_family_resumes_in_tf(parity_run, famil
     args = ["train", "--framework", "tf", "--family", FAMILY, "--np", "2", "--steps", str(STEPS)]
     args += ["--model", "tiny", "--run-dir", str(run_dir), "--resume", "--no-progress"]
     sets = ["checkpoint.every=15", "eval.every=0", "train.deterministic=true"]
-    proc = harness(family_dir, *args, *SCHEDULE, *[a for s in sets for a in ("--set", s)])
+    proc = harness_cli(*args, *SCHEDULE, *[a for s in sets for a in ("--set", s)], env=user_env(family_dir))
     assert f"resuming from {run_dir / 'checkpoints' / 'step_15'} (step 15)" in proc.stderr
     rel = relative_differences(step_losses(parity_run / "torch"), step_losses(run_dir))
     continued = max(rel[s] for s in range(STEPS // 2 + 1, STEPS + 1))
@@ -241,15 +237,16 @@ def test_a_torch_checkpoint_of_the_unseen_family_resumes_in_tf(parity_run, famil
     print(f"ngram family: torch checkpoint of step 15 resumed in TF; steps 16-30 within {continued:.2e} of torch's")
 
     # A causal-LM family samples too, from either framework, named by its checkpoint.
-    generated = harness(family_dir, "generate", "--run-dir", str(run_dir), "--framework", "torch", "--prompt", "de")
+    generated = harness_cli(
+        "generate", "--run-dir", str(run_dir), "--framework", "torch", "--prompt", "de", env=user_env(family_dir)
+    )
     assert generated.stdout.startswith("de") and len(generated.stdout) > 20
 
 
 def test_an_unknown_family_is_refused_in_one_line(family_dir, tmp_path):
     cmd = [sys.executable, "-m", "launch.cli", "train", "--framework", "torch", "--family", "ngram_family:NOPE"]
     cmd += ["--run-dir", str(tmp_path / "run")]
-    env = {**os.environ, "PYTHONPATH": str(family_dir)}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=user_env(family_dir))
     assert proc.returncode == 1
     expected = "Error: model family 'ngram_family:NOPE': module 'ngram_family' has no attribute 'NOPE'"
     assert proc.stderr.strip() == expected
@@ -257,7 +254,7 @@ def test_an_unknown_family_is_refused_in_one_line(family_dir, tmp_path):
 
 
 def test_a_users_own_launch_script_runs_the_loop_through_the_python_api(family_dir, tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(family_dir), os.environ.get("PYTHONPATH", "")])}
+    env = user_env(family_dir)
     script = [sys.executable, str(family_dir / "my_script.py"), str(tmp_path / "run")]
     proc = subprocess.run([*horovodrun_command(2, script)], env={**rank_environment(2), **env},
                           capture_output=True, text=True, timeout=600)  # fmt: skip
@@ -272,7 +269,7 @@ def test_a_users_own_launch_script_runs_the_loop_through_the_python_api(family_d
 
 
 def test_bench_times_the_unseen_family(family_dir, tmp_path):
-    harness(family_dir, "bench", "--quick", "--family", FAMILY, "--out", str(tmp_path))
+    harness_cli("bench", "--quick", "--family", FAMILY, "--out", str(tmp_path), env=user_env(family_dir))
     bench = json.loads((tmp_path / "bench.json").read_text())
     # The minimal loops and the MFU formula are the GPT twin's: for this family only the harness runs.
     keys = {"tf_over_torch", "scaling_efficiency_torch", "scaling_efficiency_tf", "allreduce_vs_torch_distributed_1mb"}

@@ -3,10 +3,9 @@ np=2; np=2 x b equals np=1 x 2b; a checkpoint continues in the other framework."
 
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
+from horovod_job import harness_cli
 
 from harness.checkpoint import list_checkpoints
 from harness.parity import relative_differences, step_losses
@@ -16,14 +15,6 @@ STEPS = 50
 BATCH_PER_RANK = {1: 16, 2: 8}
 
 
-def harness(*args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "launch.cli", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    if proc.returncode != 0:
-        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
-
-
 @pytest.fixture(scope="module")
 def parity_runs(tmp_path_factory):
     """`harness parity` at np=1 and np=2 (tiny model, 50 steps): {np: report directory}."""
@@ -31,7 +22,7 @@ def parity_runs(tmp_path_factory):
     for num_ranks in (1, 2):
         out = tmp_path_factory.mktemp(f"parity-np{num_ranks}")
         args = ["parity", "--steps", str(STEPS), "--np", str(num_ranks), "--model", "tiny", "--out", str(out)]
-        harness(*args, "--set", f"train.batch_size={BATCH_PER_RANK[num_ranks]}")
+        harness_cli(*args, "--set", f"train.batch_size={BATCH_PER_RANK[num_ranks]}")
         runs[num_ranks] = out
     return runs
 
@@ -69,7 +60,7 @@ def test_a_checkpoint_continues_in_the_other_framework(parity_runs, tmp_path, fi
     sets.append(f"train.batch_size={BATCH_PER_RANK[2]}")
     args = ["train", "--framework", then, "--np", "2", "--steps", str(STEPS), "--model", "tiny"]
     args += ["--run-dir", str(run_dir), "--resume", "--no-progress"]
-    harness(*args, *[a for s in sets for a in ("--set", s)])
+    harness_cli(*args, *[a for s in sets for a in ("--set", s)])
     continued = step_losses(run_dir)
     same_framework = step_losses(source)
     rel = relative_differences(same_framework, continued)
@@ -80,7 +71,7 @@ def test_a_checkpoint_continues_in_the_other_framework(parity_runs, tmp_path, fi
 def test_bf16_parity_is_reported_within_its_default_tolerance(tmp_path):
     out = tmp_path / "parity-bf16"
     args = ["parity", "--steps", "30", "--np", "1", "--model", "tiny", "--out", str(out)]
-    proc = harness(*args, "--set", "train.precision=bf16")
+    proc = harness_cli(*args, "--set", "train.precision=bf16")
     report = json.loads((out / "parity.json").read_text())
     assert report["tol"] == 1e-2 and "(tolerance 0.01)" in proc.stdout
     assert 0 < report["max_rel_loss_diff"] <= 1e-2  # bf16 rounds differently in the twins, but not far
