@@ -34,6 +34,7 @@ class StepResult:
     grad_norm: float  # global norm of the rank-averaged gradient, before clipping
     outcome: StepOutcome  # the same on every rank: it is decided from reduced values
     loss_scale: float = 1.0  # fp16's dynamic loss scale after this step (1.0 without scaling)
+    stop: bool = False  # some rank asked to stop (harness/preemption.py): every rank ends after this step
 
 
 def step_outcome(applied: bool, loss: float, loss_scaling: bool) -> StepOutcome:
@@ -129,11 +130,12 @@ class Backend(ABC):
         """Reseed this rank's dropout randomness for the next step."""
 
     @abstractmethod
-    def train_step(self, batch: Batch, lr: float) -> StepResult:
+    def train_step(self, batch: Batch, lr: float, stop_requested: bool = False) -> StepResult:
         """One optimizer step on this rank's k micro-batches (a batch with a leading (k,) axis,
         k = train.accumulation_steps): k forward/backward passes, one allreduce, then the update
         unless the loss or the gradient norm is non-finite (the same decision on every rank: both
-        are reduced values). Under fp16 the loss is scaled for the backward pass; a gradient
+        are reduced values). ``stop_requested`` travels with the loss's allreduce: the result's
+        ``stop`` is whether any rank asked. Under fp16 the loss is scaled for the backward pass; a gradient
         overflow skips the step and halves the scale, 2000 finite steps in a row double it
         (torch.amp.GradScaler's rule, in both)."""
 

@@ -105,15 +105,19 @@ def save_checkpoint(
     tmp = root / f".step_{step}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    for name, state in zip(TENSOR_FILES, (model, optimizer), strict=True):
-        save_state(tmp / name, state)
-        on_file(tmp / name)
-    sums = {name: _sha256(tmp / name) for name in TENSOR_FILES}
-    (tmp / "trainer.json").write_text(json.dumps({**trainer, "step": step, "sha256": sums}, indent=2) + "\n")
-    on_file(tmp / "trainer.json")
-    for name in (*TENSOR_FILES, "trainer.json"):
-        _fsync(tmp / name)
-    _fsync(tmp)
+    try:
+        for name, state in zip(TENSOR_FILES, (model, optimizer), strict=True):
+            save_state(tmp / name, state)
+            on_file(tmp / name)
+        sums = {name: _sha256(tmp / name) for name in TENSOR_FILES}
+        (tmp / "trainer.json").write_text(json.dumps({**trainer, "step": step, "sha256": sums}, indent=2) + "\n")
+        on_file(tmp / "trainer.json")
+        for name in (*TENSOR_FILES, "trainer.json"):
+            _fsync(tmp / name)
+        _fsync(tmp)
+    except OSError:  # a full disk, say: give the space back, leave the older checkpoints as they were
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if final.exists():  # the same step saved again: swap the new one in whole
         _delete(final)
     os.replace(tmp, final)

@@ -9,7 +9,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import json
+import os
+import shutil
+import socket
+import sys
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 from horovod.common.elastic import State, run_fn
@@ -20,6 +27,7 @@ from harness.distributed import Distributed, is_lost_rank_error
 from harness.hooks import Hook
 
 T = TypeVar("T")
+WAITING_DIR = ".elastic-waiting"  # RUN_DIR/WAITING_DIR/<host>-<pid>: a survivor waiting for the job to re-form
 
 
 class ElasticTrainingState(State):
@@ -60,9 +68,20 @@ class ElasticCommit(Hook):
             self.state.commit()  # Horovod: in-memory snapshot; raises if hosts changed
 
 
-def elastic_run(train: Callable[[ElasticTrainingState], T], state: ElasticTrainingState, dist: Distributed) -> T:
+def elastic_run(
+    train: Callable[[ElasticTrainingState], T],
+    state: ElasticTrainingState,
+    dist: Distributed,
+    run_dir: Path,
+    before_waiting: Callable[[ElasticTrainingState], None],
+) -> T:
     """``train(state)`` under Horovod's elastic loop: on a lost or added rank, every rank restores
     the last commit, Horovod re-forms the job, and ``train`` runs again from there.
+
+    A survivor calls ``before_waiting`` with the restored commit (rank 0 saves it: if the job
+    cannot re-form, --resume continues from there), then, while it waits for the job to re-form,
+    says so on stderr and in ``run_dir``'s WAITING_DIR; if the wait times out (fewer hosts than
+    --min-np), the launcher counts them.
 
     Horovod's own loop (``run_fn``) with its reset (shutdown, init), as both bindings'
     ``hvd.elastic.run`` do; TF's adds a wrapper that returns None on op errors it does not
@@ -75,8 +94,10 @@ def elastic_run(train: Callable[[ElasticTrainingState], T], state: ElasticTraini
             return train(current)
 
     def reset() -> None:
-        dist.hvd.shutdown()
-        dist.hvd.init()
+        before_waiting(state)
+        with waiting_to_reform(Path(run_dir), state.position.step):
+            dist.hvd.shutdown()
+            dist.hvd.init()
 
     return run_fn(attempt, reset)(state)
 
@@ -93,3 +114,27 @@ def lost_rank_as_internal_error() -> Iterator[None]:
         if is_lost_rank_error(err):
             raise HorovodInternalError(err) from err
         raise
+
+
+@contextlib.contextmanager
+def waiting_to_reform(run_dir: Path, step: int) -> Iterator[None]:
+    """Mark this process as a survivor waiting for the job to re-form, for the block's duration."""
+    name = f"{socket.gethostname()}-{os.getpid()}"
+    marker = run_dir / WAITING_DIR / name
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"since": time.time(), "step": step}))
+    print(f"{name}: a rank was lost or added; waiting for the job to re-form from step {step}", file=sys.stderr)
+    try:
+        yield
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def collect_waiting_survivors(run_dir: Path) -> list[dict]:
+    """The survivors still marked as waiting (those the job ended while they waited); removes the marks."""
+    records = []
+    for marker in sorted((Path(run_dir) / WAITING_DIR).glob("*")):
+        with contextlib.suppress(OSError, ValueError):
+            records.append(json.loads(marker.read_text()))
+    shutil.rmtree(Path(run_dir) / WAITING_DIR, ignore_errors=True)
+    return records

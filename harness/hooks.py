@@ -9,6 +9,7 @@ inject faults through the same methods.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -25,6 +26,7 @@ from harness.backend import Backend, EvalSums
 from harness.checkpoint import save_checkpoint
 from harness.config import EvalConfig, TrainConfig
 from harness.data import Split
+from harness.rundir import disk_full_as_error
 
 if TYPE_CHECKING:
     from harness.train import LoopPosition, StepReport, Trainer
@@ -145,6 +147,7 @@ class Reporter(Hook):
     """Rank 0's JSON-lines metrics log and progress display.
 
     A fit that starts from a position (resume, elastic rollback) keeps only the log lines up to it.
+    A line that cannot be written whole (a full disk) is cut off again: the log never ends torn.
     """
 
     def __init__(self, run_dir: Path, steps: int, progress: bool, log_loss_scale: bool):
@@ -164,14 +167,26 @@ class Reporter(Hook):
                 if record["step"] <= position.step:
                     kept.append(line)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
+        with disk_full_as_error(tmp):
+            try:
+                tmp.write_text("".join(line + "\n" for line in kept))
+            except OSError:
+                tmp.unlink(missing_ok=True)
+                raise
         os.replace(tmp, self.path)
-        self._file = self.path.open("a")
+        self._file = self.path.open("ab", buffering=0)  # each line goes to the kernel in one write
         self._display = Progress(self.steps, position.step, enabled=self.progress)
 
     def write(self, record: dict) -> None:
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        line = (json.dumps(record) + "\n").encode()
+        end = self._file.tell()
+        with disk_full_as_error(self.path):
+            try:
+                if self._file.write(line) != len(line):  # the disk filled up partway
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+            except OSError:
+                self._file.truncate(end)
+                raise
 
     def after_step(self, report: StepReport, position: LoopPosition) -> None:
         record = {"step": report.step, "loss": report.loss, "lr": report.lr, "grad_norm": report.grad_norm}
@@ -221,7 +236,8 @@ class Evaluator(Hook):
 
 
 class Checkpointer(Hook):
-    """Rank 0 saves weights, AdamW state and position every ``every`` steps and at the last."""
+    """Rank 0 saves weights, AdamW state and position every ``every`` steps, at the last, and at a
+    step every rank stops after (a stop signal; trainer.json then says ``"stopped": true``)."""
 
     def __init__(
         self,
@@ -236,23 +252,34 @@ class Checkpointer(Hook):
         self.run_dir, self.backend, self.every, self.keep, self.steps = Path(run_dir), backend, every, keep, steps
         self.trainer_record = trainer_record  # what every checkpoint's trainer.json carries
         self.last_saved = last_saved
+        self.last_step = int(last_saved.name.removeprefix("step_")) if last_saved else 0
+        self.world_size = 0  # of the steps that made the state being saved
         self._events: Hook = Hook()
 
     def on_train_start(self, trainer: Trainer, position: LoopPosition) -> None:
         self._events = trainer.hooks  # every hook hears of each file written
 
     def after_step(self, report: StepReport, position: LoopPosition) -> None:
-        if due(self.every, report.step, self.steps):
-            record = {**self.trainer_record, "world_size": report.world_size, **position.record()}
+        stopped = report.stop and report.step < self.steps
+        self.world_size = report.world_size
+        if due(self.every, report.step, self.steps) or stopped:
+            self.save(position, stopped)
+
+    def save(self, position: LoopPosition, stopped: bool = False) -> None:
+        """Save the backend's state as the checkpoint of ``position.step``."""
+        record = {**self.trainer_record, "world_size": self.world_size, **position.record()}
+        record.update({"stopped": True} if stopped else {})
+        with disk_full_as_error(self.run_dir, self.last_saved):
             self.last_saved = save_checkpoint(
                 self.run_dir,
-                report.step,
+                position.step,
                 self.backend.export_model_state(),
                 self.backend.export_optimizer_state(),
                 record,
                 self.keep,
                 on_file=self._events.on_checkpoint_file,
             )
+        self.last_step = position.step
 
 
 class Watchdog(Hook):

@@ -1,4 +1,6 @@
-"""One job per run directory: a lock that names its holder and that a killed job cannot leave stuck.
+"""The run directory: one job at a time, and a full disk said plainly.
+
+One job per run directory: a lock that names its holder and that a killed job cannot leave stuck.
 
 The process that writes a run directory (rank 0) holds ``RUN_DIR/.lock`` with ``flock`` while it
 trains and removes it when done. The kernel releases a flock when its process exits in any way,
@@ -9,15 +11,18 @@ it. The file says who holds it (host, pid, since when), for the message a second
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import shutil
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 LOCK_FILE = ".lock"
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)  # the disk, or the user's quota, is full
 
 
 class RunDirInUse(ValueError):
@@ -48,6 +53,19 @@ def check_run_dir_free(run_dir: Path) -> None:
         os.close(fd)
 
 
+def wait_for_run_dir(run_dir: Path, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for the job holding ``run_dir`` to end; whether it did."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            check_run_dir_free(run_dir)
+            return True
+        except RunDirInUse:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def hold_run_dir(run_dir: Path) -> Iterator[None]:
     """Hold ``run_dir`` for the duration of the block; ``RunDirInUse`` if a live job holds it."""
@@ -74,3 +92,37 @@ def hold_run_dir(run_dir: Path) -> Iterator[None]:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # while still locked, so no other job can hold the file being removed
         os.close(fd)
+
+
+class DiskFullError(RuntimeError):
+    """A write into the run directory found no space; what it was writing has been removed."""
+
+    def __init__(self, path: Path, free_bytes: int | None, last_checkpoint: Path | None = None):
+        super().__init__(path, free_bytes, last_checkpoint)
+        self.path, self.free_bytes, self.last_checkpoint = Path(path), free_bytes, last_checkpoint
+
+    def __str__(self) -> str:
+        free = "unknown" if self.free_bytes is None else f"{self.free_bytes / 2**20:.1f} MiB"
+        return (
+            f"no space left on device writing {self.path} ({free} free there); the last complete checkpoint "
+            f"is {self.last_checkpoint or 'none'}: free some space, then --resume"
+        )
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free space on the filesystem holding ``path`` (or its nearest existing parent)."""
+    for candidate in (Path(path), *Path(path).parents):
+        with contextlib.suppress(OSError):
+            return shutil.disk_usage(candidate).free
+    return None
+
+
+@contextlib.contextmanager
+def disk_full_as_error(path: Path, last_checkpoint: Path | None = None) -> Iterator[None]:
+    """Turn a write's "no space left" (or quota) ``OSError`` into a ``DiskFullError`` naming ``path``."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in NO_SPACE:
+            raise
+        raise DiskFullError(Path(err.filename or path), free_bytes(path), last_checkpoint) from err

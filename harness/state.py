@@ -9,12 +9,16 @@ optimizer state is AdamW's, named after torch: ``step`` (1,) int64, then ``exp_a
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 State = dict[str, np.ndarray]
 Shapes = dict[str, tuple[int, ...]]
+OS_ERROR = re.compile(r"\(os error (\d+)\)")  # how safetensors reports a failed write
 
 
 def check_state(shapes: Shapes, state: State) -> None:
@@ -63,7 +67,14 @@ def optimizer_moments(shapes: Shapes, state: State) -> tuple[int, dict[str, tupl
 
 
 def save_state(path, state: State, metadata: dict[str, str] | None = None) -> None:
-    save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(path), metadata=metadata)
+    """Write ``state`` as safetensors; a failed write (a full disk, say) is an ``OSError`` with its errno."""
+    try:
+        save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(path), metadata=metadata)
+    except SafetensorError as err:
+        code = OS_ERROR.search(str(err))
+        if code is None:
+            raise
+        raise OSError(int(code[1]), os.strerror(int(code[1])), str(path)) from err
 
 
 def load_state(path) -> State:

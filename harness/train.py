@@ -30,11 +30,21 @@ from harness.distributed import Distributed
 from harness.family import Family
 from harness.frameworks import framework_module
 from harness.hooks import METRICS_FILE, Checkpointer, Evaluator, Hook, Hooks, Reporter, Throughput, Watchdog
+from harness.preemption import StopRequest, exit_code, signal_name
 from harness.rundir import hold_run_dir
 from harness.state import state_checksum
 from harness.tasks import Task
 
-__all__ = ["METRICS_FILE", "SUMMARY_FILE", "ElasticSettings", "NonFiniteError", "RunSummary", "Trainer", "run"]
+__all__ = [
+    "METRICS_FILE",
+    "SUMMARY_FILE",
+    "ElasticSettings",
+    "NonFiniteError",
+    "Preempted",
+    "RunSummary",
+    "Trainer",
+    "run",
+]
 
 SUMMARY_FILE = "summary.json"
 HANG_TIMEOUT_VARIABLE = "HARNESS_HANG_TIMEOUT"  # seconds without a step before a rank gives up
@@ -53,6 +63,24 @@ class NonFiniteError(RuntimeError):
             f"non-finite loss ({self.loss}) or gradient norm ({self.grad_norm}) at step {self.step}; the weights "
             f"were not updated. Last good checkpoint: {self.last_checkpoint or 'none'}. Lower train.lr, or pass "
             "--set train.skip_nonfinite=true to skip such steps"
+        )
+
+
+class Preempted(RuntimeError):
+    """A stop signal ended the run early: every rank stopped after the same step, which rank 0 saved."""
+
+    def __init__(self, step: int, signum: int | None, checkpoint: Path | None):
+        super().__init__(step, signum, checkpoint)
+        self.step, self.signum, self.checkpoint = step, signum, checkpoint
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self.signum)
+
+    def __str__(self) -> str:
+        return (
+            f"stopped by {signal_name(self.signum)} after step {self.step}; checkpoint {self.checkpoint}: "
+            "--resume continues from it"
         )
 
 
@@ -127,6 +155,7 @@ class StepReport:
     world_size: int
     tokens: int  # input tokens of the global batch
     seconds: float
+    stop: bool = False  # a rank asked to stop: every rank ends after this step (rank 0 saves it)
 
     @property
     def applied(self) -> bool:
@@ -134,7 +163,10 @@ class StepReport:
 
 
 class Trainer:
-    """Optimizer steps from a position to ``train.steps``; everything periodic runs as ``hooks``."""
+    """Optimizer steps from a position to ``train.steps``; everything periodic runs as ``hooks``.
+
+    A ``stop`` request (a signal, or a hook) ends a fit early, after the same step on every rank.
+    """
 
     def __init__(
         self,
@@ -144,9 +176,11 @@ class Trainer:
         config: TrainConfig,
         dist: Distributed,
         hooks: Iterable[Hook] = (),
+        stop: StopRequest | None = None,
     ):
         self.backend, self.task, self.train_split, self.config, self.dist = backend, task, train_split, config, dist
         self.hooks = Hooks(hooks)
+        self.stop = stop or StopRequest()
 
     def batch_order(self) -> BatchOrder:
         """The global order at the current world size (an elastic job may change it between fits)."""
@@ -161,7 +195,8 @@ class Trainer:
         rng = np.random.default_rng([BATCH_STREAM, config.seed, step, rank])
         batch = self.task.batch(self.train_split, indices, rng).micro_batches(config.accumulation_steps)
         self.backend.seed_step(step_seed(config.seed, step, rank))
-        result = self.backend.train_step(batch, lr)
+        # Horovod: this rank's stop request is reduced with the loss; all ranks get the same answer.
+        result = self.backend.train_step(batch, lr, self.stop.requested)
         if result.outcome is StepOutcome.NONFINITE and not config.skip_nonfinite:
             raise NonFiniteError(step + 1, result.loss, result.grad_norm)
         position.step = step + 1
@@ -170,20 +205,25 @@ class Trainer:
         tokens = batch.inputs.size * self.dist.size
         return StepReport(
             position.step, lr, result.loss, result.grad_norm, result.outcome, result.loss_scale,
-            position.epoch, self.dist.size, tokens, seconds,
+            position.epoch, self.dist.size, tokens, seconds, result.stop,
         )  # fmt: skip
 
     def fit(self, position: LoopPosition) -> StepReport | None:
-        """Steps until ``train.steps``; returns the last step's report (None if there was none)."""
+        """Steps until ``train.steps``, or until a step every rank agrees to stop after; returns the
+        last step's report (None if there was none)."""
         order, report = self.batch_order(), None
-        self.hooks.on_train_start(self, position)
-        try:
-            while position.step < self.config.steps:
-                self.hooks.before_step(position.step)
-                report = self.train_step(position, order)
-                self.hooks.after_step(report, position)
-        finally:
-            self.hooks.on_train_end()
+        # SIGTERM/SIGINT only request a stop while steps run: outside, a stopped rank loses nothing.
+        with self.stop.on_signals():
+            self.hooks.on_train_start(self, position)
+            try:
+                while position.step < self.config.steps:
+                    self.hooks.before_step(position.step)
+                    report = self.train_step(position, order)
+                    self.hooks.after_step(report, position)
+                    if report.stop:
+                        break
+            finally:
+                self.hooks.on_train_end()
         return report
 
 
@@ -284,7 +324,12 @@ def run(
     """Train ``family`` with ``framework`` under Horovod in this process: one rank of a horovodrun
     job, or alone at size 1. Rank 0 returns the summary (also written to RUN_DIR/summary.json),
     the other ranks None. ``hooks`` run after the loop's own, on every rank. Rank 0 holds the run
-    directory for the whole run (``harness.rundir``): a second job on it is refused."""
+    directory for the whole run (``harness.rundir``): a second job on it is refused.
+
+    SIGTERM or SIGINT during training (on any rank) stops every rank after the same step; rank 0
+    saves it and every rank raises ``Preempted``. Before the first step there is nothing to save,
+    and these signals end the process as usual.
+    """
     dist: Distributed = framework_module(framework, "distributed").init_distributed()
     with hold_run_dir(run_dir) if dist.rank == 0 else contextlib.nullcontext():
         return train_rank(dist, framework, family, config, Path(run_dir), resume, progress, elastic, hooks)
@@ -342,8 +387,12 @@ def train_rank(
                 trainer.fit(current.position)
                 return gather_replicas(backend, dist)  # collectives too: a rank lost here also rolls back
 
+            def save_commit(current: ElasticTrainingState) -> None:
+                if is_main and current.position.step > checkpointer.last_step:
+                    checkpointer.save(current.position)
+
             # Horovod: run until done; on a failed or added rank, roll back to the last commit and go on.
-            replicas = elastic_run(fit_and_gather, state, dist)
+            replicas = elastic_run(fit_and_gather, state, dist, run_dir, before_waiting=save_commit)
             position = state.position
         else:
             position = position.broadcast(dist)
@@ -355,6 +404,8 @@ def train_rank(
         raise
     if len(set(replicas.weights_sha256)) != 1:
         raise RuntimeError(f"replicas diverged: the ranks' weight checksums differ after training: {replicas}")
+    if position.step < t.steps:  # every rank agreed to stop early
+        raise Preempted(position.step, trainer.stop.signal, checkpointer.last_saved if is_main else None)
     if not is_main:
         return None
     val_loss = evaluator.last.get("val_loss", float("nan"))

@@ -1,7 +1,7 @@
 """Build (or reuse) a Horovod wheel that works with the installed torch and TensorFlow.
 
 Horovod's newest release (0.28.1, June 2023) does not compile against today's frameworks.
-This script downloads its PyPI source release, applies three small, checked source patches,
+This script downloads its PyPI source release, applies small, checked source patches (PATCHES),
 builds a wheel against the frameworks already installed in *this* interpreter's environment,
 installs it, and verifies the result with ``horovodrun --check-build``.
 
@@ -72,6 +72,12 @@ PATCHES = (
         "      std::this_thread::yield();",
         "      std::this_thread::sleep_for(std::chrono::microseconds(200));",
         "hvd.synchronize() spun on sched_yield, taking the core from Horovod's communication thread",
+    ),
+    (
+        "horovod/runner/common/util/safe_shell_exec.py",
+        "GRACEFUL_TERMINATION_TIME_S = 5\n",
+        'GRACEFUL_TERMINATION_TIME_S = float(os.environ.get("HOROVOD_GRACEFUL_TERMINATION_TIME_S", "5"))\n',
+        "horovodrun SIGKILLs a rank 5 s after forwarding SIGTERM: too short to checkpoint on preemption",
     ),
 )
 

@@ -9,6 +9,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -20,7 +21,13 @@ from harness.distributed import is_lost_rank_error
 from harness.frameworks import FRAMEWORK_PACKAGES, check_framework, framework_module
 from harness.generate import sample
 from launch.build_horovod import installed_version
-from launch.horovodrun import DEFAULT_HANG_TIMEOUT, check_local_slots, run_horovodrun, train_argv
+from launch.horovodrun import (
+    DEFAULT_HANG_TIMEOUT,
+    GRACE_SECONDS,
+    check_local_slots,
+    run_horovodrun,
+    train_argv,
+)
 
 
 def _tick(flag: bool | None) -> str:
@@ -193,6 +200,12 @@ FAMILY_HELP = "Model family: gpt (default), a name registered under harness.fami
 @click.option("--min-np", type=POSITIVE, default=None, help="Elastic: fewest ranks to go on with (default 1).")
 @click.option("--max-np", type=POSITIVE, default=None, help="Elastic: most ranks (default: --np).")
 @click.option(
+    "--elastic-timeout",
+    type=HANG_TIMEOUT_RANGE,
+    default=None,
+    help="Elastic: seconds to wait for hosts when fewer than --min-np ranks are left (default: --hang-timeout).",
+)
+@click.option(
     "--commit-every",
     type=POSITIVE,
     default=10,
@@ -219,6 +232,7 @@ def train(
     elastic,
     min_np,
     max_np,
+    elastic_timeout,
     commit_every,
     resume,
     progress,
@@ -228,6 +242,8 @@ def train(
     Started by a user's own horovodrun (HOROVOD_RANK set), it runs as one rank of that job.
     """
     from harness.data import BatchOrder
+    from harness.elastic import collect_waiting_survivors
+    from harness.preemption import StopRequest
     from harness.rundir import check_run_dir_free
     from harness.train import ElasticSettings, resume_point
 
@@ -249,7 +265,7 @@ def train(
         train_split, _ = chosen.task(config.model).splits(config.data)
         largest = max(bounds[1], num_ranks) if bounds else num_ranks
         BatchOrder(len(train_split), config.train.windows_per_rank, largest, config.train.seed)
-        resume_point(run_dir, chosen, config, resume)
+        start = resume_point(run_dir, chosen, config, resume)
         if num_ranks == 1 and not hosts and not hostfile and not elastic:
             _train_here(framework, chosen, config, run_dir, resume, progress, None, hooks)
             return
@@ -257,6 +273,8 @@ def train(
             framework, run_dir, model, num_ranks, sets, config_file, resume, progress,
             commit_every if elastic else 0, family=chosen.spec, hooks=hook_specs,
         )  # fmt: skip
+        stop = StopRequest()  # SIGTERM/SIGINT while the ranks run: they checkpoint and stop
+        collect_waiting_survivors(run_dir)  # marks a killed job may have left
         result = run_horovodrun(
             num_ranks,
             program,
@@ -266,11 +284,48 @@ def train(
             hang_timeout=hang_timeout,
             elastic=bounds,
             oversubscribe=oversubscribe,
+            stop=stop,
+            elastic_timeout=elastic_timeout or hang_timeout,
         )
     except ValueError as err:
         raise click.ClickException(str(err)) from None
+    survivors = collect_waiting_survivors(run_dir)
     if result.returncode != 0:
-        raise click.ClickException(f"training failed: horovodrun exited with code {result.returncode}")
+        start_step = start.step if start else 0
+        _explain_failure(run_dir, chosen, config, start_step, stop, result.returncode, survivors, min_np or 1)
+
+
+def _explain_failure(run_dir, family, config, start_step, stop, returncode, survivors, min_ranks) -> None:
+    """The one line (and exit code) for a job that horovodrun ended with ``returncode``; ``survivors``:
+    the ranks of an elastic job that were still waiting for it to re-form when it ended."""
+    from harness.preemption import exit_code, signal_name
+    from harness.rundir import wait_for_run_dir
+
+    if stop.requested:  # ranks whose shells a scheduler killed may outlive horovodrun: let rank 0 finish
+        wait_for_run_dir(run_dir, float(os.environ.get("HOROVOD_GRACEFUL_TERMINATION_TIME_S", GRACE_SECONDS)))
+    try:
+        latest = latest_checkpoint(run_dir, family, config.model)
+    except ValueError:
+        latest = None
+    resume_from = f"--resume continues from {latest.path} (step {latest.step})" if latest else "no checkpoint to resume"
+    if survivors:
+        waited = time.time() - min(record["since"] for record in survivors)
+        raise click.ClickException(
+            f"elastic job ended: {len(survivors)} rank(s) left, fewer than --min-np {min_ranks}; waited {waited:.0f} s "
+            f"for more hosts (--elastic-timeout); {resume_from}"
+        )
+    if latest is not None and latest.step > start_step and latest.trainer.get("stopped"):
+        # The ranks stopped on a signal (sent here, or to them directly) and rank 0 saved the step.
+        click.echo(
+            f"stopped by {signal_name(stop.signal)} after step {latest.step}; checkpoint {latest.path}: "
+            "--resume continues from it",
+            err=True,
+        )
+        sys.exit(exit_code(stop.signal))
+    if stop.requested:
+        click.echo(f"stopped by {signal_name(stop.signal)} before a step completed; nothing new to resume", err=True)
+        sys.exit(exit_code(stop.signal))
+    raise click.ClickException(f"training failed: horovodrun exited with code {returncode}")
 
 
 def load_hook(spec: str):
@@ -287,13 +342,18 @@ def load_hook(spec: str):
 
 def _train_here(framework, family, config, run_dir, resume, progress, elastic, hooks) -> None:
     from harness import train as loop
+    from harness.rundir import DiskFullError
 
     try:
         summary = loop.run(
             framework, family, config, run_dir, resume=resume, progress=progress, elastic=elastic, hooks=hooks
         )
-    except (loop.NonFiniteError, ValueError) as err:
+    except (loop.NonFiniteError, DiskFullError, ValueError) as err:
         raise click.ClickException(str(err)) from None
+    except loop.Preempted as err:
+        if int(os.environ.get("HOROVOD_RANK", 0)) == 0:
+            click.echo(str(err), err=True)
+        sys.exit(err.exit_code)
     except Exception as err:
         # Another rank died or stopped responding (hang timeout): say so in one line.
         if not is_lost_rank_error(err):

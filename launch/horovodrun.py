@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from harness.preemption import StopRequest
 from harness.train import HANG_TIMEOUT_VARIABLE
 
 # Thread pools each rank may size from the environment (torch/OpenMP, MKL, OpenBLAS, TF).
@@ -22,10 +25,14 @@ THREAD_VARIABLES = (
 # horovodrun forwards every worker line as "[rank]<stdout>:text" or "[rank]<stderr>:text".
 RANK_LINE = re.compile(r"^\[(?P<rank>\d+)\]<(?P<stream>stdout|stderr)>:(?P<text>.*)$", re.MULTILINE)
 
-# Horovod settings chosen by `harness bench`'s tuning pass (README, "Benchmarks"): with one core
-# per rank, Horovod's background thread polling every 1 ms (its default) steals compute time;
-# every 5 ms gave the shortest 2-rank step.
-HOROVOD_DEFAULTS = {"HOROVOD_CYCLE_TIME": "5"}
+# Horovod settings. HOROVOD_CYCLE_TIME was chosen by `harness bench`'s tuning pass (README,
+# "Benchmarks"): with one core per rank, Horovod's background thread polling every 1 ms (its
+# default) steals compute time; every 5 ms gave the shortest 2-rank step.
+# HOROVOD_GRACEFUL_TERMINATION_TIME_S (a patch of launch/build_horovod.py): the seconds horovodrun
+# waits, after passing SIGTERM on to the ranks, before it SIGKILLs them; Horovod's 5 s is too short
+# to finish a step and write a checkpoint. 25 s stays inside Kubernetes' and Slurm's usual 30 s.
+GRACE_SECONDS = 25
+HOROVOD_DEFAULTS = {"HOROVOD_CYCLE_TIME": "5", "HOROVOD_GRACEFUL_TERMINATION_TIME_S": str(GRACE_SECONDS)}
 # Seconds a rank may stop responding before the job fails (`harness train --hang-timeout`).
 DEFAULT_HANG_TIMEOUT = 300
 # Peak RSS of one rank training the default GPT model (`make demo`, 2026-11-23): torch, TF.
@@ -145,12 +152,14 @@ def horovodrun_command(
     network_interface: str | None = None,
     elastic: tuple[int, int, Path] | None = None,
     oversubscribe: bool = False,
+    elastic_timeout: int | None = None,
 ) -> list[str]:
     """A Gloo horovodrun command that runs ``program`` on ``num_ranks`` ranks.
 
     Without ``hosts`` or ``hostfile`` every rank runs on this machine; ``network_interface``
     (e.g. ``eth0``) pins Horovod's traffic to that NIC instead of the ones it detects.
-    ``elastic`` = (min_np, max_np, host discovery script) makes the job elastic. Raises
+    ``elastic`` = (min_np, max_np, host discovery script) makes the job elastic; it waits at most
+    ``elastic_timeout`` seconds (Horovod's default: 600) for enough hosts after losing some. Raises
     ``ValueError`` when ``num_ranks`` exceeds the slots that ``hosts`` lists, or, on this machine
     alone, its cores (unless ``oversubscribe``).
     """
@@ -175,6 +184,7 @@ def horovodrun_command(
             str(max_np),
             "--host-discovery-script",
             str(script),
+            *(["--elastic-timeout", str(elastic_timeout)] if elastic_timeout else []),
             *program,
         ]
     if hostfile:
@@ -200,10 +210,15 @@ def run_horovodrun(
     hang_timeout: int = DEFAULT_HANG_TIMEOUT,
     elastic: tuple[int, int] | None = None,
     oversubscribe: bool = False,
+    stop: StopRequest | None = None,
+    elastic_timeout: int | None = None,
 ) -> subprocess.CompletedProcess:
     """Run ``program`` under horovodrun with per-rank thread limits; does not raise on failure.
 
-    Thread counts the user already set in the environment take precedence.
+    Thread counts the user already set in the environment take precedence. With ``stop``, SIGTERM
+    and SIGINT are recorded there and passed on to horovodrun as SIGTERM: it passes that on to the
+    ranks, which stop after the same step and checkpoint it (harness/preemption.py), and this
+    waits for them.
     """
     per_host = num_ranks if not hosts else max(parse_hosts(hosts).values())
     env = {**rank_environment(per_host, hang_timeout=hang_timeout), **os.environ}
@@ -222,5 +237,18 @@ def run_horovodrun(
             network_interface=network_interface,
             elastic=spec,
             oversubscribe=oversubscribe,
+            elastic_timeout=elastic_timeout,
         )
-        return subprocess.run(cmd, env=env, capture_output=capture, text=True, timeout=timeout)
+        output = subprocess.PIPE if capture else None
+        with subprocess.Popen(cmd, env=env, stdout=output, stderr=output, text=True) as job:
+
+            def forward(signum: int) -> None:
+                job.send_signal(signal.SIGTERM)  # horovodrun's cue to stop its ranks politely
+
+            with stop.on_signals(then=forward) if stop is not None else contextlib.nullcontext():
+                try:
+                    out, err = job.communicate(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    job.kill()
+                    raise
+        return subprocess.CompletedProcess(cmd, job.returncode, out, err)

@@ -82,9 +82,16 @@ class TFBackend(Backend):
         self._eval = tf.function(lambda x, y, w: eval_sums(self.model(x, training=False), y, w), reduce_retracing=True)
 
     def _step(
-        self, inputs: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor | None, shares: tf.Tensor, lr: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """inputs, targets, weights: k micro-batches on a leading axis; shares: (k,) loss shares."""
+        self,
+        inputs: tf.Tensor,
+        targets: tf.Tensor,
+        weights: tf.Tensor | None,
+        shares: tf.Tensor,
+        lr: tf.Tensor,
+        stop: tf.Tensor,
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        """inputs, targets, weights: k micro-batches on a leading axis; shares: (k,) loss shares;
+        stop: () 1.0 when this rank asks to stop."""
         hvd, t = self.dist.hvd, self.config.train
         variables = list(self.parameters.values())
         compression = self.dist.compression(t.compression)
@@ -114,8 +121,9 @@ class TFBackend(Backend):
                 loss += micro
             # Horovod: one grouped allreduce of the accumulated gradients per optimizer step.
             grads = hvd.grouped_allreduce(grads, op=hvd.Average, compression=compression)
-        # Horovod: the logged loss is the mean over ranks, reduced in the same cycle as the gradients.
-        mean_loss = hvd.allreduce(loss, op=hvd.Average, name="train_loss")
+        # Horovod: the logged loss is the mean over ranks, reduced in the same cycle as the gradients
+        # together with any rank's stop request.
+        mean_loss, stop = tf.unstack(hvd.allreduce(tf.stack([loss, stop]), op=hvd.Average, name="train_loss"))
         if self._scaling:
             grads = [g / self.loss_scale for g in grads]
         grad_norm = tf.linalg.global_norm(grads)
@@ -127,7 +135,7 @@ class TFBackend(Backend):
             self.optimizer.apply(dict(zip(self.parameters, grads, strict=True)), self.parameters, lr)
         if self._scaling:
             self._update_loss_scale(tf.math.is_finite(grad_norm))
-        return mean_loss, grad_norm, applied
+        return mean_loss, grad_norm, applied, stop > 0
 
     def _update_loss_scale(self, finite: tf.Tensor) -> None:
         """Halve the scale on an overflow; double it after SCALE_GROWTH_INTERVAL finite steps."""
@@ -166,18 +174,19 @@ class TFBackend(Backend):
     def seed_step(self, seed: int) -> None:
         tf.random.get_global_generator().reset_from_seed(seed)
 
-    def train_step(self, batch: Batch, lr: float) -> StepResult:
+    def train_step(self, batch: Batch, lr: float, stop_requested: bool = False) -> StepResult:
         weights = None if batch.weights is None else tf.constant(batch.weights)
-        loss, grad_norm, applied = self._train_step(
+        loss, grad_norm, applied, stop = self._train_step(
             tf.constant(batch.inputs),
             tf.constant(batch.targets),
             weights,
             tf.constant(loss_shares(batch)),
             tf.constant(lr, tf.float32),
+            tf.constant(float(stop_requested)),
         )
         loss = float(loss)
         outcome = step_outcome(bool(applied), loss, self._scaling)
-        return StepResult(loss, float(grad_norm), outcome, float(self.loss_scale))
+        return StepResult(loss, float(grad_norm), outcome, float(self.loss_scale), bool(stop))
 
     def eval_sums(self, batch: Batch) -> EvalSums:
         weights = None if batch.weights is None else tf.constant(batch.weights)

@@ -96,7 +96,7 @@ class TorchBackend(Backend):
     def seed_step(self, seed: int) -> None:
         torch.manual_seed(seed)
 
-    def train_step(self, batch: Batch, lr: float) -> StepResult:
+    def train_step(self, batch: Batch, lr: float, stop_requested: bool = False) -> StepResult:
         hvd, t = self.dist.hvd, self.config.train
         self.model.train()
         for group in self.optimizer.param_groups:
@@ -112,15 +112,17 @@ class TorchBackend(Backend):
             micro_loss = cross_entropy(logits, targets, micro_weights, t.label_smoothing)
             self.scaler.scale(micro_loss * float(share)).backward()  # gradients accumulate in .grad
             loss += micro_loss.detach() * float(share)
-        # Horovod: average the loss over ranks in the same cycle as the gradients (no extra round trip).
-        mean_loss = hvd.allreduce_async(loss, op=hvd.Average, name="train_loss")
+        # Horovod: average the loss, and any rank's stop request, over ranks in the same cycle as
+        # the gradients (no extra round trip).
+        stop = torch.tensor(float(stop_requested), device=self.device)
+        loss_and_stop = hvd.allreduce_async(torch.stack([loss, stop]), op=hvd.Average, name="train_loss")
         # Horovod: wait for the reduced gradients, so clipping and the finiteness check see what
         # every rank applies.
         self.optimizer.synchronize()
         self.scaler.unscale_(self.optimizer)
         clip = t.grad_clip or float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip).item()
-        mean_loss = hvd.synchronize(mean_loss).item()
+        mean_loss, stop = hvd.synchronize(loss_and_stop).tolist()
         applied = bool(np.isfinite(mean_loss) and np.isfinite(grad_norm))
         if applied:
             # Horovod: the gradients are already reduced; step without a second allreduce.
@@ -128,7 +130,8 @@ class TorchBackend(Backend):
                 self.scaler.step(self.optimizer)
         self.scaler.update()
         scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
-        return StepResult(mean_loss, grad_norm, step_outcome(applied, mean_loss, self.scaler.is_enabled()), scale)
+        outcome = step_outcome(applied, mean_loss, self.scaler.is_enabled())
+        return StepResult(mean_loss, grad_norm, outcome, scale, stop > 0)
 
     def eval_sums(self, batch: Batch) -> EvalSums:
         self.model.eval()

@@ -25,6 +25,7 @@ BAD = {
         "--hostfile": ["", "/no/such/hostfile"],
         "--network-interface": [""],
         "--hang-timeout": [*NUMBER, "99999999"],
+        "--elastic-timeout": [*NUMBER, "99999999"],
         "--min-np": NUMBER,
         "--max-np": NUMBER,
         "--commit-every": NUMBER,

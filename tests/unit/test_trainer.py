@@ -1,5 +1,7 @@
 """The Trainer driven by a fake backend: no framework, no Horovod, milliseconds per test."""
 
+import os
+import signal
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,15 +31,17 @@ class FakeBackend:
     script: list[StepOutcome] = field(default_factory=list)
     calls: list[tuple[Batch, float]] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
+    peer_stops_at: int = 0  # another rank asks to stop during this (1-based) step
 
     def seed_step(self, seed: int) -> None:
         self.seeds.append(seed)
 
-    def train_step(self, batch: Batch, lr: float) -> StepResult:
+    def train_step(self, batch: Batch, lr: float, stop_requested: bool = False) -> StepResult:
         self.calls.append((batch, lr))
         outcome = self.script.pop(0) if self.script else StepOutcome.APPLIED
         loss = float("nan") if outcome is StepOutcome.NONFINITE else 1.0 / len(self.calls)
-        return StepResult(loss, 0.5, outcome, loss_scale=2.0)
+        stop = stop_requested or len(self.calls) == self.peer_stops_at  # what the allreduce would say
+        return StepResult(loss, 0.5, outcome, loss_scale=2.0, stop=stop)
 
 
 class Recorder(Hook):
@@ -159,3 +163,37 @@ def test_a_resumed_metrics_log_keeps_its_steps_and_drops_a_line_torn_by_a_kill(t
     reporter.on_train_start(None, LoopPosition(step=2))
     reporter.on_train_end()
     assert (tmp_path / METRICS_FILE).read_text().splitlines() == lines[:2]
+
+
+class SendSignal(Hook):
+    """Sends this process ``signum`` before step ``at`` (1-based), as a scheduler or Ctrl-C would."""
+
+    def __init__(self, signum: int, at: int, times: int = 1):
+        self.signum, self.at, self.times = signum, at, times
+
+    def before_step(self, step):
+        if step + 1 == self.at:
+            for _ in range(self.times):
+                os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_ends_the_fit_after_the_step_that_carried_it(signum):
+    recorder, position = Recorder(), LoopPosition()
+    before = signal.getsignal(signum)
+    loop = trainer(FakeBackend(), [recorder, SendSignal(signum, at=3)], steps=10)
+    last = loop.fit(position)
+    assert last.stop and position.step == 3 and recorder.events[-2:] == [("after", 3, "applied", 0), ("end",)]
+    assert loop.stop.signal == signum
+    assert signal.getsignal(signum) == before  # handlers are the loop's only while it runs
+
+
+def test_a_stop_asked_on_another_rank_ends_this_rank_after_the_same_step():
+    position = LoopPosition()
+    loop = trainer(FakeBackend(peer_stops_at=4), steps=10)
+    assert loop.fit(position).stop and position.step == 4 and not loop.stop.requested
+
+
+def test_a_second_ctrl_c_interrupts_at_once():
+    with pytest.raises(KeyboardInterrupt):
+        trainer(FakeBackend(), [SendSignal(signal.SIGINT, at=2, times=2)], steps=10).fit(LoopPosition())
