@@ -79,6 +79,12 @@ PATCHES = (
         'GRACEFUL_TERMINATION_TIME_S = float(os.environ.get("HOROVOD_GRACEFUL_TERMINATION_TIME_S", "5"))\n',
         "horovodrun SIGKILLs a rank 5 s after forwarding SIGTERM: too short to checkpoint on preemption",
     ),
+    (
+        "horovod/runner/common/util/safe_shell_exec.py",
+        "    # Kill shell itself.\n    try:\n        p.terminate()\n",
+        "    # Kill shell itself.\n    try:\n        p.kill()\n",
+        "the rank's shell was SIGSTOPped just before: a SIGTERM waits the whole grace period for a SIGCONT",
+    ),
 )
 
 

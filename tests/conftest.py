@@ -3,3 +3,29 @@ from pathlib import Path
 
 # Let tests import helpers from the tests tree as plain modules.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import contextlib
+import subprocess
+
+import pytest
+
+SMALL_DISK_MIB = 4
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs mounted at tmp_path/disk for the test (root only; skips with the reason elsewhere)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={SMALL_DISK_MIB}m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip() or 'mount failed'}")
+    try:
+        yield mount_point
+    finally:
+        with contextlib.suppress(OSError):
+            subprocess.run(["umount", "--lazy", str(mount_point)], check=False)

@@ -111,3 +111,21 @@ def test_a_frozen_rank_fails_the_job_within_the_hang_timeout(tmp_path):
     ), err[-4000:]
     assert waited < 60, f"the job noticed a frozen rank only after {waited:.0f} s (--hang-timeout 10)"
     print(f"frozen rank, --hang-timeout 10: the job ended {waited:.1f} s after SIGSTOP")
+
+
+def test_a_full_disk_stops_the_job_naming_the_path_and_resume_continues(small_disk):
+    run_dir = small_disk / "run"
+    args = ["fill-disk", "8", str(small_disk), "--", "train", "--framework", "torch", "--run-dir", str(run_dir), *TRAIN]
+    job = run_job("faults.py", *args, expect_success=False, timeout=300)
+    assert job.returncode != 0, job.report()
+    step_5 = run_dir / "checkpoints" / "step_5"
+    line = next((x for x in job.stderr[0].splitlines() if x.startswith("Error: no space left")), "")
+    assert line.startswith(f"Error: no space left on device writing {run_dir / 'checkpoints' / '.step_10.tmp-'}")
+    assert line.endswith(f"the last complete checkpoint is {step_5}: free some space, then --resume"), job.report()
+    assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["step_5"]  # the failed one removed
+    assert [r["step"] for r in read_metrics(run_dir)] == list(range(1, 11))  # every line whole
+
+    (small_disk / "filler").unlink()
+    resumed = harness_train("--framework", "torch", "--run-dir", str(run_dir), *TRAIN, "--resume")
+    assert f"resuming from {step_5} (step 5)" in resumed.stderr
+    assert [step for step, _ in list_checkpoints(run_dir)] == [5, 10, 12]

@@ -5,6 +5,8 @@ usage: faults.py KIND AT [MARKER] -- HARNESS_TRAIN_ARGS...
   stuck AT          rank 1's main thread stops before step AT (its Horovod thread keeps running)
   slow-write AT M   rank 0 stops for good halfway through writing checkpoint AT, after writing
                     its own pid to the file M (so the test can SIGKILL it mid-write)
+  fill-disk AT D    rank 0 fills the filesystem of directory D before step AT, leaving 128 KiB
+                    (less than a tiny model's checkpoint, more than a few metrics lines)
 
 The hook reaches the loop through `harness train --hook faults:FAULT` and reads KIND, AT and
 MARKER from the environment this script sets, as a user's hook module would read its settings.
@@ -19,6 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from harness.hooks import Hook
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the tests tree's helpers
+from filesystems import fill_disk  # noqa: E402
 
 KIND_VARIABLE, AT_VARIABLE, MARKER_VARIABLE = "FAULT_KIND", "FAULT_AT", "FAULT_MARKER"
 
@@ -67,6 +72,20 @@ class SlowWrite(Hook):
             time.sleep(3600)
 
 
+class FillDisk(Hook):
+    LEAVE_BYTES = 128 * 1024
+
+    def __init__(self, at: int, directory: Path):
+        self.at, self.directory = at, directory
+
+    def on_train_start(self, trainer, position) -> None:
+        self.rank = trainer.dist.rank
+
+    def before_step(self, step: int) -> None:
+        if (step + 1, self.rank) == (self.at, 0):
+            fill_disk(self.directory, self.LEAVE_BYTES)
+
+
 def fault() -> Hook:
     """The hook factory `--hook faults:fault` names."""
     kind, at = os.environ[KIND_VARIABLE], int(os.environ[AT_VARIABLE])
@@ -76,6 +95,8 @@ def fault() -> Hook:
         return Stuck(at)
     if kind == "slow-write":
         return SlowWrite(at, Path(os.environ[MARKER_VARIABLE]))
+    if kind == "fill-disk":
+        return FillDisk(at, Path(os.environ[MARKER_VARIABLE]))
     raise SystemExit(f"unknown fault {kind!r}")
 
 
