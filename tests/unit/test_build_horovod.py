@@ -52,9 +52,13 @@ def test_required_features_follow_the_switches(monkeypatch):
 
 
 def _fake_source(root: Path) -> None:
+    """Every patched file holding each of its patches' old texts once."""
+    texts: dict[str, str] = {}
     for rel, old, _, _ in build_horovod.PATCHES:
+        texts[rel] = texts.get(rel, "# before\n") + f"{old}\n# between\n"
+    for rel, text in texts.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(f"# before\n{old}\n# after\n")
+        (root / rel).write_text(text)
 
 
 def test_patches_apply_once(tmp_path):
@@ -62,6 +66,8 @@ def test_patches_apply_once(tmp_path):
     build_horovod.patch_source(tmp_path)
     assert "set(CMAKE_CXX_STANDARD 17)" in (tmp_path / "CMakeLists.txt").read_text()
     assert "xla_mpi_ops.cc" not in (tmp_path / "horovod/tensorflow/CMakeLists.txt").read_text()
+    shell_exec = (tmp_path / "horovod/runner/common/util/safe_shell_exec.py").read_text()
+    assert "HOROVOD_GRACEFUL_TERMINATION_TIME_S" in shell_exec and "p.terminate()" not in shell_exec
 
 
 def test_patch_refuses_a_source_that_changed(tmp_path):
