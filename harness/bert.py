@@ -1,12 +1,14 @@
 """The built-in BERT-style family: a bidirectional Transformer encoder, the twin of models_torch/bert.py
-and models_tf/bert.py, pretrained with BERT's masked-LM objective.
+and models_tf/bert.py, pretrained with BERT's masked-LM objective (``head = "mlm"``), then fine-tuned to classify text
+(``head = "classify"``, ``train.init_from`` naming the pretraining run).
 
 Byte-level like the GPT family, with three special ids after the 256 bytes: PAD_ID (padding: keys
 at PAD positions are masked out of attention, so padding never changes another position's output),
 MASK_ID (the masked-LM's [MASK]) and CLS_ID (first position of every sequence). Blocks are
 pre-LayerNorm, as in the GPT twin (stabler without warm-up tuning than BERT's original post-LN);
 positions are learned. The masked-LM head is BERT's: a dense layer, GELU, LayerNorm, then the token
-embedding (tied) plus a per-token bias.
+embedding (tied) plus a per-token bias. The classification head is BERT's too: the [CLS] position's
+output through a tanh "pooler", then a linear classifier.
 
 Neutral state (float32, Linear weights (out_features, in_features), as in harness/gpt.py):
 
@@ -23,17 +25,23 @@ Neutral state (float32, Linear weights (out_features, in_features), as in harnes
     blocks.{i}.mlp.proj.weight    (n_embd, mlp_hidden)
     blocks.{i}.mlp.proj.bias      (n_embd,)
     ln_f.weight|bias              (n_embd,)
-    mlm.dense.weight              (n_embd, n_embd)
+    mlm.dense.weight              (n_embd, n_embd)          head = "mlm" only, like the next three
     mlm.dense.bias                (n_embd,)
     mlm.ln.weight|bias            (n_embd,)
     mlm.bias                      (vocab_size,)
+    pooler.weight                 (n_embd, n_embd)          head = "classify" only, like the next three
+    pooler.bias                   (n_embd,)
+    classifier.weight             (num_labels, n_embd)
+    classifier.bias               (num_labels,)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -46,6 +54,7 @@ from harness.tasks import Batch
 BYTES = 256
 PAD_ID, MASK_ID, CLS_ID = BYTES, BYTES + 1, BYTES + 2
 SPECIAL_IDS = 3
+HEADS = ("mlm", "classify")
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,8 @@ class BERTConfig:
         block_size: maximum sequence length, [CLS] included (T_max).
         dropout: dropout rate on embeddings, attention output and MLP output (0 disables).
         layer_norm_eps: epsilon of every LayerNorm.
+        head: ``"mlm"`` (logits (B, T, vocab_size)) or ``"classify"`` (logits (B, num_labels)).
+        num_labels: classes of the ``"classify"`` head.
     """
 
     vocab_size: int = BYTES + SPECIAL_IDS
@@ -71,9 +82,11 @@ class BERTConfig:
     block_size: int = 128
     dropout: float = 0.0
     layer_norm_eps: float = 1e-5
+    head: Literal["mlm", "classify"] = "mlm"
+    num_labels: int = 8
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "n_layer", "n_head", "n_embd", "mlp_hidden", "block_size"):
+        for name in ("vocab_size", "n_layer", "n_head", "n_embd", "mlp_hidden", "block_size", "num_labels"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"BERTConfig.{name} must be a positive integer, received {value!r}")
@@ -94,6 +107,8 @@ class BERTConfig:
             raise ValueError(f"BERTConfig.dropout must be in [0, 1), received {self.dropout!r}")
         if not self.layer_norm_eps > 0:
             raise ValueError(f"BERTConfig.layer_norm_eps must be positive, received {self.layer_norm_eps!r}")
+        if self.head not in HEADS:
+            raise ValueError(f"BERTConfig.head must be one of {HEADS}, received {self.head!r}")
 
     @property
     def head_size(self) -> int:
@@ -113,6 +128,8 @@ class BERTConfig:
 PRESETS = {
     "tiny": BERTConfig(n_layer=2, n_head=2, n_embd=32, mlp_hidden=128, block_size=32),
     "default": BERTConfig(),
+    "tiny-classify": BERTConfig(n_layer=2, n_head=2, n_embd=32, mlp_hidden=128, block_size=32, head="classify"),
+    "default-classify": BERTConfig(head="classify"),
 }
 
 
@@ -155,14 +172,20 @@ def state_shapes(config: BERTConfig) -> dict[str, tuple[int, ...]]:
             p + "mlp.proj.weight": (d, h),
             p + "mlp.proj.bias": (d,),
         }
+    shapes |= {"ln_f.weight": (d,), "ln_f.bias": (d,)}
+    if config.head == "mlm":
+        return shapes | {
+            "mlm.dense.weight": (d, d),
+            "mlm.dense.bias": (d,),
+            "mlm.ln.weight": (d,),
+            "mlm.ln.bias": (d,),
+            "mlm.bias": (config.vocab_size,),
+        }
     return shapes | {
-        "ln_f.weight": (d,),
-        "ln_f.bias": (d,),
-        "mlm.dense.weight": (d, d),
-        "mlm.dense.bias": (d,),
-        "mlm.ln.weight": (d,),
-        "mlm.ln.bias": (d,),
-        "mlm.bias": (config.vocab_size,),
+        "pooler.weight": (d, d),
+        "pooler.bias": (d,),
+        "classifier.weight": (config.num_labels, d),
+        "classifier.bias": (config.num_labels,),
     }
 
 
@@ -219,13 +242,86 @@ class MaskedLMTask:
         return {"val_loss": mean_loss, "val_accuracy": accuracy}
 
 
+@dataclass(frozen=True)
+class LabelledSplit:
+    """Padded examples and their labels: ``inputs`` (N, block_size) int64, ``labels`` (N,) int64."""
+
+    inputs: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class TopicTask:
+    """Which CPython documentation topic (``pydoc_data.topics``, shipped with every interpreter) a
+    paragraph comes from: real labelled text with no download.
+
+    The ``num_labels`` topics with the most paragraphs of at least MIN_BYTES bytes are the classes;
+    each contributes its first PER_TOPIC such paragraphs, cut to ``block_size - 1`` bytes after
+    [CLS] and padded with PAD_ID (so inputs vary in length), and a seeded shuffle holds out
+    ``data.val_fraction`` of them. The masked-LM pretraining read the same text, without labels.
+    """
+
+    block_size: int
+    num_labels: int
+
+    MIN_BYTES = 48
+    PER_TOPIC = 64
+
+    def examples(self) -> tuple[np.ndarray, np.ndarray]:
+        from pydoc_data.topics import topics
+
+        paragraphs = {
+            name: [p.strip().encode() for p in re.split(r"\n\s*\n", text) if len(p.strip().encode()) >= self.MIN_BYTES]
+            for name, text in sorted(topics.items())
+        }
+        chosen = sorted(paragraphs, key=lambda name: (-len(paragraphs[name]), name))[: self.num_labels]
+        if len(chosen) < self.num_labels:
+            raise ValueError(f"model.num_labels must be at most {len(chosen)} topics, received {self.num_labels}")
+        inputs, labels = [], []
+        for label, name in enumerate(chosen):
+            for paragraph in paragraphs[name][: self.PER_TOPIC]:
+                ids = [CLS_ID, *paragraph[: self.block_size - 1]]
+                inputs.append(ids + [PAD_ID] * (self.block_size - len(ids)))
+                labels.append(label)
+        return np.array(inputs, np.int64), np.array(labels, np.int64)
+
+    def splits(self, data: DataConfig) -> tuple[LabelledSplit, LabelledSplit]:
+        if data.paths:
+            raise ValueError("the classify head trains on CPython's documentation topics; data.paths must be empty")
+        inputs, labels = self.examples()
+        order = np.random.default_rng(0).permutation(len(labels))  # fixed: the same held-out set for every run
+        held_out = max(1, round(data.val_fraction * len(labels)))
+        val, train = order[:held_out], order[held_out:]
+        return LabelledSplit(inputs[train], labels[train]), LabelledSplit(inputs[val], labels[val])
+
+    def batch(self, split: LabelledSplit, indices: np.ndarray, rng: np.random.Generator) -> Batch:
+        return Batch(split.inputs[indices], split.labels[indices])
+
+    def eval_metrics(self, mean_loss: float, accuracy: float) -> dict[str, float]:
+        return {"val_loss": mean_loss, "val_accuracy": accuracy}
+
+
+def majority_baseline(split: LabelledSplit) -> float:
+    """The accuracy of always answering the split's most frequent label."""
+    return float(np.bincount(split.labels).max() / len(split))
+
+
+def task(config: BERTConfig) -> MaskedLMTask | TopicTask:
+    if config.head == "mlm":
+        return MaskedLMTask(seq_len=config.block_size)
+    return TopicTask(block_size=config.block_size, num_labels=config.num_labels)
+
+
 FAMILY = Family(
     name="bert",
     config_class=BERTConfig,
     presets=PRESETS,
     state_shapes=state_shapes,
     init_state=init_state,
-    task=lambda config: MaskedLMTask(seq_len=config.block_size),
+    task=task,
     torch_model="models_torch.bert:Encoder",
     tf_model="models_tf.bert:Encoder",
     flops_per_token=BERTConfig.flops_per_token,

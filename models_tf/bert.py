@@ -72,7 +72,8 @@ class MaskedLMHead(tf.Module):
 
 
 class Encoder(tf.Module):
-    """Token ids (B, T) -> masked-LM logits (B, T, vocab_size); PAD_ID positions are padding.
+    """Token ids (B, T) -> masked-LM logits (B, T, vocab_size), or with ``head = "classify"`` class
+    logits (B, num_labels) from the [CLS] position; PAD_ID positions are padding.
 
     ``compute_dtype`` bfloat16 is mixed precision as in the GPT twin: matmuls in bfloat16,
     weights, LayerNorm, softmax and the loss in float32.
@@ -85,7 +86,11 @@ class Encoder(tf.Module):
         self.wpe = Embedding(config.block_size, config.n_embd)
         self.blocks = [Block(config, compute_dtype) for _ in range(config.n_layer)]
         self.ln_f = LayerNorm(config.n_embd, config.layer_norm_eps)
-        self.mlm = MaskedLMHead(config, compute_dtype)
+        if config.head == "mlm":
+            self.mlm = MaskedLMHead(config, compute_dtype)
+        else:
+            self.pooler = Linear(config.n_embd, config.n_embd, compute_dtype=compute_dtype)
+            self.classifier = Linear(config.n_embd, config.num_labels, compute_dtype=compute_dtype)
 
     @property
     def config(self) -> BERTConfig:
@@ -108,4 +113,8 @@ class Encoder(tf.Module):
         x = _dropout(self.wte(tokens) + self.wpe.weight[:T], self.config.dropout, training)  # (B, T, C)
         for block in self.blocks:
             x = block(x, keep, training)  # (B, T, C)
-        return self.mlm(self.ln_f(x), self.wte.weight)  # (B, T, vocab_size)
+        x = self.ln_f(x)
+        if self.config.head == "mlm":
+            return self.mlm(x, self.wte.weight)  # (B, T, vocab_size)
+        pooled = tf.tanh(self.pooler(x[:, 0]))  # (B, C): the [CLS] position
+        return self.classifier(_dropout(pooled, self.config.dropout, training))  # (B, num_labels)

@@ -70,7 +70,8 @@ class MaskedLMHead(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Token ids (B, T) -> masked-LM logits (B, T, vocab_size); PAD_ID positions are padding.
+    """Token ids (B, T) -> masked-LM logits (B, T, vocab_size), or with ``head = "classify"`` class
+    logits (B, num_labels) from the [CLS] position; PAD_ID positions are padding.
 
     ``compute_dtype`` bfloat16 is mixed precision as in the GPT twin: matmuls in bfloat16,
     weights, LayerNorm and the loss in float32.
@@ -83,7 +84,11 @@ class Encoder(nn.Module):
         self.wpe = Embedding(config.block_size, config.n_embd)
         self.blocks = nn.ModuleList(Block(config, compute_dtype) for _ in range(config.n_layer))
         self.ln_f = LayerNorm(config.n_embd, config.layer_norm_eps)
-        self.mlm = MaskedLMHead(config, compute_dtype)
+        if config.head == "mlm":
+            self.mlm = MaskedLMHead(config, compute_dtype)
+        else:
+            self.pooler = Linear(config.n_embd, config.n_embd, compute_dtype=compute_dtype)
+            self.classifier = Linear(config.n_embd, config.num_labels, compute_dtype=compute_dtype)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         check_token_shape(self.config, tuple(tokens.shape), str(tokens.dtype).removeprefix("torch."))
@@ -93,4 +98,8 @@ class Encoder(nn.Module):
         x = F.dropout(self.wte(tokens) + self.wpe.weight[:T], self.config.dropout, self.training)  # (B, T, C)
         for block in self.blocks:
             x = block(x, keep)  # (B, T, C)
-        return self.mlm(self.ln_f(x), self.wte.weight)  # (B, T, vocab_size)
+        x = self.ln_f(x)
+        if self.config.head == "mlm":
+            return self.mlm(x, self.wte.weight)  # (B, T, vocab_size)
+        pooled = torch.tanh(self.pooler(x[:, 0]))  # (B, C): the [CLS] position
+        return self.classifier(F.dropout(pooled, self.config.dropout, self.training))  # (B, num_labels)
