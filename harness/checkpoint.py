@@ -222,3 +222,27 @@ def latest_checkpoint(run_dir: Path, family: Family | None = None, model_config:
         checkpoint.skipped = skipped
         return checkpoint
     raise ValueError(f"no valid checkpoint in {checkpoints_dir(run_dir)}: {'; '.join(skipped)}")
+
+
+def initial_state_from(run_dir: Path, family: Family, fresh: State) -> tuple[State, Checkpoint, list[str]]:
+    """``fresh`` with every tensor that the newest checkpoint of ``run_dir`` (a run of the same
+    family, any head) holds under the same name: e.g. a pretrained encoder under a new task head.
+
+    Returns the state, the checkpoint and the names left fresh; ``ValueError`` when the family
+    differs, a shared name has another shape, or nothing is shared.
+    """
+    source = latest_checkpoint(Path(run_dir))
+    if source.family.name != family.name:
+        raise ValueError(
+            f"--init-from {run_dir}: its checkpoints are of family {source.family.name!r}, not {family.name!r}"
+        )
+    shared = [name for name in fresh if name in source.model]
+    for name in shared:
+        if source.model[name].shape != fresh[name].shape:
+            raise ValueError(
+                f"--init-from {source.path}: {name} has shape {source.model[name].shape} there, "
+                f"{fresh[name].shape} in this model; the two model configs differ"
+            )
+    if not shared:
+        raise ValueError(f"--init-from {source.path}: no tensor of it belongs to this model")
+    return {**fresh, **{name: source.model[name] for name in shared}}, source, [n for n in fresh if n not in shared]

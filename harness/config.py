@@ -48,6 +48,9 @@ class TrainConfig:
     # Label smoothing epsilon of the cross-entropy: the target distribution puts 1 - epsilon on the
     # true class and spreads epsilon uniformly over all classes (Szegedy et al. 2016; torch's rule).
     label_smoothing: float = 0.0
+    # A run directory whose newest checkpoint gives the starting weights of every tensor this model
+    # shares with it (same name and shape: a pretrained encoder under a new head); "" starts fresh.
+    init_from: str = ""
 
     @property
     def windows_per_rank(self) -> int:

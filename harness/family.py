@@ -33,7 +33,7 @@ from typing import Any
 from harness.state import State
 
 ENTRY_POINT_GROUP = "harness.families"  # installed packages register families by name here
-BUILTIN_FAMILIES = {"gpt": "harness.gpt:FAMILY"}
+BUILTIN_FAMILIES = {"gpt": "harness.gpt:FAMILY", "bert": "harness.bert:FAMILY"}
 DEFAULT_FAMILY = "gpt"
 
 

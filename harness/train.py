@@ -23,7 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from harness.backend import Backend, StepOutcome, step_seed
-from harness.checkpoint import Checkpoint, latest_checkpoint, list_checkpoints, remove_partial_checkpoints
+from harness.checkpoint import (
+    Checkpoint,
+    initial_state_from,
+    latest_checkpoint,
+    list_checkpoints,
+    remove_partial_checkpoints,
+)
 from harness.config import RunConfig, TrainConfig
 from harness.data import BatchOrder, Split
 from harness.distributed import Distributed
@@ -32,7 +38,7 @@ from harness.frameworks import framework_module
 from harness.hooks import METRICS_FILE, Checkpointer, Evaluator, Hook, Hooks, Reporter, Throughput, Watchdog
 from harness.preemption import StopRequest, exit_code, signal_name
 from harness.rundir import hold_run_dir
-from harness.state import state_checksum
+from harness.state import State, state_checksum
 from harness.tasks import Task
 
 __all__ = [
@@ -310,6 +316,18 @@ def open_resume_point(run_dir: Path, family: Family, config: RunConfig, resume: 
     return checkpoint
 
 
+def initial_state(init_from: str, family: Family, fresh: State) -> State:
+    """``fresh`` with the tensors of ``init_from``'s newest checkpoint, saying on stderr what it took."""
+    state, source, left_fresh = initial_state_from(Path(init_from), family, fresh)
+    print(
+        f"initialised {len(fresh) - len(left_fresh)} tensors from {source.path} (step {source.step}); "
+        f"fresh: {', '.join(left_fresh) or 'none'}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return state
+
+
 def run(
     framework: str,
     family: Family,
@@ -359,6 +377,8 @@ def train_rank(
     if checkpoint is not None:
         backend.import_model_state(checkpoint.model)
         backend.import_optimizer_state(checkpoint.optimizer)
+    elif t.init_from and is_main:  # the broadcast below gives every rank rank 0's weights
+        backend.import_model_state(initial_state(t.init_from, family, backend.export_model_state()))
 
     meter = Throughput()
     reporter = Reporter(run_dir, t.steps, progress, log_loss_scale=t.precision == "fp16")

@@ -213,6 +213,13 @@ FAMILY_HELP = "Model family: gpt (default), a name registered under harness.fami
     help="Elastic: steps between in-memory commits; a failure loses at most this many steps.",
 )
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --run-dir.")
+@click.option(
+    "--init-from",
+    default=None,
+    callback=non_empty,
+    type=click.Path(file_okay=False),
+    help="Start from the tensors this model shares with another run's newest checkpoint (e.g. a pretrained encoder).",
+)
 @click.option("--progress/--no-progress", default=True, help="Rank 0's progress bar.")
 def train(
     framework,
@@ -235,12 +242,14 @@ def train(
     elastic_timeout,
     commit_every,
     resume,
+    init_from,
     progress,
 ):
     """Train a model family with one framework, under horovodrun when --np > 1.
 
     Started by a user's own horovodrun (HOROVOD_RANK set), it runs as one rank of that job.
     """
+    from harness.checkpoint import initial_state_from
     from harness.data import BatchOrder
     from harness.elastic import collect_waiting_survivors
     from harness.preemption import StopRequest
@@ -249,6 +258,7 @@ def train(
 
     run_dir = os.path.abspath(run_dir)
     sets = [*overrides, *([f"train.steps={steps}"] if steps is not None else [])]
+    sets += [f"train.init_from={os.path.abspath(init_from)}"] if init_from else []
     try:
         check_framework(framework)
         chosen, config = load_run_config(model, config_file, sets, family)
@@ -266,6 +276,8 @@ def train(
         largest = max(bounds[1], num_ranks) if bounds else num_ranks
         BatchOrder(len(train_split), config.train.windows_per_rank, largest, config.train.seed)
         start = resume_point(run_dir, chosen, config, resume)
+        if config.train.init_from and not resume:  # refuse a source that does not fit, before any rank starts
+            initial_state_from(Path(config.train.init_from), chosen, chosen.init_state(config.model, 0))
         if num_ranks == 1 and not hosts and not hostfile and not elastic:
             _train_here(framework, chosen, config, run_dir, resume, progress, None, hooks)
             return

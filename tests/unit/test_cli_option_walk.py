@@ -29,6 +29,7 @@ BAD = {
         "--min-np": NUMBER,
         "--max-np": NUMBER,
         "--commit-every": NUMBER,
+        "--init-from": ["", "/no/such/run", "{file}"],
     },
     "generate": {
         "--run-dir": ["", "{file}"],

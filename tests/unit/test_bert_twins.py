@@ -1,0 +1,186 @@
+"""The BERT-style twins compute the same function from the same weights (fp32, CPU), padding never
+reaches a real position, and the masked-LM batches follow BERT's recipe."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import torch
+
+from harness.bert import CLS_ID, FAMILY, MASK_ID, PAD_ID, BERTConfig, MaskedLMTask, init_state, state_shapes
+from harness.data import encode, train_val_split
+from models_tf import bert as tf_bert
+from models_tf import ops as tf_ops
+from models_torch import bert as torch_bert
+from models_torch import ops as torch_ops
+
+CONFIGS = {
+    "tiny": FAMILY.preset("tiny"),
+    # Odd sizes everywhere and a vocabulary with room beyond the special ids.
+    "odd": BERTConfig(vocab_size=263, n_layer=3, n_head=3, n_embd=21, mlp_hidden=37, block_size=13),
+    # Dropout is part of the config but inactive in inference mode.
+    "dropout": BERTConfig(n_layer=2, n_head=4, n_embd=32, mlp_hidden=64, block_size=16, dropout=0.3),
+}
+TEXT = encode("The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs. " * 40)
+
+
+def twins(config: BERTConfig, seed: int = 0):
+    state = init_state(config, seed)
+    pt = torch_bert.Encoder(config)
+    torch_ops.import_state(pt, state)
+    pt.eval()
+    tfm = tf_bert.Encoder(config)
+    tf_ops.import_state(tfm, state)
+    return pt, tfm
+
+
+def masked_batch(config: BERTConfig, count: int = 4, padded: int = 3, seed: int = 1):
+    """A masked-LM batch whose last example ends in ``padded`` PAD positions (weight 0)."""
+    split, _ = train_val_split(TEXT, config.block_size - 1, 0.1)
+    batch = MaskedLMTask(config.block_size).batch(split, np.arange(count), np.random.default_rng(seed))
+    inputs, weights = batch.inputs.copy(), batch.weights.copy()
+    if padded:
+        inputs[-1, -padded:], weights[-1, -padded:] = PAD_ID, 0.0
+    return inputs, batch.targets, weights
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_same_weights_give_same_logits_and_loss(name):
+    config = CONFIGS[name]
+    pt, tfm = twins(config)
+    x, y, w = masked_batch(config)
+    with torch.no_grad():
+        pt_logits = pt(torch.from_numpy(x))
+        pt_loss = torch_ops.cross_entropy(pt_logits, torch.from_numpy(y), torch.from_numpy(w)).item()
+    tf_logits = tfm(tf.constant(x), training=False)
+    tf_loss = float(tf_ops.cross_entropy(tf_logits, tf.constant(y), tf.constant(w)))
+    assert pt_logits.shape == tuple(tf_logits.shape) == (4, config.block_size, config.vocab_size)
+    assert np.max(np.abs(pt_logits.numpy() - tf_logits.numpy())) <= 1e-5
+    assert abs(pt_loss - tf_loss) / abs(pt_loss) <= 1e-5
+    assert abs(pt_loss - np.log(config.vocab_size)) < 0.1  # untrained: nearly uniform
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_gradients_agree_for_every_parameter(name):
+    config = CONFIGS[name]
+    pt, tfm = twins(config)
+    x, y, w = masked_batch(config)
+    torch_ops.cross_entropy(pt(torch.from_numpy(x)), torch.from_numpy(y), torch.from_numpy(w)).backward()
+    pt_grads = {n: p.grad.numpy() for n, p in pt.named_parameters()}
+    names, variables = zip(*tf_ops.named_parameters(tfm), strict=True)
+    with tf.GradientTape() as tape:
+        loss = tf_ops.cross_entropy(tfm(tf.constant(x), training=False), tf.constant(y), tf.constant(w))
+    tf_grads = dict(zip(names, (tf.convert_to_tensor(g).numpy() for g in tape.gradient(loss, variables)), strict=True))
+    assert pt_grads.keys() == tf_grads.keys() == state_shapes(config).keys()
+    for n, g in pt_grads.items():
+        norm = np.linalg.norm(g)
+        assert norm > 0, f"{n} has a zero gradient"
+        assert np.max(np.abs(g - tf_grads[n])) <= 1e-4 * norm, n
+
+
+@pytest.mark.parametrize("name", ["tiny", "odd"])
+def test_padding_never_changes_the_outputs_of_real_positions(name):
+    config = CONFIGS[name]
+    pt, tfm = twins(config)
+    x, _, _ = masked_batch(config, count=1, padded=0)
+    real = config.block_size - 4
+    padded = x.copy()
+    padded[:, real:] = PAD_ID
+    with torch.no_grad():
+        pt_short, pt_padded = pt(torch.from_numpy(x[:, :real])).numpy(), pt(torch.from_numpy(padded)).numpy()
+    tf_short, tf_padded = tfm(tf.constant(x[:, :real])).numpy(), tfm(tf.constant(padded)).numpy()
+    assert np.max(np.abs(pt_padded[:, :real] - pt_short)) <= 1e-5
+    assert np.max(np.abs(tf_padded[:, :real] - tf_short)) <= 1e-5
+
+
+def test_masked_lm_batches_follow_berts_recipe_and_repeat_from_the_seed():
+    config = BERTConfig(block_size=33)
+    split, _ = train_val_split(TEXT, config.block_size - 1, 0.1)
+    task = MaskedLMTask(config.block_size)
+    indices = np.arange(min(len(split), 60))
+    batch = task.batch(split, indices, np.random.default_rng(7))
+    again = task.batch(split, indices, np.random.default_rng(7))
+    assert np.array_equal(batch.inputs, again.inputs) and np.array_equal(batch.weights, again.weights)
+    windows, _ = split.windows(indices)
+    assert (batch.targets[:, 0] == CLS_ID).all() and np.array_equal(batch.targets[:, 1:], windows)
+    chosen = batch.weights > 0
+    assert (chosen.sum(axis=1) == round(0.15 * 32)).all() and not chosen[:, 0].any()  # 15 %, never [CLS]
+    assert np.array_equal(batch.inputs[~chosen], batch.targets[~chosen])  # only chosen positions change
+    masked = (batch.inputs == MASK_ID)[chosen].mean()
+    kept = (batch.inputs == batch.targets)[chosen].mean()
+    assert 0.7 < masked < 0.9 and 0.05 < kept < 0.2  # 80 % [MASK]; 10 % kept (+ random draws of the same byte)
+    assert batch.inputs.max() < config.vocab_size and not (batch.inputs == PAD_ID).any()
+
+
+CLASSIFY = {
+    "tiny-classify": FAMILY.preset("tiny-classify"),
+    "odd-classify": BERTConfig(
+        n_layer=2, n_head=3, n_embd=21, mlp_hidden=37, block_size=13, head="classify", num_labels=5
+    ),
+}
+
+
+def labelled_batch(config: BERTConfig, count: int = 5, seed: int = 2):
+    """[CLS] + bytes of varying lengths, padded: what TopicTask feeds the classify head."""
+    rng = np.random.default_rng(seed)
+    inputs = np.full((count, config.block_size), PAD_ID, np.int64)
+    for row, length in enumerate(rng.integers(2, config.block_size + 1, count)):
+        inputs[row, :length] = [CLS_ID, *rng.integers(0, 256, length - 1)]
+    return inputs, rng.integers(0, config.num_labels, count)
+
+
+@pytest.mark.parametrize("name", CLASSIFY)
+def test_the_classify_heads_agree_in_logits_loss_and_gradients(name):
+    config = CLASSIFY[name]
+    pt, tfm = twins(config)
+    x, y = labelled_batch(config)
+    pt_logits = pt(torch.from_numpy(x))
+    pt_loss = torch_ops.cross_entropy(pt_logits, torch.from_numpy(y))
+    pt_loss.backward()
+    names, variables = zip(*tf_ops.named_parameters(tfm), strict=True)
+    with tf.GradientTape() as tape:
+        tf_logits = tfm(tf.constant(x), training=False)
+        tf_loss = tf_ops.cross_entropy(tf_logits, tf.constant(y))
+    tf_grads = dict(
+        zip(names, (tf.convert_to_tensor(g).numpy() for g in tape.gradient(tf_loss, variables)), strict=True)
+    )
+    assert pt_logits.shape == tuple(tf_logits.shape) == (5, config.num_labels)
+    assert np.max(np.abs(pt_logits.detach().numpy() - tf_logits.numpy())) <= 1e-5
+    assert abs(pt_loss.item() - float(tf_loss)) / pt_loss.item() <= 1e-5
+    assert tf_grads.keys() == state_shapes(config).keys() and "classifier.weight" in tf_grads
+    for n, p in pt.named_parameters():
+        norm = np.linalg.norm(p.grad.numpy())
+        assert norm > 0 and np.max(np.abs(p.grad.numpy() - tf_grads[n])) <= 1e-4 * norm, n
+
+
+def test_an_encoder_pretrained_with_the_mlm_head_initialises_the_classifier(tmp_path):
+    from harness.checkpoint import initial_state_from, save_checkpoint
+    from harness.state import zero_optimizer_state
+
+    mlm, classify = FAMILY.preset("tiny"), FAMILY.preset("tiny-classify")
+    pretrained = init_state(mlm, seed=5)
+    record = {"family": "bert", "config": {"model": dataclasses.asdict(mlm)}}
+    save_checkpoint(tmp_path, 40, pretrained, zero_optimizer_state(state_shapes(mlm)), record, keep=1)
+    fresh = init_state(classify, seed=6)
+    state, source, left_fresh = initial_state_from(tmp_path, FAMILY, fresh)
+    assert source.step == 40
+    assert left_fresh == ["pooler.weight", "pooler.bias", "classifier.weight", "classifier.bias"]
+    assert all(np.array_equal(state[n], pretrained[n]) for n in state if n not in left_fresh)
+    assert all(np.array_equal(state[n], fresh[n]) for n in left_fresh)
+    wider = BERTConfig(n_layer=2, n_head=2, n_embd=64, mlp_hidden=128, block_size=32, head="classify")
+    with pytest.raises(ValueError, match=r"wte.weight has shape \(259, 32\) there, \(259, 64\) in this model"):
+        initial_state_from(tmp_path, FAMILY, init_state(wider, seed=0))
+
+
+def test_the_topic_task_holds_out_a_fixed_balanced_set_of_padded_paragraphs():
+    from harness.bert import TopicTask, majority_baseline
+    from harness.config import DataConfig
+
+    train, val = TopicTask(block_size=128, num_labels=8).splits(DataConfig(val_fraction=0.2))
+    again, _ = TopicTask(block_size=128, num_labels=8).splits(DataConfig(val_fraction=0.2))
+    assert np.array_equal(train.inputs, again.inputs) and len(val) == round(0.2 * (len(train) + len(val)))
+    assert (train.inputs[:, 0] == CLS_ID).all() and set(np.unique(train.labels)) == set(range(8))
+    lengths = (train.inputs != PAD_ID).sum(axis=1)
+    assert lengths.min() < 100 and lengths.max() == 128  # padded, and cut to the block
+    assert majority_baseline(val) < 0.25  # eight roughly equal classes
