@@ -81,7 +81,7 @@ def test_the_config_file_chooses_the_family_and_sets_its_keys(user_module, tmp_p
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("nosuch", r"unknown model family 'nosuch'; expected one of \['gpt'\] or MODULE:ATTR"),
+        ("nosuch", r"unknown model family 'nosuch'; expected one of \['bert', 'gpt'\] or MODULE:ATTR"),
         ("no_such_module:FAMILY", r"cannot import module 'no_such_module' .*is it on PYTHONPATH\?"),
         ("bigram_family:NOPE", "module 'bigram_family' has no attribute 'NOPE'"),
         ("bigram_family:NOT_A_FAMILY", "model family 'bigram_family:NOT_A_FAMILY' is a int, expected a"),
