@@ -73,7 +73,7 @@ class MaskedLMHead(tf.Module):
 
 class Encoder(tf.Module):
     """Token ids (B, T) -> masked-LM logits (B, T, vocab_size), or with ``head = "classify"`` class
-    logits (B, num_labels) from the [CLS] position; PAD_ID positions are padding.
+    logits (B, num_labels) from the mean of the real positions' outputs; PAD_ID positions are padding.
 
     ``compute_dtype`` bfloat16 is mixed precision as in the GPT twin: matmuls in bfloat16,
     weights, LayerNorm, softmax and the loss in float32.
@@ -116,5 +116,7 @@ class Encoder(tf.Module):
         x = self.ln_f(x)
         if self.config.head == "mlm":
             return self.mlm(x, self.wte.weight)  # (B, T, vocab_size)
-        pooled = tf.tanh(self.pooler(x[:, 0]))  # (B, C): the [CLS] position
+        weights = tf.cast(keep[:, 0, 0, :, None], tf.float32)  # (B, T, 1): 1 at real tokens
+        mean = tf.reduce_sum(x * weights, axis=1) / tf.reduce_sum(weights, axis=1)  # (B, C): the mean over real tokens
+        pooled = tf.tanh(self.pooler(mean))  # (B, C)
         return self.classifier(_dropout(pooled, self.config.dropout, training))  # (B, num_labels)

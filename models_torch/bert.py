@@ -71,7 +71,7 @@ class MaskedLMHead(nn.Module):
 
 class Encoder(nn.Module):
     """Token ids (B, T) -> masked-LM logits (B, T, vocab_size), or with ``head = "classify"`` class
-    logits (B, num_labels) from the [CLS] position; PAD_ID positions are padding.
+    logits (B, num_labels) from the mean of the real positions' outputs; PAD_ID positions are padding.
 
     ``compute_dtype`` bfloat16 is mixed precision as in the GPT twin: matmuls in bfloat16,
     weights, LayerNorm and the loss in float32.
@@ -101,5 +101,7 @@ class Encoder(nn.Module):
         x = self.ln_f(x)
         if self.config.head == "mlm":
             return self.mlm(x, self.wte.weight)  # (B, T, vocab_size)
-        pooled = torch.tanh(self.pooler(x[:, 0]))  # (B, C): the [CLS] position
+        weights = keep[:, 0, 0, :, None].float()  # (B, T, 1): 1 at real tokens
+        mean = (x * weights).sum(dim=1) / weights.sum(dim=1)  # (B, C): the mean over real tokens
+        pooled = torch.tanh(self.pooler(mean))  # (B, C)
         return self.classifier(F.dropout(pooled, self.config.dropout, self.training))  # (B, num_labels)
