@@ -7,8 +7,9 @@ at PAD positions are masked out of attention, so padding never changes another p
 MASK_ID (the masked-LM's [MASK]) and CLS_ID (first position of every sequence). Blocks are
 pre-LayerNorm, as in the GPT twin (stabler without warm-up tuning than BERT's original post-LN);
 positions are learned. The masked-LM head is BERT's: a dense layer, GELU, LayerNorm, then the token
-embedding (tied) plus a per-token bias. The classification head is BERT's too: the [CLS] position's
-output through a tanh "pooler", then a linear classifier.
+embedding (tied) plus a per-token bias. The classification head pools the mean of the real
+(non-PAD) positions' outputs (without BERT's next-sentence task nothing trains [CLS] to summarise),
+then BERT's tanh "pooler" layer and a linear classifier.
 
 Neutral state (float32, Linear weights (out_features, in_features), as in harness/gpt.py):
 
