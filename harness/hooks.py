@@ -220,19 +220,19 @@ def evaluate(backend: Backend, task, split: Split, batch_size: int, seed: int) -
 
 
 class Evaluator(Hook):
-    """Rank 0 evaluates the whole validation split every ``every`` steps and at the last."""
+    """Rank 0 evaluates the whole validation split every ``every`` steps and at the last, and hands
+    the metrics to each of ``logs`` (objects with ``log_eval(step, metrics)``: the Reporter, TensorBoard)."""
 
-    def __init__(
-        self, backend: Backend, task, split: Split, config: EvalConfig, train: TrainConfig, reporter: Reporter
-    ):
+    def __init__(self, backend: Backend, task, split: Split, config: EvalConfig, train: TrainConfig, logs: list):
         self.backend, self.task, self.split, self.config, self.train = backend, task, split, config, train
-        self.reporter = reporter
+        self.logs = logs
         self.last: dict[str, float] = {}
 
     def after_step(self, report: StepReport, position: LoopPosition) -> None:
         if due(self.config.every, report.step, self.train.steps):
             self.last = evaluate(self.backend, self.task, self.split, self.config.batch_size, self.train.seed)
-            self.reporter.log_eval(report.step, self.last)
+            for log in self.logs:
+                log.log_eval(report.step, self.last)
 
 
 class Checkpointer(Hook):

@@ -40,6 +40,7 @@ from harness.preemption import StopRequest, exit_code, signal_name
 from harness.rundir import hold_run_dir
 from harness.state import State, state_checksum
 from harness.tasks import Task
+from harness.tensorboard import TensorBoard
 
 __all__ = [
     "METRICS_FILE",
@@ -338,10 +339,12 @@ def run(
     progress: bool = True,
     elastic: ElasticSettings | None = None,
     hooks: Iterable[Hook] = (),
+    tensorboard: bool = True,
 ) -> RunSummary | None:
     """Train ``family`` with ``framework`` under Horovod in this process: one rank of a horovodrun
     job, or alone at size 1. Rank 0 returns the summary (also written to RUN_DIR/summary.json),
-    the other ranks None. ``hooks`` run after the loop's own, on every rank. Rank 0 holds the run
+    the other ranks None. ``hooks`` run after the loop's own, on every rank. With ``tensorboard``
+    rank 0 also writes TensorBoard event files into RUN_DIR/tb. Rank 0 holds the run
     directory for the whole run (``harness.rundir``): a second job on it is refused.
 
     SIGTERM or SIGINT during training (on any rank) stops every rank after the same step; rank 0
@@ -350,7 +353,7 @@ def run(
     """
     dist: Distributed = framework_module(framework, "distributed").init_distributed()
     with hold_run_dir(run_dir) if dist.rank == 0 else contextlib.nullcontext():
-        return train_rank(dist, framework, family, config, Path(run_dir), resume, progress, elastic, hooks)
+        return train_rank(dist, framework, family, config, Path(run_dir), resume, progress, elastic, hooks, tensorboard)
 
 
 def train_rank(
@@ -363,6 +366,7 @@ def train_rank(
     progress: bool,
     elastic: ElasticSettings | None,
     hooks: Iterable[Hook],
+    tensorboard: bool,
 ) -> RunSummary | None:
     """``run``'s work on one rank, once the job has the run directory."""
     is_main, t = dist.rank == 0, config.train
@@ -382,7 +386,8 @@ def train_rank(
 
     meter = Throughput()
     reporter = Reporter(run_dir, t.steps, progress, log_loss_scale=t.precision == "fp16")
-    evaluator = Evaluator(backend, task, val_split, config.eval, t, reporter)
+    board = TensorBoard(run_dir, log_loss_scale=t.precision == "fp16") if tensorboard and is_main else None
+    evaluator = Evaluator(backend, task, val_split, config.eval, t, [reporter, *([board] if board else [])])
     record = {"framework": framework, "family": family.spec, "config": config.to_dict()}
     checkpointer = Checkpointer(
         run_dir, backend, config.checkpoint.every, config.checkpoint.keep, t.steps, record,
@@ -393,7 +398,7 @@ def train_rank(
     if hang_timeout > 0 and dist.size > 1 and elastic is None:
         loop_hooks.append(Watchdog(dist.rank, hang_timeout))
     # Rank 0 logs, evaluates and writes before any commit: a commit may end an elastic attempt.
-    loop_hooks += [*([reporter, evaluator, checkpointer] if is_main else []), *hooks]
+    loop_hooks += [*([reporter, evaluator, checkpointer] if is_main else []), *([board] if board else []), *hooks]
     trainer = Trainer(backend, task, train_split, t, dist, loop_hooks)
 
     try:

@@ -221,6 +221,7 @@ FAMILY_HELP = "Model family: gpt (default), a name registered under harness.fami
     help="Start from the tensors this model shares with another run's newest checkpoint (e.g. a pretrained encoder).",
 )
 @click.option("--progress/--no-progress", default=True, help="Rank 0's progress bar.")
+@click.option("--tensorboard/--no-tensorboard", default=True, help="Rank 0's TensorBoard event files in RUN_DIR/tb.")
 def train(
     framework,
     num_ranks,
@@ -244,6 +245,7 @@ def train(
     resume,
     init_from,
     progress,
+    tensorboard,
 ):
     """Train a model family with one framework, under horovodrun when --np > 1.
 
@@ -267,7 +269,7 @@ def train(
         settings = ElasticSettings(commit_every) if elastic else None
         hooks = [load_hook(spec) for spec in hook_specs]
         if "HOROVOD_RANK" in os.environ:  # one rank of a (possibly elastic) horovodrun job
-            _train_here(framework, chosen, config, run_dir, resume, progress, settings, hooks)
+            _train_here(framework, chosen, config, run_dir, resume, progress, settings, hooks, tensorboard)
             return
         bounds = (min_np or 1, max_np or num_ranks) if elastic else None
         # Check everything checkable here, before any rank starts and before anything is written.
@@ -279,11 +281,11 @@ def train(
         if config.train.init_from and not resume:  # refuse a source that does not fit, before any rank starts
             initial_state_from(Path(config.train.init_from), chosen, chosen.init_state(config.model, 0))
         if num_ranks == 1 and not hosts and not hostfile and not elastic:
-            _train_here(framework, chosen, config, run_dir, resume, progress, None, hooks)
+            _train_here(framework, chosen, config, run_dir, resume, progress, None, hooks, tensorboard)
             return
         program = train_argv(
             framework, run_dir, model, num_ranks, sets, config_file, resume, progress,
-            commit_every if elastic else 0, family=chosen.spec, hooks=hook_specs,
+            commit_every if elastic else 0, family=chosen.spec, hooks=hook_specs, tensorboard=tensorboard,
         )  # fmt: skip
         stop = StopRequest()  # SIGTERM/SIGINT while the ranks run: they checkpoint and stop
         collect_waiting_survivors(run_dir)  # marks a killed job may have left
@@ -352,13 +354,21 @@ def load_hook(spec: str):
     return hook
 
 
-def _train_here(framework, family, config, run_dir, resume, progress, elastic, hooks) -> None:
+def _train_here(framework, family, config, run_dir, resume, progress, elastic, hooks, tensorboard) -> None:
     from harness import train as loop
     from harness.rundir import DiskFullError
 
     try:
         summary = loop.run(
-            framework, family, config, run_dir, resume=resume, progress=progress, elastic=elastic, hooks=hooks
+            framework,
+            family,
+            config,
+            run_dir,
+            resume=resume,
+            progress=progress,
+            elastic=elastic,
+            hooks=hooks,
+            tensorboard=tensorboard,
         )
     except (loop.NonFiniteError, DiskFullError, ValueError) as err:
         raise click.ClickException(str(err)) from None

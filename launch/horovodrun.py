@@ -80,10 +80,12 @@ def train_argv(
     elastic_commit_every: int = 0,
     family: str | None = None,
     hooks: tuple[str, ...] = (),
+    tensorboard: bool = True,
 ) -> list[str]:
     """The ``harness train`` command line (run with this interpreter) for these settings."""
     argv = [sys.executable, "-m", "launch.cli", "train", "--framework", framework, "--model", model]
     argv += ["--run-dir", str(run_dir), "--np", str(num_ranks), "--progress" if progress else "--no-progress"]
+    argv += [] if tensorboard else ["--no-tensorboard"]
     argv += ["--family", family] if family else []
     argv += [arg for hook in hooks for arg in ("--hook", hook)]
     argv += ["--config", os.path.abspath(config_file)] if config_file else []

@@ -31,7 +31,8 @@ def test_replicas_agree_after_broadcast_and_training_and_only_rank_0_writes(fram
     assert len(set(summary["weights_sha256_per_rank"])) == 1
     assert results[1]["summary"] is None
     # Only rank 0 wrote: rank 1's run directory was never created.
-    assert sorted(p.name for p in (tmp_path / "rank0").iterdir()) == ["checkpoints", "metrics.jsonl", "summary.json"]
+    written = sorted(p.name for p in (tmp_path / "rank0").iterdir())
+    assert written == ["checkpoints", "metrics.jsonl", "summary.json", "tb"]
     assert [step for step, _ in list_checkpoints(tmp_path / "rank0")] == [10, 20]
     assert not (tmp_path / "rank1").exists()
 
@@ -51,6 +52,7 @@ def test_resume_continues_the_loss_sequence_and_validation_loss_falls(framework,
     assert list(val) == [10, 20, 30]
     assert val[10] > val[20] > val[30], val
     assert val[30] < np.log(256) - 1.0  # well below the untrained model's log(vocab)
+    assert_tensorboard_holds(run_dir, uninterrupted)
 
     # The rank-0 evaluation equals a single-process evaluation of the saved weights.
     family, config = load_run_config("tiny")
@@ -74,6 +76,23 @@ def test_resume_continues_the_loss_sequence_and_validation_loss_falls(framework,
     samples = [generate(run_dir, fw) for fw in FRAMEWORKS]
     assert samples[0] == samples[1]
     assert samples[0].startswith("def ") and len(samples[0].encode()) >= len("def ") + 20
+
+
+def assert_tensorboard_holds(run_dir, records) -> None:
+    """RUN_DIR/tb, read back with TensorBoard's own reader, holds what metrics.jsonl holds."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tb"))
+    events.Reload()
+    expected = {"train/loss", "train/lr", "train/grad_norm", "train/tokens_per_s", "val/loss"}
+    assert expected <= set(events.Tags()["scalars"])
+    board = {e.step: e.value for e in events.Scalars("train/loss")}
+    logged = train_loss_by_step(records)
+    assert sorted(board) == sorted(logged)
+    assert all(abs(board[step] - loss) <= 1e-6 * abs(loss) for step, loss in logged.items())  # float32 there
+    assert {e.step: round(e.value, 4) for e in events.Scalars("val/loss")} == {
+        step: round(loss, 4) for step, loss in val_loss_by_step(records).items()
+    }
 
 
 def generate(run_dir, framework) -> str:
@@ -111,10 +130,11 @@ print(float(np.concatenate(losses).mean()))
 def test_the_training_entry_runs_under_a_users_own_horovodrun(tmp_path):
     """`horovodrun -np 2 ... harness train` (no --np): each process runs as one rank of that job."""
     harness_cli = [sys.executable, "-m", "launch.cli", "train", "--framework", "torch", "--model", "tiny"]
-    harness_cli += ["--steps", "6", "--run-dir", str(tmp_path / "run"), "--no-progress"]
+    harness_cli += ["--steps", "6", "--run-dir", str(tmp_path / "run"), "--no-progress", "--no-tensorboard"]
     proc = run_horovodrun(2, harness_cli, capture=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 6
     assert len(set(summary["weights_sha256_per_rank"])) == 1
     assert "[0]<stdout>:torch x2: 6 steps" in proc.stdout
+    assert not (tmp_path / "run" / "tb").exists()
