@@ -76,9 +76,9 @@ def test_a_rank_stuck_in_python_fails_the_job_within_the_hang_timeout(tmp_path):
     job = run_job("faults.py", *args, expect_success=False, hang_timeout=10, timeout=300)
     elapsed = time.monotonic() - began
     assert job.returncode != 0, job.report()
-    assert (
-        "Error: rank 0 completed no step for 10 s (last: step 3): another rank stopped responding" in (job.stderr[0])
-    ), job.report()
+    # Both ranks' watchdogs started their clocks at step 3; whichever fires first ends the job.
+    watchdog = "completed no step for 10 s (last: step 3): another rank stopped responding"
+    assert any(f"Error: rank {rank} {watchdog}" in job.stderr[rank] for rank in (0, 1)), job.report()
     assert elapsed < 120, f"took {elapsed:.0f} s to notice a stuck rank with --hang-timeout 10"
     print(f"stuck rank, --hang-timeout 10: the whole job (start-up included) ended after {elapsed:.1f} s")
 
