@@ -328,16 +328,16 @@ def _explain_failure(run_dir, family, config, start_step, stop, returncode, surv
             f"elastic job ended: {len(survivors)} rank(s) left, fewer than --min-np {min_ranks}; waited {waited:.0f} s "
             f"for more hosts (--elastic-timeout); {resume_from}"
         )
+    cause = signal_name(stop.signal) if stop.requested else "a stop signal sent to the ranks"
     if latest is not None and latest.step > start_step and latest.trainer.get("stopped"):
         # The ranks stopped on a signal (sent here, or to them directly) and rank 0 saved the step.
         click.echo(
-            f"stopped by {signal_name(stop.signal)} after step {latest.step}; checkpoint {latest.path}: "
-            "--resume continues from it",
+            f"stopped by {cause} after step {latest.step}; checkpoint {latest.path}: --resume continues from it",
             err=True,
         )
         sys.exit(exit_code(stop.signal))
     if stop.requested:
-        click.echo(f"stopped by {signal_name(stop.signal)} before a step completed; nothing new to resume", err=True)
+        click.echo(f"stopped by {cause} before a step completed; nothing new to resume", err=True)
         sys.exit(exit_code(stop.signal))
     raise click.ClickException(f"training failed: horovodrun exited with code {returncode}")
 
