@@ -39,7 +39,6 @@ Neutral state (float32, Linear weights (out_features, in_features), as in harnes
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -49,6 +48,7 @@ import numpy as np
 from harness.config import DataConfig
 from harness.data import Split, load_corpus, train_val_split
 from harness.family import Family
+from harness.gpt import block_shapes, gpt2_init
 from harness.state import State
 from harness.tasks import Batch
 
@@ -134,45 +134,11 @@ PRESETS = {
 }
 
 
-def check_token_shape(config: BERTConfig, shape: tuple, dtype_name: str) -> None:
-    """Validate a token batch's static properties; both twins raise these exact messages."""
-    if len(shape) != 2:
-        raise ValueError(f"tokens must have shape (batch, seq_len), received shape {tuple(shape)}")
-    if "int" not in dtype_name:
-        raise ValueError(f"tokens must be an integer tensor, received dtype {dtype_name}")
-    if shape[1] is not None and shape[1] > config.block_size:
-        raise ValueError(f"sequence length {shape[1]} exceeds the model's block_size {config.block_size}")
-
-
-def token_range_message(config: BERTConfig) -> str:
-    return f"token ids must be in [0, {config.vocab_size}), the model's vocab_size"
-
-
-def check_token_range(config: BERTConfig, min_id: int, max_id: int) -> None:
-    if min_id < 0 or max_id >= config.vocab_size:
-        raise ValueError(f"{token_range_message(config)}; received ids in [{min_id}, {max_id}]")
-
-
 def state_shapes(config: BERTConfig) -> dict[str, tuple[int, ...]]:
     """Every parameter's name and shape, in the twins' registration order."""
     d, h = config.n_embd, config.mlp_hidden
     shapes: dict[str, tuple[int, ...]] = {"wte.weight": (config.vocab_size, d), "wpe.weight": (config.block_size, d)}
-    for i in range(config.n_layer):
-        p = f"blocks.{i}."
-        shapes |= {
-            p + "ln_1.weight": (d,),
-            p + "ln_1.bias": (d,),
-            p + "attn.qkv.weight": (3 * d, d),
-            p + "attn.qkv.bias": (3 * d,),
-            p + "attn.proj.weight": (d, d),
-            p + "attn.proj.bias": (d,),
-            p + "ln_2.weight": (d,),
-            p + "ln_2.bias": (d,),
-            p + "mlp.fc.weight": (h, d),
-            p + "mlp.fc.bias": (h,),
-            p + "mlp.proj.weight": (d, h),
-            p + "mlp.proj.bias": (d,),
-        }
+    shapes |= block_shapes(config.n_layer, d, h)
     shapes |= {"ln_f.weight": (d,), "ln_f.bias": (d,)}
     if config.head == "mlm":
         return shapes | {
@@ -191,22 +157,8 @@ def state_shapes(config: BERTConfig) -> dict[str, tuple[int, ...]]:
 
 
 def init_state(config: BERTConfig, seed: int) -> State:
-    """Weights ~ N(0, 0.02), residual projections ~ N(0, 0.02 / sqrt(2 L)), biases 0, LayerNorm
-    scales 1 (GPT-2's rule, as in harness/gpt.py), drawn in numpy for both twins."""
-    rng = np.random.default_rng(seed)
-    residual_std = 0.02 / math.sqrt(2 * config.n_layer)
-    state = {}
-    for name, shape in state_shapes(config).items():
-        if name.endswith("bias"):
-            value = np.zeros(shape)
-        elif ".ln" in name or name.startswith("ln_"):
-            value = np.ones(shape)
-        elif name.endswith("proj.weight"):
-            value = rng.normal(0.0, residual_std, shape)
-        else:
-            value = rng.normal(0.0, 0.02, shape)
-        state[name] = value.astype(np.float32)
-    return state
+    """GPT-2's initialisation rule (harness/gpt.py ``gpt2_init``), for both twins."""
+    return gpt2_init(state_shapes(config), config.n_layer, seed)
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,8 @@ PRESETS = {
 
 
 def check_token_shape(config: GPTConfig, shape: tuple, dtype_name: str) -> None:
-    """Validate a token batch's static properties; both twins raise these exact messages."""
+    """Validate a token batch's static properties; both twins raise these exact messages (of any
+    family whose config has ``block_size`` and ``vocab_size``: harness/bert.py uses them too)."""
     if len(shape) != 2:
         raise ValueError(f"tokens must have shape (batch, seq_len), received shape {tuple(shape)}")
     if "int" not in dtype_name:
@@ -144,13 +145,11 @@ def check_token_range(config: GPTConfig, min_id: int, max_id: int) -> None:
         raise ValueError(f"{token_range_message(config)}; received ids in [{min_id}, {max_id}]")
 
 
-def state_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:
-    """Every parameter's name and shape, in the twins' registration order."""
-    d, h = config.n_embd, config.mlp_hidden
-    shapes: dict[str, tuple[int, ...]] = {"wte.weight": (config.vocab_size, d)}
-    if config.pos_encoding == "learned":
-        shapes["wpe.weight"] = (config.block_size, d)
-    for i in range(config.n_layer):
+def block_shapes(n_layer: int, d: int, h: int) -> dict[str, tuple[int, ...]]:
+    """The Transformer blocks' parameters (``blocks.{i}.*``, width ``d``, MLP width ``h``), shared
+    by every family built from these blocks (harness/bert.py too)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for i in range(n_layer):
         p = f"blocks.{i}."
         shapes |= {
             p + "ln_1.weight": (d,),
@@ -166,25 +165,35 @@ def state_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:
             p + "mlp.proj.weight": (d, h),
             p + "mlp.proj.bias": (d,),
         }
+    return shapes
+
+
+def state_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:
+    """Every parameter's name and shape, in the twins' registration order."""
+    d, h = config.n_embd, config.mlp_hidden
+    shapes: dict[str, tuple[int, ...]] = {"wte.weight": (config.vocab_size, d)}
+    if config.pos_encoding == "learned":
+        shapes["wpe.weight"] = (config.block_size, d)
+    shapes |= block_shapes(config.n_layer, d, h)
     shapes |= {"ln_f.weight": (d,), "ln_f.bias": (d,)}
     if not config.tie_embeddings:
         shapes["lm_head.weight"] = (config.vocab_size, d)
     return shapes
 
 
-def init_state(config: GPTConfig, seed: int) -> State:
-    """GPT-2 initialisation, drawn in numpy so both twins can start from the same numbers.
+def gpt2_init(shapes: dict[str, tuple[int, ...]], n_layer: int, seed: int) -> State:
+    """GPT-2 initialisation of ``shapes``, drawn in numpy so both twins can start from the same numbers.
 
-    Weights ~ N(0, 0.02), residual projections ~ N(0, 0.02 / sqrt(2 L)), biases 0, LayerNorm
-    scales 1.
+    Weights ~ N(0, 0.02), residual projections (``*proj.weight``) ~ N(0, 0.02 / sqrt(2 L)), biases
+    (``*bias``) 0, LayerNorm scales (``*.ln*``, ``ln_*``) 1.
     """
     rng = np.random.default_rng(seed)
-    residual_std = 0.02 / math.sqrt(2 * config.n_layer)
+    residual_std = 0.02 / math.sqrt(2 * n_layer)
     state = {}
-    for name, shape in state_shapes(config).items():
-        if name.endswith(".bias"):
+    for name, shape in shapes.items():
+        if name.endswith("bias"):
             value = np.zeros(shape)
-        elif ".ln_" in name or name.startswith("ln_"):
+        elif ".ln" in name or name.startswith("ln_"):
             value = np.ones(shape)
         elif name.endswith("proj.weight"):
             value = rng.normal(0.0, residual_std, shape)
@@ -192,6 +201,11 @@ def init_state(config: GPTConfig, seed: int) -> State:
             value = rng.normal(0.0, 0.02, shape)
         state[name] = value.astype(np.float32)
     return state
+
+
+def init_state(config: GPTConfig, seed: int) -> State:
+    """GPT-2 initialisation (``gpt2_init``)."""
+    return gpt2_init(state_shapes(config), config.n_layer, seed)
 
 
 def sinusoidal_positions(block_size: int, n_embd: int) -> np.ndarray:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from harness.bert import PAD_ID, BERTConfig, check_token_range, check_token_shape, token_range_message
+from harness.bert import PAD_ID, BERTConfig
+from harness.gpt import check_token_range, check_token_shape, token_range_message
 from models_tf.model import MLP, Embedding, LayerNorm, Linear, _dropout
 
 

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.bert import PAD_ID, BERTConfig, check_token_range, check_token_shape
+from harness.bert import PAD_ID, BERTConfig
+from harness.gpt import check_token_range, check_token_shape
 from models_torch.model import MLP, Embedding, LayerNorm, Linear
 
 
