@@ -63,18 +63,21 @@ class Embedding(tf.Module):
         return tf.gather(self.weight, ids)  # (*ids.shape, dim)
 
 
-class CausalSelfAttention(tf.Module):
-    """Multi-head self-attention where position t attends to positions <= t."""
+class SelfAttention(tf.Module):
+    """Multi-head self-attention: causal (position t attends to positions <= t), or bidirectional
+    over the keys that ``keep`` marks as real tokens."""
 
-    def __init__(self, config: GPTConfig, compute_dtype=tf.float32):
+    def __init__(self, config: GPTConfig, compute_dtype=tf.float32, *, causal: bool):
         super().__init__()
         self.qkv = Linear(config.n_embd, 3 * config.n_embd, compute_dtype=compute_dtype)
         self.proj = Linear(config.n_embd, config.n_embd, compute_dtype=compute_dtype)
         self.n_head = config.n_head
+        self.causal = causal
         self.dropout = config.dropout
         self.compute_dtype = compute_dtype
 
-    def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+    def __call__(self, x: tf.Tensor, keep: tf.Tensor | None = None, training: bool = False) -> tf.Tensor:
+        """x: (B, T, C); keep: (B, 1, 1, T) True where the key is a real token (bidirectional only)."""
         B, T, C = tf.shape(x)[0], tf.shape(x)[1], x.shape[-1]
         q, k, v = tf.split(self.qkv(x), 3, axis=2)  # 3 x (B, T, C)
         q = tf.transpose(tf.reshape(q, [B, T, self.n_head, C // self.n_head]), [0, 2, 1, 3])  # (B, nh, T, hs)
@@ -82,8 +85,9 @@ class CausalSelfAttention(tf.Module):
         v = tf.transpose(tf.reshape(v, [B, T, self.n_head, C // self.n_head]), [0, 2, 1, 3])  # (B, nh, T, hs)
         q, k, v = (tf.cast(t, self.compute_dtype) for t in (q, k, v))
         scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32) * (1.0 / np.sqrt(C // self.n_head))
-        causal = tf.linalg.band_part(tf.ones([T, T], tf.bool), -1, 0)  # (T, T) lower triangle
-        scores = tf.where(causal, scores, tf.constant(-np.inf, scores.dtype))  # (B, nh, T, T)
+        if self.causal:
+            keep = tf.linalg.band_part(tf.ones([T, T], tf.bool), -1, 0)  # (T, T) lower triangle
+        scores = tf.where(keep, scores, tf.constant(-np.inf, scores.dtype))  # (B, nh, T, T)
         attention = tf.cast(tf.nn.softmax(scores, axis=-1), self.compute_dtype)
         y = tf.cast(tf.matmul(attention, v), tf.float32)  # (B, nh, T, hs)
         y = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B, T, C])  # (B, T, C)
@@ -107,16 +111,32 @@ class MLP(tf.Module):
 class Block(tf.Module):
     """Pre-LayerNorm Transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 
-    def __init__(self, config: GPTConfig, compute_dtype=tf.float32):
+    def __init__(self, config: GPTConfig, compute_dtype=tf.float32, *, causal: bool):
         super().__init__()
         self.ln_1 = LayerNorm(config.n_embd, config.layer_norm_eps)
-        self.attn = CausalSelfAttention(config, compute_dtype)
+        self.attn = SelfAttention(config, compute_dtype, causal=causal)
         self.ln_2 = LayerNorm(config.n_embd, config.layer_norm_eps)
         self.mlp = MLP(config, compute_dtype)
 
-    def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
-        x = x + self.attn(self.ln_1(x), training)
+    def __call__(self, x: tf.Tensor, keep: tf.Tensor | None = None, training: bool = False) -> tf.Tensor:
+        x = x + self.attn(self.ln_1(x), keep, training)
         return x + self.mlp(self.ln_2(x), training)
+
+
+def check_tokens(config: GPTConfig, tokens: tf.Tensor) -> tf.Tensor:
+    """Raise ValueError unless ``tokens`` is a (B, T) integer tensor of ids below config.vocab_size;
+    inside a tf.function the range check is a graph assertion, so use the tokens this returns."""
+    check_token_shape(config, tuple(tokens.shape), tokens.dtype.name)
+    if tf.executing_eagerly():
+        check_token_range(config, int(tf.reduce_min(tokens)), int(tf.reduce_max(tokens)))
+        return tokens
+    message = token_range_message(config)
+    checks = [
+        tf.debugging.assert_non_negative(tokens, message=message),
+        tf.debugging.assert_less(tokens, tf.cast(config.vocab_size, tokens.dtype), message=message),
+    ]
+    with tf.control_dependencies(checks):  # before the embedding lookup
+        return tf.identity(tokens)
 
 
 class TransformerLM(tf.Module):
@@ -135,7 +155,7 @@ class TransformerLM(tf.Module):
             self.wpe = Embedding(config.block_size, config.n_embd)
         else:
             self._sinusoid = tf.constant(sinusoidal_positions(config.block_size, config.n_embd))
-        self.blocks = [Block(config, compute_dtype) for _ in range(config.n_layer)]
+        self.blocks = [Block(config, compute_dtype, causal=True) for _ in range(config.n_layer)]
         self.ln_f = LayerNorm(config.n_embd, config.layer_norm_eps)
         if not config.tie_embeddings:
             self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False, compute_dtype=compute_dtype)
@@ -145,22 +165,12 @@ class TransformerLM(tf.Module):
         return self._config
 
     def __call__(self, tokens: tf.Tensor, training: bool = False) -> tf.Tensor:
-        check_token_shape(self.config, tuple(tokens.shape), tokens.dtype.name)
-        if tf.executing_eagerly():
-            check_token_range(self.config, int(tf.reduce_min(tokens)), int(tf.reduce_max(tokens)))
-        else:  # inside tf.function: check in the graph, before the embedding lookup
-            message = token_range_message(self.config)
-            checks = [
-                tf.debugging.assert_non_negative(tokens, message=message),
-                tf.debugging.assert_less(tokens, tf.cast(self.config.vocab_size, tokens.dtype), message=message),
-            ]
-            with tf.control_dependencies(checks):
-                tokens = tf.identity(tokens)
+        tokens = check_tokens(self.config, tokens)
         T = tf.shape(tokens)[1]
         positions = self.wpe.weight[:T] if self.config.pos_encoding == "learned" else self._sinusoid[:T]  # (T, C)
         x = _dropout(self.wte(tokens) + positions, self.config.dropout, training)  # (B, T, C)
         for block in self.blocks:
-            x = block(x, training)  # (B, T, C)
+            x = block(x, training=training)  # (B, T, C)
         x = self.ln_f(x)
         head = self.wte.weight if self.config.tie_embeddings else self.lm_head.weight
         logits = tf.matmul(tf.cast(x, self._compute_dtype), tf.cast(head, self._compute_dtype), transpose_b=True)

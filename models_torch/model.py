@@ -51,25 +51,28 @@ class Embedding(nn.Module):
         return F.embedding(ids, self.weight)  # (*ids.shape, dim)
 
 
-class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention where position t attends to positions <= t."""
+class SelfAttention(nn.Module):
+    """Multi-head self-attention: causal (position t attends to positions <= t), or bidirectional
+    over the keys that ``keep`` marks as real tokens."""
 
-    def __init__(self, config: GPTConfig, compute_dtype=torch.float32):
+    def __init__(self, config: GPTConfig, compute_dtype=torch.float32, *, causal: bool):
         super().__init__()
         self.qkv = Linear(config.n_embd, 3 * config.n_embd, compute_dtype=compute_dtype)
         self.proj = Linear(config.n_embd, config.n_embd, compute_dtype=compute_dtype)
         self.n_head = config.n_head
+        self.causal = causal
         self.dropout = config.dropout
         self.compute_dtype = compute_dtype
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, T, C); keep: (B, 1, 1, T) True where the key is a real token (bidirectional only)."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         q, k, v = (t.to(self.compute_dtype) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).float()  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, is_causal=self.causal).float()  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return F.dropout(self.proj(y), self.dropout, self.training)
 
@@ -91,16 +94,22 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-LayerNorm Transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 
-    def __init__(self, config: GPTConfig, compute_dtype=torch.float32):
+    def __init__(self, config: GPTConfig, compute_dtype=torch.float32, *, causal: bool):
         super().__init__()
         self.ln_1 = LayerNorm(config.n_embd, config.layer_norm_eps)
-        self.attn = CausalSelfAttention(config, compute_dtype)
+        self.attn = SelfAttention(config, compute_dtype, causal=causal)
         self.ln_2 = LayerNorm(config.n_embd, config.layer_norm_eps)
         self.mlp = MLP(config, compute_dtype)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), keep)
         return x + self.mlp(self.ln_2(x))
+
+
+def check_tokens(config: GPTConfig, tokens: torch.Tensor) -> None:
+    """Raise ValueError unless ``tokens`` is a (B, T) integer tensor of ids below config.vocab_size."""
+    check_token_shape(config, tuple(tokens.shape), str(tokens.dtype).removeprefix("torch."))
+    check_token_range(config, int(tokens.min()), int(tokens.max()))
 
 
 class TransformerLM(nn.Module):
@@ -121,14 +130,13 @@ class TransformerLM(nn.Module):
         else:
             table = torch.from_numpy(sinusoidal_positions(config.block_size, config.n_embd))
             self.register_buffer("sinusoid", table, persistent=False)
-        self.blocks = nn.ModuleList(Block(config, compute_dtype) for _ in range(config.n_layer))
+        self.blocks = nn.ModuleList(Block(config, compute_dtype, causal=True) for _ in range(config.n_layer))
         self.ln_f = LayerNorm(config.n_embd, config.layer_norm_eps)
         if not config.tie_embeddings:
             self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False, compute_dtype=compute_dtype)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        check_token_shape(self.config, tuple(tokens.shape), str(tokens.dtype).removeprefix("torch."))
-        check_token_range(self.config, int(tokens.min()), int(tokens.max()))
+        check_tokens(self.config, tokens)
         B, T = tokens.shape
         positions = self.wpe.weight[:T] if self.config.pos_encoding == "learned" else self.sinusoid[:T]  # (T, C)
         x = F.dropout(self.wte(tokens) + positions, self.config.dropout, self.training)  # (B, T, C)
