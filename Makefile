@@ -12,7 +12,7 @@ TORCH_INDEX_URL ?=
 # Re-run setup whenever the pins, the package metadata or the Horovod build script change.
 SETUP_STAMP := $(VENV)/.setup-complete
 
-.PHONY: setup demo test test-unit test-parallel lint doctor bench clean
+.PHONY: setup demo test test-unit test-parallel lint doctor bench image-test clean
 
 setup: $(SETUP_STAMP)
 
@@ -52,6 +52,11 @@ bench: setup
 
 doctor: setup
 	$(VENV)/bin/harness doctor
+
+# Build docker/Dockerfile.cpu with buildah on a debootstrapped Debian base and train inside it
+# (launch/image_test.py; root, buildah and debootstrap). IMAGE_TEST_ARGS=--fresh drops the caches.
+image-test:
+	$(PYTHON) launch/image_test.py $(IMAGE_TEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

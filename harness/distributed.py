@@ -7,6 +7,7 @@ differs is the tensor type, which each framework package supplies as two convert
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,20 @@ def is_lost_rank_error(err: BaseException) -> bool:
     return type(err).__name__ == "HorovodInternalError" or any(m in str(err) for m in LOST_RANK_MARKERS)
 
 
+def check_hostname_resolves(name: str | None = None) -> None:
+    """``ValueError`` unless this host's own name (or ``name``) resolves: Gloo looks it up when a rank
+    joins, and without it Horovod's init aborts or segfaults (seen in a container whose /etc/hosts
+    lacks it)."""
+    name = name or socket.gethostname()
+    try:
+        socket.getaddrinfo(name, None)
+    except socket.gaierror:
+        raise ValueError(
+            f"this host's name {name!r} does not resolve, and Horovod's Gloo needs it: add it to /etc/hosts "
+            "(a container: give it a resolvable --hostname, or share the host's with --uts host)"
+        ) from None
+
+
 class Distributed:
     """Rank/size queries and numpy-in, numpy-out collectives for one Horovod job."""
 
@@ -32,6 +47,7 @@ class Distributed:
         to_numpy: Callable[[Any], np.ndarray],
         select_device: Callable[[int], Any],
     ):
+        check_hostname_resolves()
         # Horovod: start the background communication thread and join the job.
         hvd.init()
         self.hvd = hvd

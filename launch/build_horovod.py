@@ -168,11 +168,30 @@ def patch_source(src: Path) -> None:
         print(f"[{PROG}] patched {rel}: {why}", flush=True)
 
 
+def extract(tar: tarfile.TarFile, dest: Path, use_filter: bool = hasattr(tarfile, "data_filter")) -> None:
+    """Unpack ``tar`` into ``dest``, refusing any member or link that would land outside it: tarfile's
+    "data" filter where this Python has it (3.11.4+; Debian bookworm's 3.11.2 has not), else the
+    same check by hand."""
+    if use_filter:
+        tar.extractall(dest, filter="data")
+        return
+    root = dest.resolve()
+    for member in tar.getmembers():
+        target = (root / member.name).resolve()
+        if member.issym():  # relative to the link's own folder
+            link = (target.parent / member.linkname).resolve()
+        else:  # a hard link names another member of the archive
+            link = (root / member.linkname).resolve() if member.islnk() else target
+        if not (target.is_relative_to(root) and link.is_relative_to(root)):
+            raise BuildError(f"refusing to unpack {member.name!r} from {tar.name}: it points outside {dest}")
+    tar.extractall(dest)
+
+
 def build_wheel(horovod: str, sources: Path, out_dir: Path) -> Path:
     """Compile Horovod against this environment's frameworks; returns the wheel path."""
     with tempfile.TemporaryDirectory(prefix="horovod-build-") as tmp:
         with tarfile.open(fetch_sdist(horovod, sources)) as tar:
-            tar.extractall(tmp, filter="data")
+            extract(tar, Path(tmp))
         src = Path(tmp) / f"horovod-{horovod}"
         patch_source(src)
         env = dict(os.environ)

@@ -17,7 +17,7 @@ import click
 from harness.checkpoint import latest_checkpoint
 from harness.config import load_run_config
 from harness.data import decode, encode
-from harness.distributed import is_lost_rank_error
+from harness.distributed import check_hostname_resolves, is_lost_rank_error
 from harness.frameworks import FRAMEWORK_PACKAGES, check_framework, framework_module
 from harness.generate import sample
 from launch.build_horovod import installed_version
@@ -263,6 +263,7 @@ def train(
     sets += [f"train.init_from={os.path.abspath(init_from)}"] if init_from else []
     try:
         check_framework(framework)
+        check_hostname_resolves()
         chosen, config = load_run_config(model, config_file, sets, family)
         if not (hosts or hostfile) and "HOROVOD_RANK" not in os.environ:
             check_local_slots(num_ranks, oversubscribe)

@@ -96,3 +96,38 @@ def test_check_build_fails_with_one_line_for_a_missing_feature(capsys):
     assert "\n" not in str(err.value)
     build_horovod.check_build(["TensorFlow", "PyTorch", "Gloo"])
     assert "[X] PyTorch" in capsys.readouterr().out
+
+
+def make_tar(path: Path, members: dict[str, bytes], link: tuple[str, str] | None = None) -> Path:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        if link:
+            info = tarfile.TarInfo(link[0])
+            info.type, info.linkname = tarfile.SYMTYPE, link[1]
+            tar.addfile(info)
+    return path
+
+
+@pytest.mark.parametrize("use_filter", [True, False])  # False: Debian bookworm's Python 3.11.2, no filter
+def test_the_source_archive_unpacks_inside_its_folder_only(tmp_path, use_filter):
+    import tarfile
+
+    good = make_tar(tmp_path / "good.tar.gz", {"horovod-0.28.1/setup.py": b"x"}, link=("horovod-0.28.1/l", "setup.py"))
+    (tmp_path / "out").mkdir()
+    with tarfile.open(good) as tar:
+        build_horovod.extract(tar, tmp_path / "out", use_filter)
+    assert (tmp_path / "out" / "horovod-0.28.1" / "setup.py").read_bytes() == b"x"
+    for name, archive in {
+        "parent": make_tar(tmp_path / "up.tar.gz", {"../evil": b"x"}),
+        "link": make_tar(tmp_path / "link.tar.gz", {}, link=("h/l", "../../etc/passwd")),
+    }.items():
+        (tmp_path / name).mkdir()
+        with tarfile.open(archive) as tar, pytest.raises((build_horovod.BuildError, tarfile.FilterError)):
+            build_horovod.extract(tar, tmp_path / name, use_filter)
+        assert not (tmp_path / "evil").exists()

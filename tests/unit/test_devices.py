@@ -46,3 +46,11 @@ def test_tf_shows_each_rank_only_its_own_gpu_with_memory_growth(monkeypatch):
     assert select_device(1) == "/GPU:0"
     assert visible == [("GPU:1", "GPU")]
     assert growth == [("GPU:1", True)]
+
+
+def test_a_host_name_that_does_not_resolve_is_one_clear_error():
+    from harness.distributed import check_hostname_resolves
+
+    check_hostname_resolves()  # this machine's own name resolves
+    with pytest.raises(ValueError, match="'no-such-host.invalid' does not resolve, and Horovod's Gloo needs it"):
+        check_hostname_resolves("no-such-host.invalid")
