@@ -234,31 +234,46 @@ def latest_checkpoint(run_dir: Path, family: Family | None = None, model_config:
 
 
 def initial_state_from(
-    run_dir: Path, family: Family, fresh: State, tokenizer: Tokenizer
-) -> tuple[State, Checkpoint, list[str]]:
-    """``fresh`` with every tensor that the newest checkpoint of ``run_dir`` (a run of the same
-    family, any head, the same ``tokenizer``) holds under the same name: e.g. a pretrained encoder
-    under a new task head.
+    source: Path, family: Family, fresh: State, tokenizer: Tokenizer
+) -> tuple[State, str, list[str]]:
+    """``fresh`` with every tensor that ``source`` holds under the same name: the newest checkpoint
+    of a run of the same family (any head, the same ``tokenizer``), e.g. a pretrained encoder under
+    a new task head; or a Hugging Face GPT-2 directory (harness/hf.py), which must hold them all.
 
-    Returns the state, the checkpoint and the names left fresh; ``ValueError`` when the family or
-    the tokenizer differs, a shared name has another shape, or nothing is shared.
+    Returns the state, what it came from and the names left fresh; ``ValueError`` when the family
+    or the tokenizer differs, a shared name has another shape, or nothing is shared.
     """
-    source = latest_checkpoint(Path(run_dir))
-    if source.family.name != family.name:
-        raise ValueError(
-            f"--init-from {run_dir}: its checkpoints are of family {source.family.name!r}, not {family.name!r}"
-        )
-    check_tokenizer(source, tokenizer)
-    shared = [name for name in fresh if name in source.model]
-    for name in shared:
-        if source.model[name].shape != fresh[name].shape:
+    from harness.hf import is_hf_directory, read_hf
+
+    if is_hf_directory(source):
+        if family.name != "gpt":
+            raise ValueError(f"--init-from {source} is a Hugging Face GPT-2 directory: it starts family 'gpt' only")
+        _, model = read_hf(source)
+        origin = f"{source} (Hugging Face GPT-2)"
+        if (Path(source) / TOKENIZER_FILE).is_file() and load_tokenizer(
+            str(Path(source) / TOKENIZER_FILE)
+        ).sha256 != tokenizer.sha256:
             raise ValueError(
-                f"--init-from {source.path}: {name} has shape {source.model[name].shape} there, "
+                f"--init-from {source}: its {TOKENIZER_FILE} is not this run's tokenizer ({tokenizer.name})"
+            )
+    else:
+        checkpoint = latest_checkpoint(Path(source))
+        if checkpoint.family.name != family.name:
+            raise ValueError(
+                f"--init-from {source}: its checkpoints are of family {checkpoint.family.name!r}, not {family.name!r}"
+            )
+        check_tokenizer(checkpoint, tokenizer)
+        model, origin = checkpoint.model, f"{checkpoint.path} (step {checkpoint.step})"
+    shared = [name for name in fresh if name in model]
+    for name in shared:
+        if model[name].shape != fresh[name].shape:
+            raise ValueError(
+                f"--init-from {origin}: {name} has shape {model[name].shape} there, "
                 f"{fresh[name].shape} in this model; the two model configs differ"
             )
     if not shared:
-        raise ValueError(f"--init-from {source.path}: no tensor of it belongs to this model")
-    return {**fresh, **{name: source.model[name] for name in shared}}, source, [n for n in fresh if n not in shared]
+        raise ValueError(f"--init-from {origin}: no tensor of it belongs to this model")
+    return {**fresh, **{name: model[name] for name in shared}}, origin, [n for n in fresh if n not in shared]
 
 
 def tokenizer_record(tokenizer: Tokenizer) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -219,8 +220,39 @@ def build_run_config(
                 )
         checked = {name: _coerce(f"{section}.{name}", v, hints[name]) for name, v in values[section].items()}
         built[section] = dataclasses.replace(base, **checked)
-    built["model"] = _follow_tokenizer(family, built["model"], built["data"], "vocab_size" in values["model"])
+    built["model"], built["data"], imported = _follow_init_from(family, built, values["model"])
+    built["model"] = _follow_tokenizer(
+        family, built["model"], built["data"], imported or "vocab_size" in values["model"]
+    )
     return RunConfig(**built)
+
+
+def _follow_init_from(family: Family, built: dict, given: dict) -> tuple[Any, DataConfig, bool]:
+    """With train.init_from a Hugging Face GPT-2 directory: its model config (model keys given
+    explicitly must agree, but for dropout) and, unless data.tokenizer is set, its tokenizer.json.
+    Returns the model config, the data config and whether they came from such a directory."""
+    from harness.hf import is_hf_directory, read_hf_config
+    from harness.tokenizer import BYTES
+
+    model, data, source = built["model"], built["data"], built["train"].init_from
+    if not source or not is_hf_directory(source):
+        return model, data, False
+    if family.name != "gpt":
+        raise ValueError(
+            f"--init-from {source} is a Hugging Face GPT-2 directory: it starts family 'gpt', not {family.name!r}"
+        )
+    imported = read_hf_config(source)
+    for key in given:
+        if key != "dropout" and getattr(model, key) != getattr(imported, key):
+            raise ValueError(
+                f"model.{key} is {getattr(model, key)!r} but --init-from {source} holds a model with "
+                f"{getattr(imported, key)!r}"
+            )
+    model = dataclasses.replace(imported, **({"dropout": model.dropout} if "dropout" in given else {}))
+    tokenizer_file = Path(source) / "tokenizer.json"
+    if tokenizer_file.is_file() and data.tokenizer == BYTES and not data.prepared:
+        data = dataclasses.replace(data, tokenizer=str(tokenizer_file))
+    return model, data, True
 
 
 def _follow_tokenizer(family: Family, model: Any, data: DataConfig, vocab_given: bool) -> Any:

@@ -324,10 +324,9 @@ def open_resume_point(run_dir: Path, family: Family, config: RunConfig, resume: 
 
 def initial_state(init_from: str, family: Family, fresh: State, tokenizer: Tokenizer) -> State:
     """``fresh`` with the tensors of ``init_from``'s newest checkpoint, saying on stderr what it took."""
-    state, source, left_fresh = initial_state_from(Path(init_from), family, fresh, tokenizer)
+    state, origin, left_fresh = initial_state_from(Path(init_from), family, fresh, tokenizer)
     print(
-        f"initialised {len(fresh) - len(left_fresh)} tensors from {source.path} (step {source.step}); "
-        f"fresh: {', '.join(left_fresh) or 'none'}",
+        f"initialised {len(fresh) - len(left_fresh)} tensors from {origin}; fresh: {', '.join(left_fresh) or 'none'}",
         file=sys.stderr,
         flush=True,
     )

@@ -443,6 +443,32 @@ def generate(run_dir, framework, prompt, max_new_tokens, temperature, top_k, see
     click.echo(tokenizer.decode(tokens))
 
 
+@cli.command()
+@click.option(
+    "--run-dir", required=True, callback=non_empty, type=click.Path(file_okay=False), help="A gpt run's directory."
+)
+@click.option("--format", "export_format", type=click.Choice(["hf"]), default="hf", show_default=True)
+@click.option("--out", required=True, callback=non_empty, type=click.Path(file_okay=False), help="Directory to create.")
+def export(run_dir, export_format, out):
+    """Export the newest checkpoint of --run-dir as a Hugging Face transformers GPT-2 directory."""
+    from harness.hf import export_hf
+
+    out = Path(out)
+    try:
+        if out.exists():
+            raise ValueError(f"--out {out} already exists; choose a new directory")
+        checkpoint = latest_checkpoint(Path(run_dir))
+        if checkpoint.family.name != "gpt":
+            raise ValueError(f"--run-dir {run_dir} holds family {checkpoint.family.name!r}; --format hf exports 'gpt'")
+        tokenizer = checkpoint_tokenizer(checkpoint)
+        written = export_hf(
+            checkpoint.model, checkpoint.model_config, out, tokenizer.path and checkpoint.path / "tokenizer.json"
+        )
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"exported {checkpoint.path} (step {checkpoint.step}) as GPT2LMHeadModel: {', '.join(written)} -> {out}")
+
+
 DATA_OPTIONS = [
     click.option("--config", "config_file", default=None, callback=non_empty, help="TOML file; its [data] is read."),
     click.option(
