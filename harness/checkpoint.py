@@ -3,7 +3,8 @@
     RUN_DIR/checkpoints/step_<N>/model.safetensors      weights (the family's neutral layout)
     RUN_DIR/checkpoints/step_<N>/optimizer.safetensors  AdamW step and moments
     RUN_DIR/checkpoints/step_<N>/trainer.json           step, data position, config, family,
-                                                        framework, SHA-256 of both tensor files
+                                                        framework, tokenizer, SHA-256 of the files
+    RUN_DIR/checkpoints/step_<N>/tokenizer.json         the run's tokenizer (none for bytes)
 
 A checkpoint is assembled in a hidden temporary directory, every file fsynced, then renamed into
 place in one step: a reader sees a complete checkpoint or none. trainer.json is written last.
@@ -18,17 +19,20 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from harness.family import DEFAULT_FAMILY, Family, load_family
 from harness.state import State, check_state, load_state, optimizer_moments, save_state
+from harness.tokenizer import BYTES, Tokenizer, load_tokenizer
 
 CHECKPOINT_DIR = re.compile(r"^step_(\d+)$")
 PARTIAL_DIR = re.compile(r"^\.step_\d+\.(tmp|old)-\d+$")  # a write or a deletion cut short
 TENSOR_FILES = ("model.safetensors", "optimizer.safetensors")
+TOKENIZER_FILE = "tokenizer.json"
 
 
 @dataclass
@@ -94,10 +98,12 @@ def save_checkpoint(
     trainer: dict,
     keep: int,
     on_file: Callable[[Path], None] = lambda path: None,
+    files: Mapping[str, Path] = MappingProxyType({}),
 ) -> Path:
     """Write checkpoint ``step`` atomically, then delete all but the newest ``keep``.
 
-    ``on_file`` hears of each file once it is written into the hidden directory.
+    ``files`` (name -> path) are copied in beside the tensors (the tokenizer) and checksummed with
+    them; ``on_file`` hears of each file once it is written into the hidden directory.
     """
     root = checkpoints_dir(run_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -109,10 +115,13 @@ def save_checkpoint(
         for name, state in zip(TENSOR_FILES, (model, optimizer), strict=True):
             save_state(tmp / name, state)
             on_file(tmp / name)
-        sums = {name: _sha256(tmp / name) for name in TENSOR_FILES}
+        for name, source in files.items():
+            shutil.copyfile(source, tmp / name)
+            on_file(tmp / name)
+        sums = {name: _sha256(tmp / name) for name in (*TENSOR_FILES, *files)}
         (tmp / "trainer.json").write_text(json.dumps({**trainer, "step": step, "sha256": sums}, indent=2) + "\n")
         on_file(tmp / "trainer.json")
-        for name in (*TENSOR_FILES, "trainer.json"):
+        for name in (*sums, "trainer.json"):
             _fsync(tmp / name)
         _fsync(tmp)
     except OSError:  # a full disk, say: give the space back, leave the older checkpoints as they were
@@ -157,7 +166,7 @@ def load_checkpoint(path: Path, family: Family | None = None, model_config: Any 
             raise ValueError("its sha256, step or config has the wrong type")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise CorruptCheckpointError(f"checkpoint {path} is incomplete or unreadable: trainer.json: {err}") from None
-    for name in TENSOR_FILES:
+    for name in dict.fromkeys([*TENSOR_FILES, *sums]):
         if not (path / name).is_file() or _sha256(path / name) != sums.get(name):
             raise CorruptCheckpointError(f"checkpoint {path} is corrupt: {name} is missing, truncated or modified")
     saved_family = trainer.get("family", DEFAULT_FAMILY)  # written before families: the GPT twin
@@ -224,25 +233,66 @@ def latest_checkpoint(run_dir: Path, family: Family | None = None, model_config:
     raise ValueError(f"no valid checkpoint in {checkpoints_dir(run_dir)}: {'; '.join(skipped)}")
 
 
-def initial_state_from(run_dir: Path, family: Family, fresh: State) -> tuple[State, Checkpoint, list[str]]:
-    """``fresh`` with every tensor that the newest checkpoint of ``run_dir`` (a run of the same
-    family, any head) holds under the same name: e.g. a pretrained encoder under a new task head.
+def initial_state_from(
+    source: Path, family: Family, fresh: State, tokenizer: Tokenizer
+) -> tuple[State, str, list[str]]:
+    """``fresh`` with every tensor that ``source`` holds under the same name: the newest checkpoint
+    of a run of the same family (any head, the same ``tokenizer``), e.g. a pretrained encoder under
+    a new task head; or a Hugging Face GPT-2 directory (harness/hf.py), which must hold them all.
 
-    Returns the state, the checkpoint and the names left fresh; ``ValueError`` when the family
-    differs, a shared name has another shape, or nothing is shared.
+    Returns the state, what it came from and the names left fresh; ``ValueError`` when the family
+    or the tokenizer differs, a shared name has another shape, or nothing is shared.
     """
-    source = latest_checkpoint(Path(run_dir))
-    if source.family.name != family.name:
-        raise ValueError(
-            f"--init-from {run_dir}: its checkpoints are of family {source.family.name!r}, not {family.name!r}"
-        )
-    shared = [name for name in fresh if name in source.model]
-    for name in shared:
-        if source.model[name].shape != fresh[name].shape:
+    from harness.hf import is_hf_directory, read_hf
+
+    if is_hf_directory(source):
+        if family.name != "gpt":
+            raise ValueError(f"--init-from {source} is a Hugging Face GPT-2 directory: it starts family 'gpt' only")
+        _, model = read_hf(source)
+        origin = f"{source} (Hugging Face GPT-2)"
+        if (Path(source) / TOKENIZER_FILE).is_file() and load_tokenizer(
+            str(Path(source) / TOKENIZER_FILE)
+        ).sha256 != tokenizer.sha256:
             raise ValueError(
-                f"--init-from {source.path}: {name} has shape {source.model[name].shape} there, "
+                f"--init-from {source}: its {TOKENIZER_FILE} is not this run's tokenizer ({tokenizer.name})"
+            )
+    else:
+        checkpoint = latest_checkpoint(Path(source))
+        if checkpoint.family.name != family.name:
+            raise ValueError(
+                f"--init-from {source}: its checkpoints are of family {checkpoint.family.name!r}, not {family.name!r}"
+            )
+        check_tokenizer(checkpoint, tokenizer)
+        model, origin = checkpoint.model, f"{checkpoint.path} (step {checkpoint.step})"
+    shared = [name for name in fresh if name in model]
+    for name in shared:
+        if model[name].shape != fresh[name].shape:
+            raise ValueError(
+                f"--init-from {origin}: {name} has shape {model[name].shape} there, "
                 f"{fresh[name].shape} in this model; the two model configs differ"
             )
     if not shared:
-        raise ValueError(f"--init-from {source.path}: no tensor of it belongs to this model")
-    return {**fresh, **{name: source.model[name] for name in shared}}, source, [n for n in fresh if n not in shared]
+        raise ValueError(f"--init-from {origin}: no tensor of it belongs to this model")
+    return {**fresh, **{name: model[name] for name in shared}}, origin, [n for n in fresh if n not in shared]
+
+
+def tokenizer_record(tokenizer: Tokenizer) -> dict:
+    """What trainer.json says of the run's tokenizer."""
+    return {"sha256": tokenizer.sha256, "vocab_size": tokenizer.vocab_size}
+
+
+def checkpoint_tokenizer(checkpoint: Checkpoint) -> Tokenizer:
+    """The tokenizer a checkpoint was trained with (its own copy; bytes when it records none)."""
+    if checkpoint.trainer.get("tokenizer", {}).get("sha256", BYTES) == BYTES:
+        return load_tokenizer(BYTES)
+    return load_tokenizer(str(checkpoint.path / TOKENIZER_FILE))
+
+
+def check_tokenizer(checkpoint: Checkpoint, tokenizer: Tokenizer) -> None:
+    """``ValueError`` unless ``tokenizer`` is the one ``checkpoint`` was trained with."""
+    saved = checkpoint.trainer.get("tokenizer", {}).get("sha256", BYTES)
+    if saved != tokenizer.sha256:
+        raise ValueError(
+            f"the tokenizer ({tokenizer.name}) is not the one checkpoint {checkpoint.path} was trained with "
+            f"(sha256 {saved[:12]}); its ids would mean other text: use that checkpoint's {TOKENIZER_FILE}"
+        )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -81,27 +82,44 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Text files to train on (empty: CPython's own documentation), byte-level tokens."""
+    """What to train on: ``paths`` (files, directories, globs, JSON lines, Parquet, saved ``datasets``;
+    harness/inputs.py; empty: CPython's own documentation) read through ``tokenizer`` ("bytes" or a
+    tokenizer.json), or a directory ``harness prepare`` made from them (``prepared``)."""
 
     paths: tuple[str, ...] = ()
     val_fraction: float = 0.1
+    tokenizer: str = "bytes"
+    text_field: str = "text"  # the text of a JSON-lines record, a Parquet or a datasets row
+    prepared: str = ""
 
     def __post_init__(self) -> None:
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"data.val_fraction must be in (0, 1), received {self.val_fraction!r}")
+        if not self.text_field or not self.tokenizer:
+            raise ValueError(
+                "data.text_field and data.tokenizer must not be empty, received "
+                f"{self.text_field!r}, {self.tokenizer!r}"
+            )
+        if self.prepared and self.paths:
+            raise ValueError(
+                f"data.prepared ({self.prepared!r}) already holds the tokenized inputs; data.paths must be empty, "
+                f"received {list(self.paths)}"
+            )
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Rank-0 evaluation over the whole validation split every ``every`` steps (0: only at the end)."""
+    """Rank-0 evaluation over the validation split every ``every`` steps (0: only at the end)."""
 
     every: int = 100
     batch_size: int = 32
+    max_examples: int = 0  # evaluate the first this many validation examples (0: all of them)
 
     def __post_init__(self) -> None:
-        if self.every < 0 or self.batch_size <= 0:
+        if self.every < 0 or self.batch_size <= 0 or self.max_examples < 0:
             raise ValueError(
-                f"eval.every must be >= 0 and eval.batch_size > 0, received {self.every}, {self.batch_size}"
+                "eval.every and eval.max_examples must be >= 0 and eval.batch_size > 0, received "
+                f"{self.every}, {self.max_examples}, {self.batch_size}"
             )
 
 
@@ -202,7 +220,60 @@ def build_run_config(
                 )
         checked = {name: _coerce(f"{section}.{name}", v, hints[name]) for name, v in values[section].items()}
         built[section] = dataclasses.replace(base, **checked)
+    built["model"], built["data"], imported = _follow_init_from(family, built, values["model"])
+    built["model"] = _follow_tokenizer(
+        family, built["model"], built["data"], imported or "vocab_size" in values["model"]
+    )
     return RunConfig(**built)
+
+
+def _follow_init_from(family: Family, built: dict, given: dict) -> tuple[Any, DataConfig, bool]:
+    """With train.init_from a Hugging Face GPT-2 directory: its model config (model keys given
+    explicitly must agree, but for dropout) and, unless data.tokenizer is set, its tokenizer.json.
+    Returns the model config, the data config and whether they came from such a directory."""
+    from harness.hf import is_hf_directory, read_hf_config
+    from harness.tokenizer import BYTES
+
+    model, data, source = built["model"], built["data"], built["train"].init_from
+    if not source or not is_hf_directory(source):
+        return model, data, False
+    if family.name != "gpt":
+        raise ValueError(
+            f"--init-from {source} is a Hugging Face GPT-2 directory: it starts family 'gpt', not {family.name!r}"
+        )
+    imported = read_hf_config(source)
+    for key in given:
+        if key != "dropout" and getattr(model, key) != getattr(imported, key):
+            raise ValueError(
+                f"model.{key} is {getattr(model, key)!r} but --init-from {source} holds a model with "
+                f"{getattr(imported, key)!r}"
+            )
+    model = dataclasses.replace(imported, **({"dropout": model.dropout} if "dropout" in given else {}))
+    tokenizer_file = Path(source) / "tokenizer.json"
+    if tokenizer_file.is_file() and data.tokenizer == BYTES and not data.prepared:
+        data = dataclasses.replace(data, tokenizer=str(tokenizer_file))
+    return model, data, True
+
+
+def _follow_tokenizer(family: Family, model: Any, data: DataConfig, vocab_given: bool) -> Any:
+    """``model`` with the vocabulary of the data's tokenizer (families that read tokenized text);
+    ``ValueError`` when an explicit model.vocab_size disagrees, or a byte-only family gets another."""
+    from harness.data import data_tokenizer
+    from harness.tokenizer import BYTES
+
+    tokenizer = data_tokenizer(data)
+    if not family.tokenized_text:
+        if tokenizer.sha256 != BYTES:
+            raise ValueError(
+                f"family {family.name!r} reads bytes: data.tokenizer must be 'bytes', not {tokenizer.name}"
+            )
+        return model
+    if vocab_given and model.vocab_size != tokenizer.vocab_size:
+        raise ValueError(
+            f"model.vocab_size is {model.vocab_size} but the tokenizer ({tokenizer.name}) has {tokenizer.vocab_size} "
+            "ids; leave model.vocab_size unset: it follows the tokenizer"
+        )
+    return dataclasses.replace(model, vocab_size=tokenizer.vocab_size)
 
 
 def read_config_file(config_file: str | None) -> dict:

@@ -1,4 +1,4 @@
-"""Byte-level data: corpus loading, the train/validation split, and the global batch order.
+"""Token data: the corpus as token ids, the train/validation split, and the global batch order.
 
 Every rank of every framework computes the same order from (seed, epoch) in numpy, so a torch run
 and a TF run see identical batches, and a resumed run continues exactly where it stopped.
@@ -7,48 +7,62 @@ and a TF run see identical batches, and a resumed run continues exactly where it
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from harness.config import DataConfig
+from harness.prepared import PreparedData, TokenView, split_point, token_stream
+from harness.tokenizer import BYTES, ByteTokenizer, Tokenizer, load_tokenizer
 
 VOCAB_SIZE = 256  # bytes
 
 
 def encode(text: str) -> np.ndarray:
     """UTF-8 bytes as token ids, (N,) uint8."""
-    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy()
+    return ByteTokenizer().encode(text)
 
 
 def decode(tokens) -> str:
-    return bytes(int(t) for t in tokens).decode("utf-8", errors="replace")
+    return ByteTokenizer().decode(tokens)
 
 
-def default_corpus() -> str:
-    """CPython's documentation topics (``pydoc_data.topics``, ~465 KB): shipped with every Python."""
-    from pydoc_data.topics import topics
+def data_tokenizer(config: DataConfig) -> Tokenizer:
+    """The tokenizer the configured data is read with: ``data.tokenizer``, or for prepared data the
+    one it was prepared with (``data.tokenizer``, when also set, must be that one)."""
+    if not config.prepared:
+        return load_tokenizer(config.tokenizer)
+    prepared = PreparedData(config.prepared)
+    tokenizer = load_tokenizer(str(prepared.tokenizer_file) if prepared.tokenizer_file else BYTES)
+    if tokenizer.sha256 != prepared.tokenizer_sha256:
+        raise ValueError(f"{prepared.tokenizer_file} changed after `harness prepare`: prepare the data again")
+    if config.tokenizer != BYTES and load_tokenizer(config.tokenizer).sha256 != tokenizer.sha256:
+        raise ValueError(
+            f"data.tokenizer {config.tokenizer!r} is not the tokenizer data.prepared {config.prepared!r} was "
+            f"made with ({tokenizer.name}); leave data.tokenizer unset to use that one"
+        )
+    return tokenizer
 
-    return "\n\n".join(topics[key] for key in sorted(topics))
 
-
-def load_corpus(config: DataConfig) -> np.ndarray:
-    """All tokens of the configured files (or the default corpus), concatenated: (N,) uint8."""
-    if not config.paths:
-        return encode(default_corpus())
-    parts = []
-    for path in map(Path, config.paths):
-        if not path.is_file():
-            raise ValueError(f"data file {str(path)!r} does not exist or is not a file")
-        parts.append(path.read_bytes())
-    return np.frombuffer(b"\n\n".join(parts), dtype=np.uint8).copy()
+def load_corpus(config: DataConfig) -> np.ndarray | TokenView:
+    """All tokens of the configured data: a prepared directory's, memory-mapped, or the inputs
+    tokenized now, in memory ((N,) uint8 for bytes, uint16/uint32 for a BPE)."""
+    if config.prepared:
+        prepared = PreparedData(config.prepared)
+        if prepared.index["val_fraction"] != config.val_fraction:
+            raise ValueError(
+                f"data.prepared {config.prepared!r} was split with val_fraction {prepared.index['val_fraction']}; "
+                f"data.val_fraction is {config.val_fraction}: set it to that, or prepare again"
+            )
+        return prepared.tokens()
+    parts = [ids for ids, _ in token_stream(config, load_tokenizer(config.tokenizer))]
+    return np.concatenate(parts)
 
 
 @dataclass(frozen=True)
 class Split:
     """Non-overlapping windows of ``seq_len + 1`` tokens over one contiguous stretch of the corpus."""
 
-    tokens: np.ndarray
+    tokens: np.ndarray | TokenView  # in memory, or memory-mapped prepared shards
     seq_len: int
 
     def __len__(self) -> int:
@@ -62,14 +76,14 @@ class Split:
         return rows[:, :-1], rows[:, 1:]
 
 
-def train_val_split(tokens: np.ndarray, seq_len: int, val_fraction: float) -> tuple[Split, Split]:
+def train_val_split(tokens: np.ndarray | TokenView, seq_len: int, val_fraction: float) -> tuple[Split, Split]:
     """The first ``1 - val_fraction`` of the corpus trains, the rest validates."""
-    cut = int(len(tokens) * (1 - val_fraction))
+    cut = split_point(len(tokens), val_fraction)
     train, val = Split(tokens[:cut], seq_len), Split(tokens[cut:], seq_len)
     if len(train) == 0 or len(val) == 0:
         raise ValueError(
-            f"corpus of {len(tokens)} bytes is too small for seq_len {seq_len} with val_fraction "
-            f"{val_fraction}: each split needs at least {seq_len + 1} bytes"
+            f"corpus of {len(tokens)} tokens is too small for seq_len {seq_len} with val_fraction "
+            f"{val_fraction}: each split needs at least {seq_len + 1} tokens"
         )
     return train, val
 

@@ -10,6 +10,8 @@ model" for a walk-through):
   ``init_state(config, seed)`` draws float32 numpy arrays, so both frameworks start from the same
   numbers;
 - ``task(config)``: a ``harness.tasks.Task`` (data splits, numpy batches, evaluation metrics);
+  with ``tokenized_text`` its text comes through ``data.tokenizer`` and the config's ``vocab_size``
+  is set to the tokenizer's;
 - its two implementations, named ``"module:attr"`` and imported only in the process that runs
   that framework: a ``torch.nn.Module`` and a ``tf.Module`` of plain ``tf.Variable``s, both built
   as ``Model(config, compute_dtype=<framework dtype>)`` and called on a (B, ...) integer input
@@ -54,6 +56,9 @@ class Family:
     weight_decay_names: Callable[[Any], set[str]] | None = None
     flops_per_token: Callable[[Any], float] | None = None  # training FLOPs per token, for MFU
     causal_lm: bool = False  # `harness generate` samples from it: logits (B, T, V) for tokens (B, T)
+    # Its task reads the configured text through data.tokenizer, and model.vocab_size follows the
+    # tokenizer; otherwise the family takes bytes only (data.tokenizer must stay "bytes").
+    tokenized_text: bool = False
     spec: str = ""  # how it was loaded (a name or "module:attr"); checkpoints record it
 
     def __post_init__(self) -> None:

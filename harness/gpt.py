@@ -232,4 +232,5 @@ FAMILY = Family(
     tf_model="models_tf.model:TransformerLM",
     flops_per_token=GPTConfig.flops_per_token,
     causal_lm=True,
+    tokenized_text=True,
 )

@@ -210,17 +210,19 @@ class Reporter(Hook):
             self._file = None
 
 
-def evaluate(backend: Backend, task, split: Split, batch_size: int, seed: int) -> dict[str, float]:
-    """The task's metrics over every example of ``split`` (this process alone, no collectives)."""
+def evaluate(backend: Backend, task, split: Split, config: EvalConfig, seed: int) -> dict[str, float]:
+    """The task's metrics over the first ``config.max_examples`` examples of ``split`` (0: all), in
+    batches of ``config.batch_size`` (this process alone, no collectives)."""
     sums = EvalSums()
-    for start in range(0, len(split), batch_size):
-        indices = np.arange(start, min(start + batch_size, len(split)))
+    count = min(len(split), config.max_examples or len(split))
+    for start in range(0, count, config.batch_size):
+        indices = np.arange(start, min(start + config.batch_size, count))
         sums += backend.eval_sums(task.batch(split, indices, np.random.default_rng([seed, EVAL_STREAM, start])))
     return task.eval_metrics(sums.loss / sums.count, sums.correct / sums.count)
 
 
 class Evaluator(Hook):
-    """Rank 0 evaluates the whole validation split every ``every`` steps and at the last, and hands
+    """Rank 0 evaluates the validation split (eval.max_examples of it) every ``every`` steps and at the last, and hands
     the metrics to each of ``logs`` (objects with ``log_eval(step, metrics)``: the Reporter, TensorBoard)."""
 
     def __init__(self, backend: Backend, task, split: Split, config: EvalConfig, train: TrainConfig, logs: list):
@@ -230,7 +232,7 @@ class Evaluator(Hook):
 
     def after_step(self, report: StepReport, position: LoopPosition) -> None:
         if due(self.config.every, report.step, self.train.steps):
-            self.last = evaluate(self.backend, self.task, self.split, self.config.batch_size, self.train.seed)
+            self.last = evaluate(self.backend, self.task, self.split, self.config, self.train.seed)
             for log in self.logs:
                 log.log_eval(report.step, self.last)
 
@@ -248,9 +250,11 @@ class Checkpointer(Hook):
         steps: int,
         trainer_record: dict,
         last_saved: Path | None = None,
+        files: dict[str, Path] | None = None,
     ):
         self.run_dir, self.backend, self.every, self.keep, self.steps = Path(run_dir), backend, every, keep, steps
         self.trainer_record = trainer_record  # what every checkpoint's trainer.json carries
+        self.files = files or {}  # copied into every checkpoint (the tokenizer)
         self.last_saved = last_saved
         self.last_step = int(last_saved.name.removeprefix("step_")) if last_saved else 0
         self.world_size = 0  # of the steps that made the state being saved
@@ -278,6 +282,7 @@ class Checkpointer(Hook):
                 record,
                 self.keep,
                 on_file=self._events.on_checkpoint_file,
+                files=self.files,
             )
         self.last_step = position.step
 

@@ -24,14 +24,17 @@ import numpy as np
 
 from harness.backend import Backend, StepOutcome, step_seed
 from harness.checkpoint import (
+    TOKENIZER_FILE,
     Checkpoint,
+    check_tokenizer,
     initial_state_from,
     latest_checkpoint,
     list_checkpoints,
     remove_partial_checkpoints,
+    tokenizer_record,
 )
 from harness.config import RunConfig, TrainConfig
-from harness.data import BatchOrder, Split
+from harness.data import BatchOrder, Split, data_tokenizer
 from harness.distributed import Distributed
 from harness.family import Family
 from harness.frameworks import framework_module
@@ -41,6 +44,7 @@ from harness.rundir import hold_run_dir
 from harness.state import State, state_checksum
 from harness.tasks import Task
 from harness.tensorboard import TensorBoard
+from harness.tokenizer import Tokenizer
 
 __all__ = [
     "METRICS_FILE",
@@ -293,6 +297,7 @@ def resume_point(run_dir: Path, family: Family, config: RunConfig, resume: bool)
     run directory and the request disagree (so nothing in it is touched)."""
     if resume:
         checkpoint = latest_checkpoint(run_dir, family, config.model)
+        check_tokenizer(checkpoint, data_tokenizer(config.data))
         if checkpoint.step >= config.train.steps:
             raise ValueError(
                 f"{run_dir} is already at step {checkpoint.step} of {config.train.steps}; "
@@ -317,12 +322,11 @@ def open_resume_point(run_dir: Path, family: Family, config: RunConfig, resume: 
     return checkpoint
 
 
-def initial_state(init_from: str, family: Family, fresh: State) -> State:
+def initial_state(init_from: str, family: Family, fresh: State, tokenizer: Tokenizer) -> State:
     """``fresh`` with the tensors of ``init_from``'s newest checkpoint, saying on stderr what it took."""
-    state, source, left_fresh = initial_state_from(Path(init_from), family, fresh)
+    state, origin, left_fresh = initial_state_from(Path(init_from), family, fresh, tokenizer)
     print(
-        f"initialised {len(fresh) - len(left_fresh)} tensors from {source.path} (step {source.step}); "
-        f"fresh: {', '.join(left_fresh) or 'none'}",
+        f"initialised {len(fresh) - len(left_fresh)} tensors from {origin}; fresh: {', '.join(left_fresh) or 'none'}",
         file=sys.stderr,
         flush=True,
     )
@@ -382,16 +386,22 @@ def train_rank(
         backend.import_model_state(checkpoint.model)
         backend.import_optimizer_state(checkpoint.optimizer)
     elif t.init_from and is_main:  # the broadcast below gives every rank rank 0's weights
-        backend.import_model_state(initial_state(t.init_from, family, backend.export_model_state()))
+        fresh = backend.export_model_state()
+        backend.import_model_state(initial_state(t.init_from, family, fresh, data_tokenizer(config.data)))
 
     meter = Throughput()
     reporter = Reporter(run_dir, t.steps, progress, log_loss_scale=t.precision == "fp16")
     board = TensorBoard(run_dir, log_loss_scale=t.precision == "fp16") if tensorboard and is_main else None
     evaluator = Evaluator(backend, task, val_split, config.eval, t, [reporter, *([board] if board else [])])
-    record = {"framework": framework, "family": family.spec, "config": config.to_dict()}
+    tokenizer = data_tokenizer(config.data)
+    record = {
+        "framework": framework, "family": family.spec, "config": config.to_dict(),
+        "tokenizer": tokenizer_record(tokenizer),
+    }  # fmt: skip
     checkpointer = Checkpointer(
         run_dir, backend, config.checkpoint.every, config.checkpoint.keep, t.steps, record,
         last_saved=checkpoint.path if checkpoint is not None else None,
+        files={TOKENIZER_FILE: tokenizer.path} if tokenizer.path else None,
     )  # fmt: skip
     loop_hooks: list[Hook] = [meter]
     hang_timeout = float(os.environ.get(HANG_TIMEOUT_VARIABLE, "0"))

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import click
 
-from harness.checkpoint import latest_checkpoint
+from harness.checkpoint import checkpoint_tokenizer, latest_checkpoint
 from harness.config import load_run_config
-from harness.data import decode, encode
 from harness.distributed import check_hostname_resolves, is_lost_rank_error
 from harness.frameworks import FRAMEWORK_PACKAGES, check_framework, framework_module
 from harness.generate import sample
@@ -252,9 +251,10 @@ def train(
     Started by a user's own horovodrun (HOROVOD_RANK set), it runs as one rank of that job.
     """
     from harness.checkpoint import initial_state_from
-    from harness.data import BatchOrder
+    from harness.data import BatchOrder, data_tokenizer
     from harness.elastic import collect_waiting_survivors
     from harness.preemption import StopRequest
+    from harness.prepared import PreparedData
     from harness.rundir import check_run_dir_free
     from harness.train import ElasticSettings, resume_point
 
@@ -275,12 +275,15 @@ def train(
         bounds = (min_np or 1, max_np or num_ranks) if elastic else None
         # Check everything checkable here, before any rank starts and before anything is written.
         check_run_dir_free(run_dir)
+        if config.data.prepared:  # every shard against its checksum, once, here rather than on each rank
+            PreparedData(config.data.prepared, verify=True)
         train_split, _ = chosen.task(config.model).splits(config.data)
         largest = max(bounds[1], num_ranks) if bounds else num_ranks
         BatchOrder(len(train_split), config.train.windows_per_rank, largest, config.train.seed)
         start = resume_point(run_dir, chosen, config, resume)
         if config.train.init_from and not resume:  # refuse a source that does not fit, before any rank starts
-            initial_state_from(Path(config.train.init_from), chosen, chosen.init_state(config.model, 0))
+            fresh = chosen.init_state(config.model, 0)
+            initial_state_from(Path(config.train.init_from), chosen, fresh, data_tokenizer(config.data))
         if num_ranks == 1 and not hosts and not hostfile and not elastic:
             _train_here(framework, chosen, config, run_dir, resume, progress, None, hooks, tensorboard)
             return
@@ -430,13 +433,118 @@ def generate(run_dir, framework, prompt, max_new_tokens, temperature, top_k, see
         checkpoint = latest_checkpoint(Path(run_dir), load_family(family) if family else None)
         if not checkpoint.family.causal_lm:
             raise ValueError(f"model family {checkpoint.family.name!r} is not a causal LM: it cannot generate text")
+        tokenizer = checkpoint_tokenizer(checkpoint)
         backend = framework_module(framework, "backend")
         predict = backend.make_predictor(checkpoint.family, checkpoint.model_config, checkpoint.model)
         block_size = checkpoint.model_config.block_size
-        tokens = sample(predict, encode(prompt), max_new_tokens, block_size, temperature, top_k, seed=seed)
+        prompt_ids = tokenizer.encode(prompt)
+        tokens = sample(predict, prompt_ids, max_new_tokens, block_size, temperature, top_k, seed=seed)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
-    click.echo(decode(tokens))
+    click.echo(tokenizer.decode(tokens))
+
+
+@cli.command()
+@click.option(
+    "--run-dir", required=True, callback=non_empty, type=click.Path(file_okay=False), help="A gpt run's directory."
+)
+@click.option("--format", "export_format", type=click.Choice(["hf"]), default="hf", show_default=True)
+@click.option("--out", required=True, callback=non_empty, type=click.Path(file_okay=False), help="Directory to create.")
+def export(run_dir, export_format, out):
+    """Export the newest checkpoint of --run-dir as a Hugging Face transformers GPT-2 directory."""
+    from harness.hf import export_hf
+
+    out = Path(out)
+    try:
+        if out.exists():
+            raise ValueError(f"--out {out} already exists; choose a new directory")
+        checkpoint = latest_checkpoint(Path(run_dir))
+        if checkpoint.family.name != "gpt":
+            raise ValueError(f"--run-dir {run_dir} holds family {checkpoint.family.name!r}; --format hf exports 'gpt'")
+        tokenizer = checkpoint_tokenizer(checkpoint)
+        written = export_hf(
+            checkpoint.model, checkpoint.model_config, out, tokenizer.path and checkpoint.path / "tokenizer.json"
+        )
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"exported {checkpoint.path} (step {checkpoint.step}) as GPT2LMHeadModel: {', '.join(written)} -> {out}")
+
+
+DATA_OPTIONS = [
+    click.option("--config", "config_file", default=None, callback=non_empty, help="TOML file; its [data] is read."),
+    click.option(
+        "--set", "overrides", multiple=True, metavar="KEY=VALUE", help='Override one key, e.g. data.paths=["corpus/"].'
+    ),
+]
+
+
+def data_options(command):
+    for option in reversed(DATA_OPTIONS):
+        command = option(command)
+    return command
+
+
+@cli.group()
+def tokenizer() -> None:
+    """Train a byte-level BPE tokenizer for the configured data."""
+
+
+@tokenizer.command("train")
+@click.option("--vocab-size", type=click.IntRange(257, 2**20), required=True, help="Ids: 256 bytes, 1 special, merges.")
+@click.option(
+    "--out", required=True, callback=non_empty, type=click.Path(dir_okay=False), help="tokenizer.json to write."
+)
+@data_options
+def tokenizer_train(vocab_size, out, config_file, overrides):
+    """Train a byte-level BPE (Hugging Face tokenizers) over the configured data and write --out."""
+    from harness.inputs import all_documents
+    from harness.tokenizer import train_bpe
+
+    out = Path(out)
+    try:
+        if out.exists():
+            raise ValueError(f"--out {out} already exists; choose another path (a tokenizer is never overwritten)")
+        if not out.parent.resolve().is_dir():
+            raise ValueError(f"--out {out}: its directory does not exist")
+        _, config = load_run_config("default", config_file, list(overrides))
+        started = time.perf_counter()
+        texts = (document.decode("utf-8", errors="replace") for document in all_documents(config.data))
+        trained = train_bpe(texts, vocab_size, out)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"tokenizer: {trained.vocab_size} ids, sha256 {trained.sha256[:12]}, "
+               f"trained in {time.perf_counter() - started:.1f} s -> {out}")  # fmt: skip
+
+
+@cli.command()
+@click.option("--out", required=True, callback=non_empty, type=click.Path(file_okay=False), help="Directory to create.")
+@click.option(
+    "--shard-tokens",
+    type=click.IntRange(1024, 2**31),
+    default=1 << 28,
+    show_default=True,
+    help="Tokens per shard file.",
+)
+@data_options
+def prepare(out, shard_tokens, config_file, overrides):
+    """Tokenize the configured inputs once into token shards and an index, for data.prepared=OUT."""
+    from harness.prepared import prepare as prepare_data
+
+    try:
+        _, config = load_run_config("default", config_file, list(overrides))
+        if config.data.prepared:
+            raise ValueError("data.prepared is set: prepare reads data.paths (and data.tokenizer), not prepared data")
+        started = time.perf_counter()
+        index = prepare_data(config.data, Path(out), shard_tokens)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    seconds = time.perf_counter() - started
+    megabytes = index["input_bytes"] / 1e6
+    click.echo(
+        f"prepared {index['total_tokens']} tokens ({index['dtype']}, {len(index['shards'])} shard(s)) from "
+        f"{megabytes:.1f} MB of input in {seconds:.1f} s ({megabytes / seconds:.1f} MB/s); train "
+        f"{index['train_tokens']} / validation {index['val_tokens']} tokens -> {out}"
+    )
 
 
 @cli.command()

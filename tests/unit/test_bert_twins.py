@@ -10,6 +10,7 @@ import torch
 
 from harness.bert import CLS_ID, FAMILY, MASK_ID, PAD_ID, BERTConfig, MaskedLMTask, init_state, state_shapes
 from harness.data import encode, train_val_split
+from harness.tokenizer import ByteTokenizer
 from models_tf import bert as tf_bert
 from models_tf import ops as tf_ops
 from models_torch import bert as torch_bert
@@ -163,14 +164,14 @@ def test_an_encoder_pretrained_with_the_mlm_head_initialises_the_classifier(tmp_
     record = {"family": "bert", "config": {"model": dataclasses.asdict(mlm)}}
     save_checkpoint(tmp_path, 40, pretrained, zero_optimizer_state(state_shapes(mlm)), record, keep=1)
     fresh = init_state(classify, seed=6)
-    state, source, left_fresh = initial_state_from(tmp_path, FAMILY, fresh)
-    assert source.step == 40
+    state, source, left_fresh = initial_state_from(tmp_path, FAMILY, fresh, ByteTokenizer())
+    assert source.endswith("(step 40)")
     assert left_fresh == ["pooler.weight", "pooler.bias", "classifier.weight", "classifier.bias"]
     assert all(np.array_equal(state[n], pretrained[n]) for n in state if n not in left_fresh)
     assert all(np.array_equal(state[n], fresh[n]) for n in left_fresh)
     wider = BERTConfig(n_layer=2, n_head=2, n_embd=64, mlp_hidden=128, block_size=32, head="classify")
     with pytest.raises(ValueError, match=r"wte.weight has shape \(259, 32\) there, \(259, 64\) in this model"):
-        initial_state_from(tmp_path, FAMILY, init_state(wider, seed=0))
+        initial_state_from(tmp_path, FAMILY, init_state(wider, seed=0), ByteTokenizer())
 
 
 def test_the_topic_task_holds_out_a_fixed_balanced_set_of_padded_paragraphs():
