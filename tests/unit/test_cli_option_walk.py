@@ -58,6 +58,7 @@ BAD = {
         "--config": ["", "/no/such.toml"],
         "--set": ["", "x", "data.paths=3", "data.val_fraction=2", "data.text_field="],
     },
+    "export": {"--run-dir": ["", "{file}", "/no/such/run"], "--format": ["", "onnx"], "--out": ["", "{file}"]},
     "prepare": {
         "--out": ["", "{file}"],
         "--shard-tokens": [*NUMBER, str(2**40)],
@@ -74,6 +75,7 @@ BASE = {
     "bench": {"--quick": None, "--out": "{dir}/out"},
     "tokenizer train": {"--vocab-size": "300", "--out": "{dir}/tokenizer.json"},
     "prepare": {"--out": "{dir}/prepared"},
+    "export": {"--run-dir": "{dir}/run", "--out": "{dir}/hf"},
 }
 CASES = [
     (command, option, value)
