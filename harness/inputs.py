@@ -23,6 +23,7 @@ from harness.config import DataConfig
 
 GLOB_CHARACTERS = "*?["
 READ_BATCH = 1024  # rows per read from Parquet and datasets
+PIECE_BYTES = 4 << 20  # a text file is read and tokenized in pieces of about this size
 
 
 def default_corpus() -> str:
@@ -124,7 +125,44 @@ def documents(source: Source, text_field: str) -> Iterator[bytes]:
         yield default_corpus().encode("utf-8")
     elif source.kind == "text":
         yield source.path.read_bytes()
-    elif source.kind == "jsonl":
+    else:
+        yield from _record_documents(source, text_field)
+
+
+def pieces(data: DataConfig) -> Iterator[tuple[bytes, bool]]:
+    """Every document of every source, in order, as (piece, starts a document): records whole, a
+    text file in pieces of about PIECE_BYTES cut after a newline that precedes a non-space byte,
+    so that no file has to fit in memory at once. Tokenizing piece by piece keeps a word whole
+    (pieces end at a line end); the prepared and the in-memory corpus are both made this way."""
+    for source in sources(data):
+        if source.kind != "text":
+            for document in documents(source, data.text_field):
+                yield document, True
+            continue
+        with source.path.open("rb") as text:
+            first, rest = True, b""
+            while block := text.read(PIECE_BYTES):
+                rest += block
+                cut = _last_line_start(rest)
+                if cut > 0:
+                    yield rest[:cut], first
+                    first, rest = False, rest[cut:]
+            if rest or first:
+                yield rest, first
+
+
+def _last_line_start(data: bytes) -> int:
+    """The offset just after the last newline of ``data`` that a non-space byte follows (0: none)."""
+    end = len(data) - 1  # a newline at the very end: what follows it is not read yet
+    while (at := data.rfind(b"\n", 0, end)) >= 0:
+        if not data[at + 1 : at + 2].isspace():
+            return at + 1
+        end = at
+    return 0
+
+
+def _record_documents(source: Source, text_field: str) -> Iterator[bytes]:
+    if source.kind == "jsonl":
         yield from _jsonl_documents(source.path, text_field)
     elif source.kind == "parquet":
         for batch in _parquet_file(source.path).iter_batches(batch_size=READ_BATCH, columns=[text_field]):
@@ -160,6 +198,12 @@ def _texts(values: list, source: Source, text_field: str) -> Iterator[bytes]:
 
 
 def all_documents(data: DataConfig) -> Iterator[bytes]:
-    """Every document of every source, in order."""
-    for source in sources(data):
-        yield from documents(source, data.text_field)
+    """Every document of every source, in order, whole (``pieces`` joined)."""
+    document = None
+    for piece, starts in pieces(data):
+        if starts and document is not None:
+            yield document
+            document = b""
+        document = (document or b"") + piece
+    if document is not None:
+        yield document

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.config import DataConfig
-from harness.inputs import all_documents
+from harness.inputs import pieces
 from harness.tokenizer import BPETokenizer, Tokenizer, load_tokenizer, token_dtype
 
 INDEX_FILE = "index.json"
@@ -36,25 +36,26 @@ DOCUMENT_SEPARATOR = b"\n\n"
 
 def token_stream(data: DataConfig, tokenizer: Tokenizer) -> Iterator[tuple[np.ndarray, int]]:
     """The corpus as consecutive arrays of token ids, each with the input bytes it covers: the
-    documents in order, DOCUMENT_SEPARATOR's tokens between two documents."""
+    documents in order (a long text file in pieces), DOCUMENT_SEPARATOR's tokens between two."""
     separator = tokenizer.encode(DOCUMENT_SEPARATOR)
-    batch: list[bytes] = []
+    batch: list[tuple[bytes, bool]] = []
     size, first = 0, True
-    for document in all_documents(data):
-        batch.append(document)
-        size += len(document)
+    for piece, starts in pieces(data):
+        batch.append((piece, starts and not first))
+        size, first = size + len(piece), False
         if size >= ENCODE_BATCH_BYTES:
-            yield from _encoded(batch, tokenizer, separator, first)
-            batch, size, first = [], 0, False
+            yield from _encoded(batch, tokenizer, separator)
+            batch, size = [], 0
     if batch:
-        yield from _encoded(batch, tokenizer, separator, first)
+        yield from _encoded(batch, tokenizer, separator)
 
 
-def _encoded(documents: list[bytes], tokenizer: Tokenizer, separator: np.ndarray, first: bool):
-    for index, ids in enumerate(tokenizer.encode_batch(documents)):
-        if not (first and index == 0):
+def _encoded(batch: list[tuple[bytes, bool]], tokenizer: Tokenizer, separator: np.ndarray):
+    """Each piece's ids, after the separator's where a new document (not the first) begins."""
+    for (piece, separated), ids in zip(batch, tokenizer.encode_batch([p for p, _ in batch]), strict=True):
+        if separated:
             yield separator, len(DOCUMENT_SEPARATOR)
-        yield ids, len(documents[index])
+        yield ids, len(piece)
 
 
 def split_point(total_tokens: int, val_fraction: float) -> int:

@@ -497,7 +497,7 @@ def tokenizer() -> None:
 @data_options
 def tokenizer_train(vocab_size, out, config_file, overrides):
     """Train a byte-level BPE (Hugging Face tokenizers) over the configured data and write --out."""
-    from harness.inputs import all_documents
+    from harness.inputs import pieces
     from harness.tokenizer import train_bpe
 
     out = Path(out)
@@ -508,7 +508,7 @@ def tokenizer_train(vocab_size, out, config_file, overrides):
             raise ValueError(f"--out {out}: its directory does not exist")
         _, config = load_run_config("default", config_file, list(overrides))
         started = time.perf_counter()
-        texts = (document.decode("utf-8", errors="replace") for document in all_documents(config.data))
+        texts = (piece.decode("utf-8", errors="replace") for piece, _ in pieces(config.data))
         trained = train_bpe(texts, vocab_size, out)
     except ValueError as err:
         raise click.ClickException(str(err)) from None

@@ -233,3 +233,24 @@ def test_the_tokenizer_travels_with_checkpoints_and_a_mismatch_is_refused(bpe_fi
     (checkpoint.path / "tokenizer.json").write_text("{}")
     with pytest.raises(ValueError, match="no valid checkpoint"):
         latest_checkpoint(tmp_path)  # the copy is checksummed with the tensors
+
+
+def test_a_text_file_larger_than_a_piece_is_read_in_pieces_cut_at_line_starts(tmp_path, bpe_file):
+    from harness.inputs import PIECE_BYTES, pieces
+
+    text = (default_corpus() + "\n\n") * (2 * PIECE_BYTES // len(default_corpus().encode()) + 1)
+    big = tmp_path / "big.txt"
+    big.write_text(text)
+    data = DataConfig(paths=(str(big),))
+    cut = list(pieces(data))
+    assert len(cut) >= 3 and [starts for _, starts in cut] == [True] + [False] * (len(cut) - 1)
+    assert all(len(piece) <= 2 * PIECE_BYTES for piece, _ in cut)
+    for (piece, _), (following, _) in zip(cut[:-1], cut[1:], strict=True):
+        assert piece.endswith(b"\n") and not following[:1].isspace()
+    assert b"".join(piece for piece, _ in cut) == big.read_bytes()
+    np.testing.assert_array_equal(load_corpus(data), np.frombuffer(big.read_bytes(), np.uint8))  # bytes: exact
+    bpe = DataConfig(paths=(str(big),), tokenizer=str(bpe_file))
+    tokens = load_corpus(bpe)
+    assert load_tokenizer(str(bpe_file)).decode(tokens) == text  # lossless across the cuts
+    prepare(bpe, tmp_path / "prepared")
+    np.testing.assert_array_equal(PreparedData(tmp_path / "prepared").tokens()[np.arange(len(tokens))], tokens)
