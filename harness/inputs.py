@@ -23,7 +23,7 @@ from harness.config import DataConfig
 
 GLOB_CHARACTERS = "*?["
 READ_BATCH = 1024  # rows per read from Parquet and datasets
-PIECE_BYTES = 4 << 20  # a text file is read and tokenized in pieces of about this size
+PIECE_BYTES = 1 << 20  # a text file is read and tokenized in pieces of about this size
 
 
 def default_corpus() -> str:

@@ -1,6 +1,6 @@
 """Prepared data: the configured inputs tokenized once (``harness prepare``) into shards of token ids
-and a small JSON index; training reads its windows through ``numpy.memmap``, so a rank's memory
-does not grow with the corpus.
+and a small JSON index; training reads its windows through memory maps of the shards (numpy arrays
+over ``mmap``, see ``Shard``), so a rank's memory does not grow with the corpus.
 
     OUT/index.json            format, tokenizer (sha256, vocabulary), dtype, val_fraction, the
                               train/validation cut, and each shard's token count and SHA-256
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -144,14 +145,32 @@ def _write_shards(stream, dtype: np.dtype, directory: Path, shard_tokens: int, p
     return shards, input_bytes
 
 
+class Shard:
+    """One shard file memory-mapped read-only as a numpy array. Reads are random (MADV_RANDOM: no
+    read-ahead), and ``release`` drops the pages this process has mapped: they stay in the page
+    cache, but a rank's resident memory does not grow with the corpus or with the steps it reads."""
+
+    def __init__(self, path: Path, dtype: np.dtype):
+        with path.open("rb") as f:
+            self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        self._map.madvise(mmap.MADV_RANDOM)
+        self.tokens = np.frombuffer(self._map, dtype)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def release(self) -> None:
+        self._map.madvise(mmap.MADV_DONTNEED)
+
+
 class TokenView:
     """Tokens ``start:stop`` of the shards read as one sequence: ``len``, slices (views), and integer
     array indexing (any shape; the result has it), reading only the pages the indices touch."""
 
-    def __init__(self, shards: list[np.memmap], start: int = 0, stop: int | None = None):
+    def __init__(self, shards: list[Shard], start: int = 0, stop: int | None = None):
         self._shards = shards
         self._offsets = np.cumsum([0, *(len(s) for s in shards)])  # (shards + 1,) first token of each
-        self.dtype = shards[0].dtype
+        self.dtype = shards[0].tokens.dtype
         self.start, self.stop = start, int(self._offsets[-1]) if stop is None else stop
 
     def __len__(self) -> int:
@@ -169,7 +188,8 @@ class TokenView:
         shard_of = np.searchsorted(self._offsets, flat, side="right") - 1
         for shard in np.unique(shard_of):
             chosen = shard_of == shard
-            out[chosen] = self._shards[shard][flat[chosen] - self._offsets[shard]]
+            out[chosen] = self._shards[shard].tokens[flat[chosen] - self._offsets[shard]]
+            self._shards[shard].release()
         return out.reshape(positions.shape)
 
 
@@ -199,7 +219,7 @@ class PreparedData:
                     f"prepared shard {path} does not match its checksum in {INDEX_FILE}: the file changed "
                     "after `harness prepare`; prepare the data again"
                 )
-            self._shards.append(np.memmap(path, dtype=self.dtype, mode="r"))
+            self._shards.append(Shard(path, self.dtype))
 
     @property
     def tokenizer_sha256(self) -> str:

@@ -66,7 +66,8 @@ class BPETokenizer:
         """Many texts at once: the Rust encoder spreads them over threads."""
         strings = [t.decode("utf-8", errors="replace") if isinstance(t, bytes) else t for t in texts]
         dtype = token_dtype(self.vocab_size)
-        return [np.asarray(e.ids, dtype) for e in self._tokenizer.encode_batch(strings, add_special_tokens=False)]
+        encoded = self._tokenizer.encode_batch_fast(strings, add_special_tokens=False)  # ids only, no offsets
+        return [np.asarray(e.ids, dtype) for e in encoded]
 
     def decode(self, ids: Iterable[int]) -> str:
         return self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
