@@ -528,14 +528,21 @@ def tokenizer_train(vocab_size, out, config_file, overrides):
 @data_options
 def prepare(out, shard_tokens, config_file, overrides):
     """Tokenize the configured inputs once into token shards and an index, for data.prepared=OUT."""
+    from tqdm import tqdm
+
+    from harness.inputs import sources
     from harness.prepared import prepare as prepare_data
 
     try:
         _, config = load_run_config("default", config_file, list(overrides))
         if config.data.prepared:
             raise ValueError("data.prepared is set: prepare reads data.paths (and data.tokenizer), not prepared data")
+        found = sources(config.data)
+        known = all(source.kind == "text" for source in found)  # else the text's size is not known up front
+        total = sum(source.path.stat().st_size for source in found) if known else None
         started = time.perf_counter()
-        index = prepare_data(config.data, Path(out), shard_tokens)
+        with tqdm(total=total, unit="B", unit_scale=True, desc="prepare", file=sys.stderr, delay=2) as bar:
+            index = prepare_data(config.data, Path(out), shard_tokens, progress=lambda done: bar.update(done - bar.n))
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     seconds = time.perf_counter() - started
