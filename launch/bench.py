@@ -135,6 +135,18 @@ def minimal_step_times(framework: str, num_ranks: int, plan: BenchPlan, env: dic
     return run_program(num_ranks, program, env)["step_times"][plan.warmup :]
 
 
+def ddp_step_times(num_ranks: int, plan: BenchPlan, env: dict[str, str]) -> list[float]:
+    """torch's own DistributedDataParallel on the minimal loop (benchmarks/ddp_torch.py, torchrun,
+    Gloo): the peer a user would otherwise pick. Seconds per step, warm-up dropped."""
+    script = ROOT / "benchmarks" / "ddp_torch.py"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(num_ranks)]
+    cmd += [str(script), plan.model, str(plan.batch_size), str(plan.steps)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return last_json(proc.stdout)["step_times"][plan.warmup :]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -204,10 +216,12 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
             tokens_per_step = plan.batch_size * num_ranks * tokens_per_row
             harness_times = harness_step_times(framework, num_ranks, plan, env, tokens_per_row)
             minimal_times = minimal_step_times(framework, num_ranks, plan, env) if family.name == "gpt" else None
+            peer_times = ddp_step_times(num_ranks, plan, env) if framework == "torch" and minimal_times else None
             tokens_per_s = throughput(harness_times, tokens_per_step)
             runs[f"{framework}_np{num_ranks}"] = {
                 "harness_step_s": stats(harness_times),
                 "minimal_step_s": stats(minimal_times) if minimal_times else None,
+                "ddp_step_s": stats(peer_times) if peer_times else None,
                 "tokens_per_s": tokens_per_s,
                 "mfu": tokens_per_s * flops_per_token / (peak_per_rank * num_ranks) if flops_per_token else None,
             }
@@ -231,6 +245,11 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
     for framework in ("torch", "tf"):
         one, two = runs[f"{framework}_np1"]["tokens_per_s"], runs[f"{framework}_np2"]["tokens_per_s"]
         result[f"scaling_efficiency_{framework}"] = two / (2 * one)
+    if runs["torch_np1"]["ddp_step_s"] is not None:
+        ddp = {n: runs[f"torch_np{n}"]["ddp_step_s"]["median"] for n in (1, 2)}
+        for n in (1, 2):
+            result[f"vs_ddp_np{n}"] = runs[f"torch_np{n}"]["harness_step_s"]["median"] / ddp[n]
+        result["scaling_efficiency_ddp"] = ddp[1] / ddp[2]  # same per-rank batch: time ratio = throughput ratio / 2
     for framework in ("torch", "tf"):
         if runs[f"{framework}_np2"]["mfu"] is not None:
             result[f"mfu_{framework}"] = runs[f"{framework}_np2"]["mfu"]
@@ -255,16 +274,18 @@ def markdown_table(bench: dict) -> str:
         f"{raw['matmul_gflops_1_thread']['median']:.0f} GFLOP/s on 1 thread, "
         f"{raw['matmul_gflops_all_threads']['median']:.0f} on all; memcpy {raw['memcpy_gbps']['median']:.1f} GB/s.",
         "",
-        "| run | harness step (s) | minimal loop step (s) | tokens/s | MFU |",
-        "| --- | --- | --- | --- | --- |",
+        "| run | harness step (s) | minimal Horovod loop step (s) | torch DDP step (s) | tokens/s | MFU |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
+
+    def spread(times: dict | None) -> str:
+        return "n/a" if times is None else f"{times['median']:.4f} [{times['q1']:.4f}, {times['q3']:.4f}]"
+
     for name, run in raw["runs"].items():
-        h, m = run["harness_step_s"], run["minimal_step_s"]
-        minimal = "n/a" if m is None else f"{m['median']:.4f} [{m['q1']:.4f}, {m['q3']:.4f}]"
         mfu = "n/a" if run["mfu"] is None else f"{run['mfu']:.3f}"
         lines.append(
-            f"| {name} | {h['median']:.4f} [{h['q1']:.4f}, {h['q3']:.4f}] | {minimal} "
-            f"| {run['tokens_per_s']:,.0f} | {mfu} |"
+            f"| {name} | {spread(run['harness_step_s'])} | {spread(run['minimal_step_s'])} "
+            f"| {spread(run.get('ddp_step_s'))} | {run['tokens_per_s']:,.0f} | {mfu} |"
         )
     lines += [
         "",
@@ -281,7 +302,8 @@ def markdown_table(bench: dict) -> str:
         "overhead_ratio": "≤ 1.02",
         "tf_over_torch": "≤ 1.10",
         "allreduce_vs": "≥ 1",
-        "scaling": "≥ 0.90",
+        "vs_ddp": "≤ 1.05",
+        "scaling": "≥ 0.95",
         "mfu": "≥ 0.40",
     }
     for key, value in bench.items():

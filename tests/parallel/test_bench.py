@@ -14,6 +14,9 @@ KEYS = {
     "scaling_efficiency_tf",
     "mfu_torch",
     "mfu_tf",
+    "vs_ddp_np1",
+    "vs_ddp_np2",
+    "scaling_efficiency_ddp",
 }
 
 
@@ -30,6 +33,7 @@ def test_quick_bench_writes_every_key(tmp_path):
     for run in raw["runs"].values():
         assert run["harness_step_s"]["n"] == run["minimal_step_s"]["n"] == 5  # 8 steps - 3 warm-up
         assert run["harness_step_s"]["q1"] <= run["harness_step_s"]["median"] <= run["harness_step_s"]["q3"]
+    assert raw["runs"]["torch_np2"]["ddp_step_s"]["n"] == 5 and raw["runs"]["tf_np2"]["ddp_step_s"] is None
     assert raw["matmul_gflops_1_thread"]["median"] > 1
     table = (tmp_path / "bench.md").read_text()
     assert "| `tf_over_torch` |" in table and "| torch_np2 |" in table
