@@ -4,14 +4,12 @@ benchmarks/minimal_torch.py. Usage: torchrun --nproc-per-node N ddp_torch.py MOD
 Rank 0 prints one JSON line: {"step_times": [...]}.
 """
 
-import json
 import os
 import sys
-import time
 
-import numpy as np
 import torch
 import torch.distributed as dist
+from loops import random_batch, report, time_steps
 from torch.nn.parallel import DistributedDataParallel
 
 from harness.gpt import FAMILY, init_state
@@ -27,19 +25,19 @@ import_state(model, init_state(config, seed=0))
 model = DistributedDataParallel(model)
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1, foreach=False)
 
-rng = np.random.default_rng(dist.get_rank())
-tokens = torch.from_numpy(rng.integers(0, config.vocab_size, (batch_size, config.block_size + 1)))
-inputs, targets = tokens[:, :-1], tokens[:, 1:]
-times = []
-for _ in range(steps):
-    began = time.perf_counter()
+inputs, targets = (
+    torch.from_numpy(a) for a in random_batch(config.vocab_size, batch_size, config.block_size, dist.get_rank())
+)
+
+
+def step() -> None:
     optimizer.zero_grad()
     cross_entropy(model(inputs), targets).backward()  # returns with the gradients averaged
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
-    times.append(time.perf_counter() - began)
-if dist.get_rank() == 0:
-    print(json.dumps({"step_times": times}), flush=True)
+
+
+report(time_steps(step, steps), dist.get_rank() == 0)
 dist.barrier()  # both ranks are done with Gloo before either leaves
 # Leave without tearing Gloo down: its threads sometimes abort the interpreter's shutdown
 # ("terminate called without an active exception", 1 run in 10 here), failing a finished run.

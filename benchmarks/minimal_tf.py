@@ -5,13 +5,11 @@ loss allreduce, checkpoints). Usage (any np): minimal_tf.py MODEL BATCH_PER_RANK
 Rank 0 prints one JSON line: {"step_times": [...]}.
 """
 
-import json
 import sys
-import time
 
 import horovod.tensorflow as hvd
-import numpy as np
 import tensorflow as tf
+from loops import random_batch, report, time_steps
 
 from harness.config import TrainConfig
 from harness.gpt import FAMILY, init_state
@@ -41,13 +39,5 @@ def train_step(inputs, targets):
     return loss
 
 
-rng = np.random.default_rng(hvd.rank())
-tokens = tf.constant(rng.integers(0, config.vocab_size, (batch_size, config.block_size + 1)))
-inputs, targets = tokens[:, :-1], tokens[:, 1:]
-times = []
-for _ in range(steps):
-    began = time.perf_counter()
-    float(train_step(inputs, targets))  # block until the step is done
-    times.append(time.perf_counter() - began)
-if hvd.rank() == 0:
-    print(json.dumps({"step_times": times}), flush=True)
+inputs, targets = (tf.constant(a) for a in random_batch(config.vocab_size, batch_size, config.block_size, hvd.rank()))
+report(time_steps(lambda: float(train_step(inputs, targets)), steps), hvd.rank() == 0)  # float(): wait for the step

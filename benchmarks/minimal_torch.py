@@ -5,13 +5,11 @@ loss allreduce, checkpoints). Usage (any np): minimal_torch.py MODEL BATCH_PER_R
 Rank 0 prints one JSON line: {"step_times": [...]}.
 """
 
-import json
 import sys
-import time
 
 import horovod.torch as hvd
-import numpy as np
 import torch
+from loops import random_batch, report, time_steps
 
 from harness.gpt import FAMILY, init_state
 from models_torch.model import TransformerLM
@@ -27,18 +25,18 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), we
 optimizer = hvd.DistributedOptimizer(optimizer, named_parameters=model.named_parameters())
 hvd.broadcast_parameters(model.state_dict(), root_rank=0)
 
-rng = np.random.default_rng(hvd.rank())
-tokens = torch.from_numpy(rng.integers(0, config.vocab_size, (batch_size, config.block_size + 1)))
-inputs, targets = tokens[:, :-1], tokens[:, 1:]
-times = []
-for _ in range(steps):
-    began = time.perf_counter()
+inputs, targets = (
+    torch.from_numpy(a) for a in random_batch(config.vocab_size, batch_size, config.block_size, hvd.rank())
+)
+
+
+def step() -> None:
     optimizer.zero_grad()
     cross_entropy(model(inputs), targets).backward()
     optimizer.synchronize()  # Horovod: averaged gradients before clipping
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     with optimizer.skip_synchronize():
         optimizer.step()
-    times.append(time.perf_counter() - began)
-if hvd.rank() == 0:
-    print(json.dumps({"step_times": times}), flush=True)
+
+
+report(time_steps(step, steps), hvd.rank() == 0)
