@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import torch
+from twin_gradients import assert_gradients_agree
 
 from harness.bert import CLS_ID, FAMILY, MASK_ID, PAD_ID, BERTConfig, MaskedLMTask, init_state, state_shapes
 from harness.data import encode, train_val_split
@@ -67,17 +68,7 @@ def test_gradients_agree_for_every_parameter(name):
     config = CONFIGS[name]
     pt, tfm = twins(config)
     x, y, w = masked_batch(config)
-    torch_ops.cross_entropy(pt(torch.from_numpy(x)), torch.from_numpy(y), torch.from_numpy(w)).backward()
-    pt_grads = {n: p.grad.numpy() for n, p in pt.named_parameters()}
-    names, variables = zip(*tf_ops.named_parameters(tfm), strict=True)
-    with tf.GradientTape() as tape:
-        loss = tf_ops.cross_entropy(tfm(tf.constant(x), training=False), tf.constant(y), tf.constant(w))
-    tf_grads = dict(zip(names, (tf.convert_to_tensor(g).numpy() for g in tape.gradient(loss, variables)), strict=True))
-    assert pt_grads.keys() == tf_grads.keys() == state_shapes(config).keys()
-    for n, g in pt_grads.items():
-        norm = np.linalg.norm(g)
-        assert norm > 0, f"{n} has a zero gradient"
-        assert np.max(np.abs(g - tf_grads[n])) <= 1e-4 * norm, n
+    assert_gradients_agree(pt, tfm, state_shapes(config).keys(), x, y, w)
 
 
 @pytest.mark.parametrize("name", ["tiny", "odd"])
