@@ -120,13 +120,17 @@ def _load_dataset(path: Path):
 
 
 def documents(source: Source, text_field: str) -> Iterator[bytes]:
-    """The documents of one source, as UTF-8 bytes (text files: their bytes as they are)."""
+    """The documents of a source other than a text file (those are read in ``pieces``), as UTF-8."""
     if source.kind == "default":
         yield default_corpus().encode("utf-8")
-    elif source.kind == "text":
-        yield source.path.read_bytes()
+    elif source.kind == "jsonl":
+        yield from _jsonl_documents(source.path, text_field)
+    elif source.kind == "parquet":
+        for batch in _parquet_file(source.path).iter_batches(batch_size=READ_BATCH, columns=[text_field]):
+            yield from _texts(batch.column(0).to_pylist(), source, text_field)
     else:
-        yield from _record_documents(source, text_field)
+        for rows in _load_dataset(source.path).iter(batch_size=READ_BATCH):
+            yield from _texts(rows[text_field], source, text_field)
 
 
 def pieces(data: DataConfig) -> Iterator[tuple[bytes, bool]]:
@@ -161,17 +165,6 @@ def _last_line_start(data: bytes) -> int:
     return 0
 
 
-def _record_documents(source: Source, text_field: str) -> Iterator[bytes]:
-    if source.kind == "jsonl":
-        yield from _jsonl_documents(source.path, text_field)
-    elif source.kind == "parquet":
-        for batch in _parquet_file(source.path).iter_batches(batch_size=READ_BATCH, columns=[text_field]):
-            yield from _texts(batch.column(0).to_pylist(), source, text_field)
-    else:
-        for rows in _load_dataset(source.path).iter(batch_size=READ_BATCH):
-            yield from _texts(rows[text_field], source, text_field)
-
-
 def _jsonl_documents(path: Path, text_field: str) -> Iterator[bytes]:
     with path.open("rb") as lines:
         for number, line in enumerate(lines, start=1):
@@ -195,15 +188,3 @@ def _texts(values: list, source: Source, text_field: str) -> Iterator[bytes]:
         if not isinstance(value, str):
             raise ValueError(f"{source.describe()}: column {text_field!r} holds {type(value).__name__}, expected text")
         yield value.encode("utf-8")
-
-
-def all_documents(data: DataConfig) -> Iterator[bytes]:
-    """Every document of every source, in order, whole (``pieces`` joined)."""
-    document = None
-    for piece, starts in pieces(data):
-        if starts and document is not None:
-            yield document
-            document = b""
-        document = (document or b"") + piece
-    if document is not None:
-        yield document

@@ -12,7 +12,7 @@ from harness.checkpoint import check_tokenizer, latest_checkpoint, save_checkpoi
 from harness.config import DataConfig, load_run_config
 from harness.data import data_tokenizer, load_corpus, train_val_split
 from harness.gpt import FAMILY, init_state, state_shapes
-from harness.inputs import all_documents, default_corpus
+from harness.inputs import default_corpus, pieces
 from harness.prepared import INDEX_FILE, PreparedData, prepare
 from harness.state import zero_optimizer_state
 from harness.tokenizer import ByteTokenizer, load_tokenizer, train_bpe
@@ -102,8 +102,8 @@ def write_inputs(root):
 
 def test_every_input_kind_reads_its_documents_in_order(tmp_path):
     entries, expected = write_inputs(tmp_path)
-    documents = [d.decode() for d in all_documents(DataConfig(paths=tuple(entries)))]
-    assert documents == expected
+    read = list(pieces(DataConfig(paths=tuple(entries))))  # small files: one piece a document
+    assert [piece.decode() for piece, _ in read] == expected and all(starts for _, starts in read)
     tokens = load_corpus(DataConfig(paths=tuple(entries)))  # bytes: documents joined by a blank line
     assert ByteTokenizer().decode(tokens) == "\n\n".join(expected)
 
@@ -131,9 +131,9 @@ def test_input_without_the_text_field_is_named_in_one_error(tmp_path, kind):
 
 def test_a_glob_matching_nothing_and_a_missing_file_are_refused(tmp_path):
     with pytest.raises(ValueError, match="matches no files"):
-        list(all_documents(DataConfig(paths=(str(tmp_path / "*.txt"),))))
+        list(pieces(DataConfig(paths=(str(tmp_path / "*.txt"),))))
     with pytest.raises(ValueError, match="does not exist"):
-        list(all_documents(DataConfig(paths=(str(tmp_path / "nope.txt"),))))
+        list(pieces(DataConfig(paths=(str(tmp_path / "nope.txt"),))))
 
 
 @pytest.mark.parametrize("tokenizer", ["bytes", "bpe"])
@@ -236,7 +236,7 @@ def test_the_tokenizer_travels_with_checkpoints_and_a_mismatch_is_refused(bpe_fi
 
 
 def test_a_text_file_larger_than_a_piece_is_read_in_pieces_cut_at_line_starts(tmp_path, bpe_file):
-    from harness.inputs import PIECE_BYTES, pieces
+    from harness.inputs import PIECE_BYTES
 
     text = (default_corpus() + "\n\n") * (2 * PIECE_BYTES // len(default_corpus().encode()) + 1)
     big = tmp_path / "big.txt"
