@@ -12,6 +12,7 @@ when the head is untied, and the import ties a missing head to the embedding.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -131,8 +132,6 @@ def from_gpt2_state(tensors: dict[str, np.ndarray], config: GPTConfig, where: st
 def export_hf(state: State, config: GPTConfig, out: Path, tokenizer_file: Path | None) -> list[str]:
     """Write config.json, model.safetensors (and tokenizer.json) into the new directory ``out``;
     returns the file names."""
-    import shutil
-
     values = gpt2_config(config)
     tensors = to_gpt2_state(state, config)
     out.mkdir(parents=True)

@@ -208,7 +208,7 @@ class PreparedData:
             shards = self.index["shards"]
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ValueError(f"data.prepared {str(self.directory)!r} has no readable {INDEX_FILE}: {err}") from None
-        self._shards = []
+        self._paths = []
         for shard in shards:
             path = self.directory / shard["file"]
             expected = shard["tokens"] * self.dtype.itemsize
@@ -219,7 +219,7 @@ class PreparedData:
                     f"prepared shard {path} does not match its checksum in {INDEX_FILE}: the file changed "
                     "after `harness prepare`; prepare the data again"
                 )
-            self._shards.append(Shard(path, self.dtype))
+            self._paths.append(path)
 
     @property
     def tokenizer_sha256(self) -> str:
@@ -231,7 +231,9 @@ class PreparedData:
         return self.directory / name if name else None
 
     def tokens(self) -> TokenView:
-        return TokenView(self._shards)
+        """Every token, the shards memory-mapped now (opening the directory to read its index or
+        tokenizer, as the config and checkpoint checks do, maps nothing)."""
+        return TokenView([Shard(path, self.dtype) for path in self._paths])
 
 
 def _file_sha256(path: Path) -> str:

@@ -461,10 +461,7 @@ def export(run_dir, export_format, out):
         checkpoint = latest_checkpoint(Path(run_dir))
         if checkpoint.family.name != "gpt":
             raise ValueError(f"--run-dir {run_dir} holds family {checkpoint.family.name!r}; --format hf exports 'gpt'")
-        tokenizer = checkpoint_tokenizer(checkpoint)
-        written = export_hf(
-            checkpoint.model, checkpoint.model_config, out, tokenizer.path and checkpoint.path / "tokenizer.json"
-        )
+        written = export_hf(checkpoint.model, checkpoint.model_config, out, checkpoint_tokenizer(checkpoint).path)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"exported {checkpoint.path} (step {checkpoint.step}) as GPT2LMHeadModel: {', '.join(written)} -> {out}")
