@@ -7,6 +7,7 @@ differs is the tensor type, which each framework package supplies as two convert
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,15 @@ LOST_RANK_MARKERS = ("Horovod has been shut down", "gloo/transport/tcp/")
 
 def is_lost_rank_error(err: BaseException) -> bool:
     return type(err).__name__ == "HorovodInternalError" or any(m in str(err) for m in LOST_RANK_MARKERS)
+
+
+def launched_rank() -> int | None:
+    """This process's rank when horovodrun started it (Gloo sets HOROVOD_RANK, Open MPI's mpirun
+    OMPI_COMM_WORLD_RANK), else None: the process is the launcher, or a single rank of its own."""
+    for variable in ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK"):
+        if variable in os.environ:
+            return int(os.environ[variable])
+    return None
 
 
 def check_hostname_resolves(name: str | None = None) -> None:

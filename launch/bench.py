@@ -7,6 +7,7 @@ their interquartile spread.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -21,10 +22,20 @@ import numpy as np
 
 from harness.config import RunConfig, build_run_config
 from harness.family import Family, load_family
-from launch.horovodrun import RANK_LINE, horovodrun_command, rank_environment, train_argv
+from launch.horovodrun import RANK_LINE, horovodrun_command, mpi_built, rank_environment, train_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 2**20
+
+
+@dataclass(frozen=True)
+class SizeRun:
+    """One row of the model-size table: a GPT preset, its windows per rank and its timed steps."""
+
+    model: str
+    batch_size: int
+    steps: int
+    warmup: int
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,8 @@ class BenchPlan:
     allreduce_repeats: int
     tune: bool
     family: str = "gpt"  # any family times the harness; the minimal loops are the GPT twin's
+    # How cost grows with the model: harness torch and DDP at np=1 and 2 on each (the GPT family).
+    sizes: tuple[SizeRun, ...] = ()
 
 
 def tokens_per_example(family: Family, config: RunConfig) -> int:
@@ -46,15 +59,19 @@ def tokens_per_example(family: Family, config: RunConfig) -> int:
     return task.batch(train_split, np.arange(1), np.random.default_rng(0)).inputs.size
 
 
-FULL = BenchPlan("default", 16, 25, 5, (1, 16, 64), 10, tune=True)
-QUICK = BenchPlan("tiny", 8, 8, 3, (1,), 3, tune=False)
-# Horovod settings tried by the tuning pass, each on top of the harness's defaults.
+# The size table's larger models take seconds per step on one core: few steps, smaller batches.
+SIZES = (SizeRun("medium", 4, 8, 2), SizeRun("gpt2-small", 1, 4, 1))
+FULL = BenchPlan("default", 16, 25, 5, (1, 16, 64), 10, tune=True, sizes=SIZES)
+QUICK = BenchPlan("tiny", 8, 8, 3, (1,), 3, tune=False, sizes=(SizeRun("tiny", 4, 4, 1),))
+# Settings tried by the tuning pass, each on top of the harness's defaults (the tuned run is
+# `harness train --np 2` with the torch twin).
 TUNING_CANDIDATES = (
-    {"HOROVOD_CYCLE_TIME": "0.2"},
-    {"HOROVOD_CYCLE_TIME": "1"},
+    {"HOROVOD_CYCLE_TIME": "0.5"},
     {"HOROVOD_CYCLE_TIME": "5"},
-    {"HOROVOD_FUSION_THRESHOLD": str(16 * MB)},
-    {"HOROVOD_FUSION_THRESHOLD": str(128 * MB)},
+    {"HOROVOD_IDLE_WAIT_MS": "0"},  # the build's idle-wait patch off (launch/build_horovod.py)
+    {"HARNESS_BENCH_SET": "train.gradient_groups=0"},  # one allreduce per tensor, from the backward hooks
+    {"HARNESS_BENCH_SET": "train.gradient_groups=4"},
+    {"HARNESS_BENCH_CONTROLLER": "gloo"},
 )
 
 
@@ -79,9 +96,16 @@ def last_json(output: str) -> dict:
     raise RuntimeError(f"no JSON result in the output:\n{output[-3000:]}")
 
 
+def controller(env: dict[str, str]) -> str:
+    """The Horovod controller the bench runs the harness and the minimal loops on: MPI where Horovod
+    has it (the faster one here), else Gloo; HARNESS_BENCH_CONTROLLER in ``env`` forces one."""
+    return env.get("HARNESS_BENCH_CONTROLLER") or ("mpi" if mpi_built() else "gloo")
+
+
 def run_program(num_ranks: int, program: list[str], env: dict[str, str], timeout: float = 900) -> dict:
-    """``program`` on ``num_ranks`` local ranks (plain Python for one rank); its last JSON line."""
-    cmd = program if num_ranks == 1 else horovodrun_command(num_ranks, program)
+    """``program`` on ``num_ranks`` local ranks (plain Python for one rank) under the controller the
+    harness would take; its last JSON line."""
+    cmd = program if num_ranks == 1 else horovodrun_command(num_ranks, program, controller=controller(env))
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
@@ -114,13 +138,17 @@ def memcpy_gbps(size_mb: float = 64, repeats: int = 10) -> dict:
 
 
 def harness_step_times(
-    framework: str, num_ranks: int, plan: BenchPlan, env: dict[str, str], tokens_per_row: int
+    framework: str, num_ranks: int, plan: BenchPlan | SizeRun, env: dict[str, str], tokens_per_row: int
 ) -> list[float]:
-    """Seconds per step of `harness train`, read from its metrics log, warm-up dropped."""
+    """Seconds per step of `harness train`, read from its metrics log, warm-up dropped.
+    HARNESS_BENCH_SET in ``env`` adds one --set; HARNESS_BENCH_CONTROLLER picks --controller."""
     tokens_per_step = plan.batch_size * num_ranks * tokens_per_row
     with tempfile.TemporaryDirectory(prefix="bench-") as run_dir:
         sets = [f"train.steps={plan.steps}", f"train.batch_size={plan.batch_size}", "eval.every=0"]
-        cmd = train_argv(framework, run_dir, plan.model, num_ranks, [*sets, "checkpoint.every=0"], family=plan.family)
+        sets += ["checkpoint.every=0", *([env["HARNESS_BENCH_SET"]] if "HARNESS_BENCH_SET" in env else [])]
+        family = getattr(plan, "family", "gpt")
+        cmd = train_argv(framework, run_dir, plan.model, num_ranks, sets, family=family)
+        cmd += ["--controller", controller(env)]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, cwd=ROOT)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-4000:]}")
@@ -135,7 +163,7 @@ def minimal_step_times(framework: str, num_ranks: int, plan: BenchPlan, env: dic
     return run_program(num_ranks, program, env)["step_times"][plan.warmup :]
 
 
-def ddp_step_times(num_ranks: int, plan: BenchPlan, env: dict[str, str]) -> list[float]:
+def ddp_step_times(num_ranks: int, plan: BenchPlan | SizeRun, env: dict[str, str]) -> list[float]:
     """torch's own DistributedDataParallel on the minimal loop (benchmarks/ddp_torch.py, torchrun,
     Gloo): the peer a user would otherwise pick. Seconds per step, warm-up dropped."""
     script = ROOT / "benchmarks" / "ddp_torch.py"
@@ -145,6 +173,45 @@ def ddp_step_times(num_ranks: int, plan: BenchPlan, env: dict[str, str]) -> list
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return last_json(proc.stdout)["step_times"][plan.warmup :]
+
+
+def mwms_step_times(num_ranks: int, plan: BenchPlan, env: dict[str, str]) -> list[float]:
+    """TensorFlow's own MultiWorkerMirroredStrategy on the minimal TF loop (benchmarks/mwms_tf.py):
+    the TF user's alternative to Horovod. Seconds per step, warm-up dropped."""
+    script = ROOT / "benchmarks" / "mwms_tf.py"
+    program = [sys.executable, str(script), str(num_ranks), plan.model, str(plan.batch_size), str(plan.steps)]
+    return run_program(1, program, env)["step_times"][plan.warmup :]
+
+
+def size_table(plan: BenchPlan, env: dict[str, str], peak_per_rank: float, log) -> list[dict]:
+    """Harness torch and DDP at np=1 and 2 on each of ``plan.sizes`` (GPT presets)."""
+    family = load_family("gpt")
+    rows = []
+    for size in plan.sizes:
+        config = family.preset(size.model)
+        log(f"size {size.model}: harness torch and DDP, np=1 and 2 ...")
+        tokens_per_row = config.block_size
+        row = {"model": size.model, "params": config.num_params(), "batch_size": size.batch_size}
+        row["tokens"] = tokens_per_row
+        row["steps"], row["warmup"] = size.steps, size.warmup
+        timings = {
+            "harness": {n: harness_step_times("torch", n, size, env, tokens_per_row) for n in (1, 2)},
+            "ddp": {n: ddp_step_times(n, size, env) for n in (1, 2)},
+        }
+        for name, times in timings.items():
+            step = {n: float(np.median(times[n])) for n in (1, 2)}
+            tokens_per_s = {n: size.batch_size * n * tokens_per_row / step[n] for n in (1, 2)}
+            row[name] = {
+                "step_s_np1": step[1],
+                "step_s_np2": step[2],
+                "tokens_per_s_np2": tokens_per_s[2],
+                "mfu_np2": tokens_per_s[2] * config.flops_per_token() / (2 * peak_per_rank),
+                # The share of the 2-rank step not spent computing as one rank does alone.
+                "communication_share": max(0.0, 1 - step[1] / step[2]),
+                "scaling_efficiency": step[1] / step[2],
+            }
+        rows.append(row)
+    return rows
 
 
 def free_port() -> int:
@@ -180,7 +247,8 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
     flops_per_token = family.flops_per_token(config.model) if family.flops_per_token else None
     tokens_per_row = tokens_per_example(family, config)
     env = one_thread_env()
-    raw: dict = {"plan": plan.__dict__, "machine": {"cpus": os.cpu_count(), "host": socket.gethostname()}}
+    raw: dict = {"plan": dataclasses.asdict(plan), "machine": {"cpus": os.cpu_count(), "host": socket.gethostname()}}
+    raw["controller"] = controller(env)
 
     log("matmul peak and memcpy ...")
     raw["matmul_gflops_1_thread"] = matmul_peak_gflops(1)
@@ -216,16 +284,19 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
             tokens_per_step = plan.batch_size * num_ranks * tokens_per_row
             harness_times = harness_step_times(framework, num_ranks, plan, env, tokens_per_row)
             minimal_times = minimal_step_times(framework, num_ranks, plan, env) if family.name == "gpt" else None
-            peer_times = ddp_step_times(num_ranks, plan, env) if framework == "torch" and minimal_times else None
+            peer = ddp_step_times if framework == "torch" else mwms_step_times
+            peer_times = peer(num_ranks, plan, env) if minimal_times else None
             tokens_per_s = throughput(harness_times, tokens_per_step)
             runs[f"{framework}_np{num_ranks}"] = {
                 "harness_step_s": stats(harness_times),
                 "minimal_step_s": stats(minimal_times) if minimal_times else None,
-                "ddp_step_s": stats(peer_times) if peer_times else None,
+                # The framework's own data-parallel peer: torch DDP, TF MultiWorkerMirroredStrategy.
+                "peer_step_s": stats(peer_times) if peer_times else None,
                 "tokens_per_s": tokens_per_s,
                 "mfu": tokens_per_s * flops_per_token / (peak_per_rank * num_ranks) if flops_per_token else None,
             }
     raw["runs"] = runs
+    raw["sizes"] = size_table(plan, env, peak_per_rank, log) if plan.sizes else []
 
     log("allreduce bandwidth: Horovod vs torch.distributed ...")
     raw["allreduce_horovod_gbps"] = allreduce_gbps("horovod", plan, env)
@@ -241,15 +312,19 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
             result[f"overhead_ratio_{framework}"] = (
                 runs[f"{framework}_np2"]["harness_step_s"]["median"] / minimal["median"]
             )
-    result["tf_over_torch"] = ratio("tf_np2", "torch_np2")
+    for n in (1, 2):
+        result[f"tf_over_torch_np{n}"] = ratio(f"tf_np{n}", f"torch_np{n}")
     for framework in ("torch", "tf"):
         one, two = runs[f"{framework}_np1"]["tokens_per_s"], runs[f"{framework}_np2"]["tokens_per_s"]
         result[f"scaling_efficiency_{framework}"] = two / (2 * one)
-    if runs["torch_np1"]["ddp_step_s"] is not None:
-        ddp = {n: runs[f"torch_np{n}"]["ddp_step_s"]["median"] for n in (1, 2)}
+    for framework, peer in (("torch", "ddp"), ("tf", "mwms")):
+        if runs[f"{framework}_np1"]["peer_step_s"] is None:
+            continue
+        times = {n: runs[f"{framework}_np{n}"]["peer_step_s"]["median"] for n in (1, 2)}
+        prefix = "vs_ddp" if peer == "ddp" else "vs_tf_mwms"
         for n in (1, 2):
-            result[f"vs_ddp_np{n}"] = runs[f"torch_np{n}"]["harness_step_s"]["median"] / ddp[n]
-        result["scaling_efficiency_ddp"] = ddp[1] / ddp[2]  # same per-rank batch: time ratio = throughput ratio / 2
+            result[f"{prefix}_np{n}"] = runs[f"{framework}_np{n}"]["harness_step_s"]["median"] / times[n]
+        result[f"scaling_efficiency_{peer}"] = times[1] / times[2]  # same per-rank batch: time ratio
     for framework in ("torch", "tf"):
         if runs[f"{framework}_np2"]["mfu"] is not None:
             result[f"mfu_{framework}"] = runs[f"{framework}_np2"]["mfu"]
@@ -272,9 +347,11 @@ def markdown_table(bench: dict) -> str:
         f"median of {plan['steps'] - plan['warmup']} steps after {plan['warmup']} warm-up "
         f"(interquartile range in brackets). Machine: {raw['machine']['cpus']} CPUs; fp32 GEMM peak "
         f"{raw['matmul_gflops_1_thread']['median']:.0f} GFLOP/s on 1 thread, "
-        f"{raw['matmul_gflops_all_threads']['median']:.0f} on all; memcpy {raw['memcpy_gbps']['median']:.1f} GB/s.",
+        f"{raw['matmul_gflops_all_threads']['median']:.0f} on all; memcpy {raw['memcpy_gbps']['median']:.1f} GB/s. "
+        f"Horovod's controller: {raw.get('controller', 'gloo')}.",
         "",
-        "| run | harness step (s) | minimal Horovod loop step (s) | torch DDP step (s) | tokens/s | MFU |",
+        "| run | harness step (s) | minimal Horovod loop step (s) | peer step (s): torch DDP, TF MWMS "
+        "| tokens/s | MFU |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
 
@@ -285,8 +362,27 @@ def markdown_table(bench: dict) -> str:
         mfu = "n/a" if run["mfu"] is None else f"{run['mfu']:.3f}"
         lines.append(
             f"| {name} | {spread(run['harness_step_s'])} | {spread(run['minimal_step_s'])} "
-            f"| {spread(run.get('ddp_step_s'))} | {run['tokens_per_s']:,.0f} | {mfu} |"
+            f"| {spread(run.get('peer_step_s'))} | {run['tokens_per_s']:,.0f} | {mfu} |"
         )
+    if raw.get("sizes"):
+        lines += [
+            "",
+            "| model (parameters, windows per rank × tokens) | harness np=1 / np=2 step (s) | DDP np=1 / np=2 step (s) "
+            "| harness ÷ DDP, np=2 | tokens/s np=2, harness / DDP | MFU np=2, harness / DDP "
+            "| communication share, harness / DDP | scaling, harness / DDP |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for row in raw["sizes"]:
+            h, d = row["harness"], row["ddp"]
+            lines.append(
+                f"| `{row['model']}` ({row['params'] / 1e6:.1f} M, {row['batch_size']} × {row.get('tokens', '')}) "
+                f"| {h['step_s_np1']:.3f} / {h['step_s_np2']:.3f} | {d['step_s_np1']:.3f} / {d['step_s_np2']:.3f} "
+                f"| {h['step_s_np2'] / d['step_s_np2']:.3f} "
+                f"| {h['tokens_per_s_np2']:,.0f} / {d['tokens_per_s_np2']:,.0f} "
+                f"| {h['mfu_np2']:.2f} / {d['mfu_np2']:.2f} "
+                f"| {h['communication_share']:.2f} / {d['communication_share']:.2f} "
+                f"| {h['scaling_efficiency']:.2f} / {d['scaling_efficiency']:.2f} |"
+            )
     lines += [
         "",
         "| allreduce, 2 ranks | Horovod (GB/s) | torch.distributed gloo (GB/s) | Horovod ÷ torch.distributed |",
@@ -303,6 +399,7 @@ def markdown_table(bench: dict) -> str:
         "tf_over_torch": "≤ 1.10",
         "allreduce_vs": "≥ 1",
         "vs_ddp": "≤ 1.05",
+        "vs_tf_mwms": "≤ 1.05",
         "scaling": "≥ 0.95",
         "mfu": "≥ 0.40",
     }

@@ -12,8 +12,8 @@ a run that finds the same build already installed does nothing.
 
 Standard library only: it runs before the project itself is installed.
 
-    .venv/bin/python launch/build_horovod.py            # CPU: PyTorch + TensorFlow + Gloo
-    HOROVOD_WITH_MPI=1 .venv/bin/python launch/build_horovod.py   # also MPI (needs mpicxx)
+    .venv/bin/python launch/build_horovod.py            # CPU: PyTorch + TensorFlow + Gloo (+ MPI with mpicxx)
+    HOROVOD_WITHOUT_MPI=1 .venv/bin/python launch/build_horovod.py   # Gloo only, even where mpicxx is
     HOROVOD_GPU_OPERATIONS=NCCL .venv/bin/python launch/build_horovod.py   # GPU images
 """
 
@@ -85,6 +85,100 @@ PATCHES = (
         "    # Kill shell itself.\n    try:\n        p.kill()\n",
         "the rank's shell was SIGSTOPped just before: a SIGTERM waits the whole grace period for a SIGCONT",
     ),
+    # Idle wait: Horovod's background thread negotiates with every rank each cycle (a collective of
+    # bit vectors) even when no tensor is pending, taking CPU from the training step between
+    # gradient bursts. Patched, a rank with nothing pending in its only process set waits for a tensor
+    # (woken by the enqueue, or by shutdown) for up to HOROVOD_IDLE_WAIT_MS (default 100; 0 restores
+    # the original loop) before it takes part in a cycle; a peer with work blocks in the negotiation
+    # meanwhile, as it would have waited for that rank's tensor anyway.
+    (
+        "horovod/common/tensor_queue.h",
+        "#include <mutex>\n",
+        "#include <atomic>\n#include <chrono>\n#include <condition_variable>\n#include <mutex>\n",
+        "idle wait: headers",
+    ),
+    (
+        "horovod/common/tensor_queue.h",
+        "  void RemoveJoinTensor();\n",
+        "  void RemoveJoinTensor();\n\n"
+        "  // Blocks until a tensor is pending here or `stop` is set, for at most `timeout`.\n"
+        "  void WaitWhileIdle(std::chrono::microseconds timeout, const std::atomic_bool& stop);\n\n"
+        "  void WakeWaiter();\n",
+        "idle wait: declarations",
+    ),
+    (
+        "horovod/common/tensor_queue.h",
+        "  mutable std::mutex mutex_;\n",
+        "  mutable std::mutex mutex_;\n\n"
+        "  // Signalled when a tensor is enqueued (or at shutdown).\n"
+        "  std::condition_variable enqueued_;\n",
+        "idle wait: the condition variable",
+    ),
+    (
+        "horovod/common/tensor_queue.cc",
+        "  message_queue_.push(std::move(message));\n  return Status::OK();\n}\n",
+        "  message_queue_.push(std::move(message));\n  enqueued_.notify_one();\n  return Status::OK();\n}\n",
+        "idle wait: an enqueue wakes the background thread",
+    ),
+    (
+        "horovod/common/tensor_queue.cc",
+        "    message_queue_.push(std::move(messages[i]));\n  }\n  return Status::OK();\n}\n",
+        "    message_queue_.push(std::move(messages[i]));\n  }\n  enqueued_.notify_one();\n  return Status::OK();\n}\n",
+        "idle wait: a grouped enqueue wakes the background thread",
+    ),
+    (
+        "horovod/common/tensor_queue.cc",
+        "} // namespace common\n} // namespace horovod\n",
+        "void TensorQueue::WaitWhileIdle(std::chrono::microseconds timeout,\n"
+        "                                const std::atomic_bool& stop) {\n"
+        "  std::unique_lock<std::mutex> lock(mutex_);\n"
+        "  enqueued_.wait_for(lock, timeout, [&] {\n"
+        "    return stop || !tensor_table_.empty() || !message_queue_.empty();\n"
+        "  });\n"
+        "}\n\n"
+        "void TensorQueue::WakeWaiter() {\n"
+        "  std::lock_guard<std::mutex> guard(mutex_);\n"
+        "  enqueued_.notify_all();\n"
+        "}\n\n"
+        "} // namespace common\n} // namespace horovod\n",
+        "idle wait: the wait and the wake-up",
+    ),
+    (
+        "horovod/common/operations.cc",
+        "  state.last_cycle_start = std::chrono::steady_clock::now();\n",
+        "  static const long idle_wait_us = [] {\n"
+        '    const char* value = std::getenv("HOROVOD_IDLE_WAIT_MS");\n'
+        "    return value == nullptr ? 100000L : long(std::atof(value) * 1000.);\n"
+        "  }();\n"
+        "  if (idle_wait_us > 0 && state.process_set_table.Ids().size() == 1) {\n"
+        "    state.process_set_table.Get(0).tensor_queue.WaitWhileIdle(\n"
+        "        std::chrono::microseconds(idle_wait_us), state.shut_down);\n"
+        "  }\n"
+        "  state.last_cycle_start = std::chrono::steady_clock::now();\n",
+        "idle wait: the background loop waits for a tensor before it negotiates",
+    ),
+    (
+        "horovod/common/operations.cc",
+        "    horovod_global.shut_down = true;\n    horovod_global.background_thread.join();\n",
+        "    horovod_global.shut_down = true;\n"
+        "    if (horovod_global.process_set_table.Contains(0)) {\n"
+        "      horovod_global.process_set_table.Get(0).tensor_queue.WakeWaiter();\n"
+        "    }\n"
+        "    horovod_global.background_thread.join();\n",
+        "idle wait: shutdown wakes a waiting background thread",
+    ),
+    (
+        "horovod/common/ops/gloo_operations.cc",
+        "    buffer_data = (void*)first_entry.output->data();\n"
+        "    std::memcpy(buffer_data, first_entry.tensor->data(),\n"
+        "                (size_t)first_entry.tensor->size());\n",
+        "    buffer_data = (void*)first_entry.output->data();\n"
+        "    if (buffer_data != first_entry.tensor->data()) {\n"
+        "      std::memcpy(buffer_data, first_entry.tensor->data(),\n"
+        "                  (size_t)first_entry.tensor->size());\n"
+        "    }\n",
+        "an in-place allreduce (the optimizer's) copied the tensor onto itself before reducing it",
+    ),
 )
 
 
@@ -126,6 +220,7 @@ def required_features() -> list[str]:
 def build_key(horovod: str, torch: str, tensorflow: str) -> str:
     """Cache key: every input the compiled extensions are bound to."""
     python = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    choose_mpi()
     switches = {k: os.environ[k] for k in KEY_SWITCHES if k in os.environ}
     # The patches are part of what was built: changing one must not reuse an old wheel.
     digest = hashlib.sha256(json.dumps([switches, PATCHES], sort_keys=True).encode()).hexdigest()[:8]
@@ -216,8 +311,8 @@ def build_wheel(horovod: str, sources: Path, out_dir: Path) -> Path:
         return staged
 
 
-def check_build(features: list[str]) -> None:
-    """Run ``horovodrun --check-build`` and require every feature to be ticked."""
+def check_build(features: list[str]) -> set[str]:
+    """Run ``horovodrun --check-build``, require every feature to be ticked; returns the ticked ones."""
     horovodrun = Path(sys.executable).parent / "horovodrun"
     out = subprocess.run([str(horovodrun), "--check-build"], capture_output=True, text=True)
     print(out.stdout, flush=True)
@@ -227,9 +322,24 @@ def check_build(features: list[str]) -> None:
     missing = [f for f in features if f not in ticked]
     if missing:
         raise BuildError(f"Horovod was built without {', '.join(missing)} (horovodrun --check-build)")
+    return ticked
+
+
+def write_marker(marker: Path, key: str, features: set[str]) -> None:
+    """Record what is installed; the launcher reads "mpi" to choose Horovod's controller
+    (launch/horovodrun.py)."""
+    marker.write_text(json.dumps({"key": key, "mpi": "MPI" in features}) + "\n")
+
+
+def choose_mpi() -> None:
+    """Build with MPI where mpicxx is and the environment says nothing either way: MPI's controller
+    and CPU operations beat Gloo's on one machine (README, "Benchmarks")."""
+    if not {"HOROVOD_WITH_MPI", "HOROVOD_WITHOUT_MPI"} & set(os.environ) and shutil.which("mpicxx"):
+        os.environ["HOROVOD_WITH_MPI"] = "1"
 
 
 def main() -> None:
+    choose_mpi()
     versions = read_versions()
     horovod = versions["HOROVOD_VERSION"]
     torch = installed_version("torch")
@@ -242,7 +352,7 @@ def main() -> None:
 
     if installed_version("horovod") == horovod and marker.exists() and json.loads(marker.read_text())["key"] == key:
         print(f"[{PROG}] {key} already installed", flush=True)
-        check_build(features)
+        write_marker(marker, key, check_build(features))
         return
 
     wheels = cache_root() / "wheels" / key
@@ -263,7 +373,7 @@ def main() -> None:
         shutil.copyfile(wheel, target)
         pip("install", str(target))
     try:
-        check_build(features)
+        ticked = check_build(features)
     except BuildError:
         if wheel.name.endswith(".partial"):
             wheel.unlink()  # never cache a wheel that failed the check
@@ -271,7 +381,7 @@ def main() -> None:
     if wheel.name.endswith(".partial"):
         # Only a wheel that passed the check enters the cache, under its final name, atomically.
         os.replace(wheel, wheel.with_name(wheel.name.removesuffix(".partial")))
-    marker.write_text(json.dumps({"key": key}) + "\n")
+    write_marker(marker, key, ticked)
     print(f"[{PROG}] ready: {key}", flush=True)
 
 

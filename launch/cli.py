@@ -16,11 +16,12 @@ import click
 
 from harness.checkpoint import checkpoint_tokenizer, latest_checkpoint
 from harness.config import load_run_config
-from harness.distributed import check_hostname_resolves, is_lost_rank_error
+from harness.distributed import check_hostname_resolves, is_lost_rank_error, launched_rank
 from harness.frameworks import FRAMEWORK_PACKAGES, check_framework, framework_module
 from harness.generate import sample
 from launch.build_horovod import installed_version
 from launch.horovodrun import (
+    CONTROLLERS,
     DEFAULT_HANG_TIMEOUT,
     GRACE_SECONDS,
     check_local_slots,
@@ -211,6 +212,13 @@ FAMILY_HELP = "Model family: gpt (default), a name registered under harness.fami
     show_default=True,
     help="Elastic: steps between in-memory commits; a failure loses at most this many steps.",
 )
+@click.option(
+    "--controller",
+    type=click.Choice(CONTROLLERS),
+    default="gloo",
+    show_default=True,
+    help="Horovod's controller: gloo, or mpi (Open MPI; faster on one machine, no elastic mode).",
+)
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --run-dir.")
 @click.option(
     "--init-from",
@@ -241,6 +249,7 @@ def train(
     max_np,
     elastic_timeout,
     commit_every,
+    controller,
     resume,
     init_from,
     progress,
@@ -248,7 +257,7 @@ def train(
 ):
     """Train a model family with one framework, under horovodrun when --np > 1.
 
-    Started by a user's own horovodrun (HOROVOD_RANK set), it runs as one rank of that job.
+    Started by a user's own horovodrun, it runs as one rank of that job.
     """
     from harness.checkpoint import initial_state_from
     from harness.data import BatchOrder, data_tokenizer
@@ -265,11 +274,11 @@ def train(
         check_framework(framework)
         check_hostname_resolves()
         chosen, config = load_run_config(model, config_file, sets, family)
-        if not (hosts or hostfile) and "HOROVOD_RANK" not in os.environ:
+        if not (hosts or hostfile) and launched_rank() is None:
             check_local_slots(num_ranks, oversubscribe)
         settings = ElasticSettings(commit_every) if elastic else None
         hooks = [load_hook(spec) for spec in hook_specs]
-        if "HOROVOD_RANK" in os.environ:  # one rank of a (possibly elastic) horovodrun job
+        if launched_rank() is not None:  # one rank of a (possibly elastic) horovodrun job
             _train_here(framework, chosen, config, run_dir, resume, progress, settings, hooks, tensorboard)
             return
         bounds = (min_np or 1, max_np or num_ranks) if elastic else None
@@ -304,6 +313,7 @@ def train(
             oversubscribe=oversubscribe,
             stop=stop,
             elastic_timeout=elastic_timeout or hang_timeout,
+            controller=controller,
         )
     except ValueError as err:
         raise click.ClickException(str(err)) from None
@@ -377,7 +387,7 @@ def _train_here(framework, family, config, run_dir, resume, progress, elastic, h
     except (loop.NonFiniteError, DiskFullError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     except loop.Preempted as err:
-        if int(os.environ.get("HOROVOD_RANK", 0)) == 0:
+        if not launched_rank():
             click.echo(str(err), err=True)
         sys.exit(err.exit_code)
     except Exception as err:
@@ -385,7 +395,7 @@ def _train_here(framework, family, config, run_dir, resume, progress, elastic, h
         if not is_lost_rank_error(err):
             raise
         raise click.ClickException(
-            f"rank {os.environ.get('HOROVOD_RANK', 0)} lost the job: another rank exited or stopped "
+            f"rank {launched_rank() or 0} lost the job: another rank exited or stopped "
             f"responding for {os.environ.get('HOROVOD_GLOO_TIMEOUT_SECONDS', '?')} s (--hang-timeout)"
         ) from None
     if summary is not None:  # rank 0

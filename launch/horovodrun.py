@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,17 +24,36 @@ THREAD_VARIABLES = (
     "TF_NUM_INTRAOP_THREADS",
 )
 
-# horovodrun forwards every worker line as "[rank]<stdout>:text" or "[rank]<stderr>:text".
-RANK_LINE = re.compile(r"^\[(?P<rank>\d+)\]<(?P<stream>stdout|stderr)>:(?P<text>.*)$", re.MULTILINE)
+# horovodrun forwards every worker line as "[rank]<stdout>:text" (Gloo) or "[1,rank]<stdout>:text"
+# (Open MPI's mpirun), and the same with <stderr>. mpirun sometimes tags a line's newline apart
+# ("[1,0]<stdout>:text[1,0]<stdout>:"): that trailing tag is not part of the text.
+RANK_LINE = re.compile(
+    r"^\[(?:\d+,)?(?P<rank>\d+)\]<(?P<stream>stdout|stderr)>:(?P<text>.*?)(?:\[\d+,\d+\]<(?:stdout|stderr)>:)?$",
+    re.MULTILINE,
+)
 
-# Horovod settings. HOROVOD_CYCLE_TIME was chosen by `harness bench`'s tuning pass (README,
-# "Benchmarks"): with one core per rank, Horovod's background thread polling every 1 ms (its
-# default) steals compute time; every 5 ms gave the shortest 2-rank step.
-# HOROVOD_GRACEFUL_TERMINATION_TIME_S (a patch of launch/build_horovod.py): the seconds horovodrun
-# waits, after passing SIGTERM on to the ranks, before it SIGKILLs them; Horovod's 5 s is too short
-# to finish a step and write a checkpoint. 25 s stays inside Kubernetes' and Slurm's usual 30 s.
+# What coordinates the ranks and reduces their tensors: Gloo's controller and CPU operations (TCP),
+# the default, or Horovod's MPI ones (Open MPI: shared memory between the ranks of one machine;
+# launch/build_horovod.py builds them where mpicxx is). MPI's step is the faster one here (README,
+# "Benchmarks"), but preemption (SIGTERM passed on by horovodrun to mpirun) and the frozen-rank
+# detection are verified on Gloo only, and Horovod's elastic mode runs on Gloo alone.
+CONTROLLERS = ("gloo", "mpi")
+
+# Horovod settings. HOROVOD_GRACEFUL_TERMINATION_TIME_S (a patch of launch/build_horovod.py): the
+# seconds horovodrun waits, after passing SIGTERM on to the ranks, before it SIGKILLs them; Horovod's
+# 5 s is too short to finish a step and write a checkpoint. 25 s stays inside Kubernetes' and Slurm's
+# usual 30 s. Open MPI's mpirun does the same after its own 1 s unless told otherwise.
 GRACE_SECONDS = 25
-HOROVOD_DEFAULTS = {"HOROVOD_CYCLE_TIME": "5", "HOROVOD_GRACEFUL_TERMINATION_TIME_S": str(GRACE_SECONDS)}
+HOROVOD_DEFAULTS = {
+    "HOROVOD_GRACEFUL_TERMINATION_TIME_S": str(GRACE_SECONDS),
+    "OMPI_MCA_odls_base_sigkill_timeout": str(GRACE_SECONDS),
+}
+# glibc's malloc returns freed blocks above its (adaptive) mmap threshold to the system and trims
+# the heap: each step's activations then come back as fresh pages, page-faulted in again (534k
+# faults in 25 steps of the default model, against 107k with these). Fixed thresholds keep freed
+# memory in the heap for the next step. README, "Benchmarks", measures the effect; other C
+# libraries ignore the variables.
+ALLOCATOR_DEFAULTS = {"MALLOC_MMAP_THRESHOLD_": str(2**34), "MALLOC_TRIM_THRESHOLD_": str(2**34)}
 # Seconds a rank may stop responding before the job fails (`harness train --hang-timeout`).
 DEFAULT_HANG_TIMEOUT = 300
 # Peak RSS of one rank training the default GPT model (`make demo`, 2026-11-23): torch, TF.
@@ -94,6 +115,27 @@ def train_argv(
     return argv + (["--resume"] if resume else [])
 
 
+def mpi_built() -> bool:
+    """Whether this environment's Horovod has MPI (launch/build_horovod.py records it) and mpirun is here."""
+    marker = Path(sys.prefix) / "horovod-build.json"
+    return marker.exists() and json.loads(marker.read_text()).get("mpi", False) and shutil.which("mpirun") is not None
+
+
+def check_controller(controller: str, mpi: bool, elastic: bool = False) -> str:
+    """``controller`` (one of CONTROLLERS) when it can run here, given whether MPI is (``mpi``:
+    mpi_built()); else ValueError."""
+    if controller not in CONTROLLERS:
+        raise ValueError(f"--controller must be one of {list(CONTROLLERS)}, got {controller!r}")
+    if controller == "mpi" and elastic:
+        raise ValueError("--controller mpi cannot run an elastic job: Horovod's elastic mode runs on Gloo only")
+    if controller == "mpi" and not mpi:
+        raise ValueError(
+            "--controller mpi needs Horovod built with MPI and mpirun on PATH: install Open MPI "
+            "(Debian: libopenmpi-dev openmpi-bin) and run `make setup` again"
+        )
+    return controller
+
+
 def horovodrun_executable() -> str:
     """The horovodrun installed beside this interpreter (the project's venv)."""
     return str(Path(sys.executable).parent / "horovodrun")
@@ -119,6 +161,7 @@ def rank_environment(
     env = {name: str(threads) for name in THREAD_VARIABLES}
     env["TF_NUM_INTEROP_THREADS"] = "1"
     env.update(HOROVOD_DEFAULTS)
+    env.update(ALLOCATOR_DEFAULTS)
     env.update(hang_environment(hang_timeout))
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"  # keep TF's start-up banner out of every rank's stderr
     return env
@@ -155,8 +198,10 @@ def horovodrun_command(
     elastic: tuple[int, int, Path] | None = None,
     oversubscribe: bool = False,
     elastic_timeout: int | None = None,
+    controller: str = "gloo",
 ) -> list[str]:
-    """A Gloo horovodrun command that runs ``program`` on ``num_ranks`` ranks.
+    """A horovodrun command that runs ``program`` on ``num_ranks`` ranks, coordinated by
+    ``controller`` (one of CONTROLLERS).
 
     Without ``hosts`` or ``hostfile`` every rank runs on this machine; ``network_interface``
     (e.g. ``eth0``) pins Horovod's traffic to that NIC instead of the ones it detects.
@@ -169,7 +214,7 @@ def horovodrun_command(
         raise ValueError(f"--np must be at least 1, got {num_ranks}")
     if hosts and hostfile:
         raise ValueError("give --hosts or --hostfile, not both")
-    cmd = [horovodrun_executable(), "-np", str(num_ranks), "--gloo"]
+    cmd = [horovodrun_executable(), "-np", str(num_ranks), f"--{controller}"]
     if network_interface:
         cmd += ["--network-interface", network_interface]
     if elastic:
@@ -214,6 +259,7 @@ def run_horovodrun(
     oversubscribe: bool = False,
     stop: StopRequest | None = None,
     elastic_timeout: int | None = None,
+    controller: str = "gloo",
 ) -> subprocess.CompletedProcess:
     """Run ``program`` under horovodrun with per-rank thread limits; does not raise on failure.
 
@@ -240,6 +286,7 @@ def run_horovodrun(
             elastic=spec,
             oversubscribe=oversubscribe,
             elastic_timeout=elastic_timeout,
+            controller=check_controller(controller, mpi_built(), bool(elastic)),
         )
         output = subprocess.PIPE if capture else None
         with subprocess.Popen(cmd, env=env, stdout=output, stderr=output, text=True) as job:

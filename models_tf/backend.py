@@ -105,8 +105,11 @@ class TFBackend(Backend):
             with tf.GradientTape() as tape:
                 loss = micro_loss(0)
                 scaled_loss = loss * self.loss_scale
-            # Horovod: average gradients over ranks; embedding gradients densified for one allreduce.
-            tape = hvd.DistributedGradientTape(tape, sparse_as_dense=True, compression=compression)
+            # Horovod: average gradients over ranks in train.gradient_groups grouped allreduces (0: one
+            # per tensor); embedding gradients densified for one allreduce.
+            tape = hvd.DistributedGradientTape(
+                tape, sparse_as_dense=True, compression=compression, num_groups=max(0, t.gradient_groups)
+            )  # -1: per tensor, fastest here
             grads = tape.gradient(scaled_loss, variables)
         else:
             # k local backward passes (a DistributedGradientTape would allreduce after each one),

@@ -49,12 +49,14 @@ class TorchBackend(Backend):
             foreach=False,  # the single-tensor kernel: the exact arithmetic the TF twin mirrors
         )
         # Horovod: average gradients over ranks with allreduce, started from backward hooks once
-        # every accumulation_steps backward passes; fp16 on the wire if asked.
+        # every accumulation_steps backward passes, in train.gradient_groups grouped allreduces
+        # (0: one per tensor); fp16 on the wire if asked.
         self.optimizer = hvd.DistributedOptimizer(
             adamw,
             named_parameters=self.model.named_parameters(),
             compression=dist.compression(t.compression),
             backward_passes_per_step=t.accumulation_steps,
+            groups=1 if t.gradient_groups == -1 else t.gradient_groups or None,  # -1: one group, fastest here
         )
         # Materialise AdamW's moments up front, so they exist to broadcast before step 0 (otherwise
         # Horovod would create them by running one spurious zero-gradient step).

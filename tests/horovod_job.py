@@ -105,6 +105,7 @@ def rank_pid(run_dir: Path, rank: int) -> int | None:
             environ = (entry / "environ").read_bytes().split(b"\0")
         except (OSError, ValueError):
             continue
-        if str(run_dir).encode() in cmdline and f"HOROVOD_RANK={rank}".encode() in environ:
+        ranks = (f"HOROVOD_RANK={rank}".encode(), f"OMPI_COMM_WORLD_RANK={rank}".encode())  # Gloo, MPI
+        if str(run_dir).encode() in cmdline and any(r in environ for r in ranks):
             return int(entry.name)
     return None

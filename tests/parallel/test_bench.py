@@ -8,7 +8,8 @@ import sys
 KEYS = {
     "overhead_ratio_torch",
     "overhead_ratio_tf",
-    "tf_over_torch",
+    "tf_over_torch_np1",
+    "tf_over_torch_np2",
     "allreduce_vs_torch_distributed_1mb",
     "scaling_efficiency_torch",
     "scaling_efficiency_tf",
@@ -17,6 +18,9 @@ KEYS = {
     "vs_ddp_np1",
     "vs_ddp_np2",
     "scaling_efficiency_ddp",
+    "vs_tf_mwms_np1",
+    "vs_tf_mwms_np2",
+    "scaling_efficiency_mwms",
 }
 
 
@@ -33,7 +37,10 @@ def test_quick_bench_writes_every_key(tmp_path):
     for run in raw["runs"].values():
         assert run["harness_step_s"]["n"] == run["minimal_step_s"]["n"] == 5  # 8 steps - 3 warm-up
         assert run["harness_step_s"]["q1"] <= run["harness_step_s"]["median"] <= run["harness_step_s"]["q3"]
-    assert raw["runs"]["torch_np2"]["ddp_step_s"]["n"] == 5 and raw["runs"]["tf_np2"]["ddp_step_s"] is None
+    for run in ("torch_np1", "torch_np2", "tf_np1", "tf_np2"):  # DDP for torch, MultiWorkerMirroredStrategy for TF
+        assert raw["runs"][run]["peer_step_s"]["n"] == 5, run
+    (size,) = raw["sizes"]  # the quick plan's size table: tiny, harness and DDP at np=1 and 2
+    assert size["model"] == "tiny" and size["harness"]["step_s_np2"] > 0 and size["ddp"]["step_s_np2"] > 0
     assert raw["matmul_gflops_1_thread"]["median"] > 1
     table = (tmp_path / "bench.md").read_text()
-    assert "| `tf_over_torch` |" in table and "| torch_np2 |" in table
+    assert "| `tf_over_torch_np2` |" in table and "| torch_np2 |" in table and "| `tiny` (" in table

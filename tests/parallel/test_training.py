@@ -11,7 +11,7 @@ from horovod_job import harness_train, read_metrics, run_job, train_loss_by_step
 
 from harness.checkpoint import latest_checkpoint, list_checkpoints
 from harness.config import load_run_config
-from launch.horovodrun import run_horovodrun
+from launch.horovodrun import CONTROLLERS, mpi_built, run_horovodrun
 
 FRAMEWORKS = ["torch", "tf"]
 
@@ -127,14 +127,33 @@ print(float(np.concatenate(losses).mean()))
     return float(proc.stdout.strip().splitlines()[-1])
 
 
-def test_the_training_entry_runs_under_a_users_own_horovodrun(tmp_path):
-    """`horovodrun -np 2 ... harness train` (no --np): each process runs as one rank of that job."""
+@pytest.mark.parametrize("controller", CONTROLLERS)
+def test_the_training_entry_runs_under_a_users_own_horovodrun(controller, tmp_path):
+    """`horovodrun -np 2 --gloo|--mpi ... harness train` (no --np): each process runs as one rank of that job."""
+    if controller == "mpi" and not mpi_built():
+        pytest.skip("Horovod was built without MPI here (no mpicxx at `make setup`)")
     harness_cli = [sys.executable, "-m", "launch.cli", "train", "--framework", "torch", "--model", "tiny"]
     harness_cli += ["--steps", "6", "--run-dir", str(tmp_path / "run"), "--no-progress", "--no-tensorboard"]
-    proc = run_horovodrun(2, harness_cli, capture=True, timeout=600)
+    proc = run_horovodrun(2, harness_cli, capture=True, timeout=600, controller=controller)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 6
     assert len(set(summary["weights_sha256_per_rank"])) == 1
-    assert "[0]<stdout>:torch x2: 6 steps" in proc.stdout
+    rank_0 = "[1,0]" if controller == "mpi" else "[0]"  # mpirun's tag, horovodrun's own
+    assert f"{rank_0}<stdout>:torch x2: 6 steps" in proc.stdout
     assert not (tmp_path / "run" / "tb").exists()
+
+
+def test_tf_trains_under_the_mpi_controller_like_under_gloo(tmp_path):
+    """`harness train --controller mpi`: the same losses and weights as the same run on Gloo."""
+    if not mpi_built():
+        pytest.skip("Horovod was built without MPI here (no mpicxx at `make setup`)")
+    summaries = {}
+    for controller in CONTROLLERS:
+        run_dir = tmp_path / controller
+        harness_train("--framework", "tf", "--steps", "8", "--run-dir", str(run_dir), "--controller", controller)
+        summaries[controller] = json.loads((run_dir / "summary.json").read_text())
+        assert len(set(summaries[controller]["weights_sha256_per_rank"])) == 1
+    gloo, mpi = summaries["gloo"], summaries["mpi"]
+    assert mpi["world_size"] == 2 and mpi["steps"] == 8
+    assert abs(mpi["final_loss"] - gloo["final_loss"]) <= 1e-5 * abs(gloo["final_loss"])

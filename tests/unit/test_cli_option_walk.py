@@ -30,6 +30,7 @@ BAD = {
         "--max-np": NUMBER,
         "--commit-every": NUMBER,
         "--init-from": ["", "/no/such/run", "{file}"],
+        "--controller": ["", "nccl"],
     },
     "generate": {
         "--run-dir": ["", "{file}"],

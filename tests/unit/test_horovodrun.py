@@ -4,7 +4,10 @@ import subprocess
 
 import pytest
 
+from harness.distributed import launched_rank
 from launch.horovodrun import (
+    RANK_LINE,
+    check_controller,
     horovodrun_command,
     parse_hosts,
     rank_environment,
@@ -18,6 +21,32 @@ def test_local_command_uses_gloo_and_this_host():
     cmd = horovodrun_command(2, ["python", "train.py"])
     assert cmd[0].endswith("horovodrun")
     assert cmd[1:] == ["-np", "2", "--gloo", "-H", "localhost:2", "python", "train.py"]
+
+
+def test_controller_choice():
+    assert horovodrun_command(2, ["p"], controller="mpi")[1:4] == ["-np", "2", "--mpi"]
+    assert check_controller("gloo", mpi=False) == "gloo" and check_controller("mpi", mpi=True) == "mpi"
+    with pytest.raises(ValueError, match="needs Horovod built with MPI and mpirun on PATH"):
+        check_controller("mpi", mpi=False)
+    with pytest.raises(ValueError, match="elastic mode runs on Gloo only"):
+        check_controller("mpi", mpi=True, elastic=True)
+    with pytest.raises(ValueError, match="must be one of"):
+        check_controller("nccl", mpi=True)
+
+
+def test_rank_lines_and_ranks_of_both_launchers(monkeypatch):
+    gloo, mpi = RANK_LINE.match("[1]<stdout>:hello"), RANK_LINE.match("[1,1]<stderr>:hello")
+    assert (gloo["rank"], gloo["stream"], gloo["text"]) == ("1", "stdout", "hello")
+    assert (mpi["rank"], mpi["stream"], mpi["text"]) == ("1", "stderr", "hello")
+    split = RANK_LINE.match("[1,0]<stdout>:{}[1,0]<stdout>:")  # mpirun tagged the newline apart
+    assert (split["rank"], split["text"]) == ("0", "{}")
+    for variable in ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK"):
+        monkeypatch.delenv(variable, raising=False)
+    assert launched_rank() is None
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "3")
+    assert launched_rank() == 3
+    monkeypatch.setenv("HOROVOD_RANK", "2")
+    assert launched_rank() == 2
 
 
 def test_hosts_and_hostfile():
