@@ -108,8 +108,8 @@ class TFBackend(Backend):
             # Horovod: average gradients over ranks in train.gradient_groups grouped allreduces (0: one
             # per tensor); embedding gradients densified for one allreduce.
             tape = hvd.DistributedGradientTape(
-                tape, sparse_as_dense=True, compression=compression, num_groups=max(0, t.gradient_groups)
-            )  # -1: per tensor, fastest here
+                tape, sparse_as_dense=True, compression=compression, num_groups=t.gradient_groups
+            )
             grads = tape.gradient(scaled_loss, variables)
         else:
             # k local backward passes (a DistributedGradientTape would allreduce after each one),

@@ -56,7 +56,7 @@ class TorchBackend(Backend):
             named_parameters=self.model.named_parameters(),
             compression=dist.compression(t.compression),
             backward_passes_per_step=t.accumulation_steps,
-            groups=1 if t.gradient_groups == -1 else t.gradient_groups or None,  # -1: one group, fastest here
+            groups=t.gradient_groups or None,
         )
         # Materialise AdamW's moments up front, so they exist to broadcast before step 0 (otherwise
         # Horovod would create them by running one spurious zero-gradient step).
