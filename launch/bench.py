@@ -296,7 +296,7 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
                 "mfu": tokens_per_s * flops_per_token / (peak_per_rank * num_ranks) if flops_per_token else None,
             }
     raw["runs"] = runs
-    raw["sizes"] = size_table(plan, env, peak_per_rank, log) if plan.sizes else []
+    raw["sizes"] = size_table(plan, env, peak_per_rank, log) if plan.sizes and family.name == "gpt" else []
 
     log("allreduce bandwidth: Horovod vs torch.distributed ...")
     raw["allreduce_horovod_gbps"] = allreduce_gbps("horovod", plan, env)

@@ -7,7 +7,8 @@ No Docker engine here, and no image registry to pull a base from, so:
    Horovod's wheel cache and pip's cache mounted from the cache directory, so that a re-run
    does not recompile Horovod (the first run builds everything);
 3. inside the image: `harness doctor`, then a 2-rank training of the `tiny` model with each
-   framework, whose summary must show both ranks ending with equal weights.
+   framework (torch on Gloo, TF on Open MPI), whose summary must show both ranks ending with
+   equal weights.
 
 Standard library only: it runs before `make setup`. Needs root, buildah and debootstrap.
 
@@ -135,23 +136,24 @@ def build(dockerfile: Path, cache: Path) -> None:
 
 
 def check_inside(runs: Path) -> None:
-    """`harness doctor`, then a 2-rank tiny training per framework, inside the image."""
+    """`harness doctor`, then a 2-rank tiny training per framework, inside the image: torch on
+    Horovod's Gloo controller, TF on its MPI one (the image has Open MPI)."""
     container = run("starting a container", [*BUILDAH, "from", IMAGE], capture=True).strip()
     try:
         # The host's UTS namespace: its hostname is in /etc/hosts (buildah's own container name is
         # not, unlike under docker run, and Gloo must resolve it).
         inside = [*BUILDAH, "run", *ISOLATION, "--uts", "host", "--volume", f"{runs}:/runs", container, "--"]
         run("harness doctor in the image", [*inside, "/opt/venv/bin/harness", "doctor"])
-        for framework in ("torch", "tf"):
+        for framework, controller in (("torch", "gloo"), ("tf", "mpi")):
             started = time.monotonic()
             train = ["/opt/venv/bin/harness", "train", "--framework", framework, "--np", "2", "--model", "tiny"]
-            train += ["--steps", "20", "--run-dir", f"/runs/{framework}"]
+            train += ["--steps", "20", "--run-dir", f"/runs/{framework}", "--controller", controller]
             run(f"{framework} training in the image", [*inside, *train])
             summary = json.loads((runs / framework / "summary.json").read_text())
             checksums = summary["weights_sha256_per_rank"]
             if summary["world_size"] != 2 or len(set(checksums)) != 1:
                 raise ImageTestError(f"{framework}: the ranks' final weights differ: {checksums}")
-            log(f"{framework}: 2 ranks, 20 steps, final loss {summary['final_loss']:.4f}, equal weights on both ranks "
+            log(f"{framework} ({controller}): 2 ranks, 20 steps, final loss {summary['final_loss']:.4f}, equal weights "
                 f"({time.monotonic() - started:.0f} s)")  # fmt: skip
     finally:
         subprocess.run([*BUILDAH, "rm", container], capture_output=True)

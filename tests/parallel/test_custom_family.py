@@ -272,8 +272,9 @@ def test_bench_times_the_unseen_family(family_dir, tmp_path):
     harness_cli("bench", "--quick", "--family", FAMILY, "--out", str(tmp_path), env=user_env(family_dir))
     bench = json.loads((tmp_path / "bench.json").read_text())
     # The minimal loops and the MFU formula are the GPT twin's: for this family only the harness runs.
-    keys = {"tf_over_torch", "scaling_efficiency_torch", "scaling_efficiency_tf", "allreduce_vs_torch_distributed_1mb"}
-    assert set(bench) == keys | {"raw"}
+    keys = {"tf_over_torch_np1", "tf_over_torch_np2", "scaling_efficiency_torch", "scaling_efficiency_tf"}
+    assert set(bench) == keys | {"allreduce_vs_torch_distributed_1mb", "raw"}
+    assert bench["raw"]["sizes"] == []  # the size table is the GPT family's
     for run in bench["raw"]["runs"].values():
         assert run["harness_step_s"]["n"] == 5 and run["minimal_step_s"] is None and run["mfu"] is None
     assert "| torch_np2 |" in (tmp_path / "bench.md").read_text()
