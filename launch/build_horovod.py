@@ -220,8 +220,7 @@ def required_features() -> list[str]:
 def build_key(horovod: str, torch: str, tensorflow: str) -> str:
     """Cache key: every input the compiled extensions are bound to."""
     python = f"cp{sys.version_info.major}{sys.version_info.minor}"
-    choose_mpi()
-    switches = {k: os.environ[k] for k in KEY_SWITCHES if k in os.environ}
+    switches = {k: v for k, v in build_switches().items() if k in KEY_SWITCHES}
     # The patches are part of what was built: changing one must not reuse an old wheel.
     digest = hashlib.sha256(json.dumps([switches, PATCHES], sort_keys=True).encode()).hexdigest()[:8]
     platform = sysconfig.get_platform().replace("-", "_")
@@ -331,15 +330,18 @@ def write_marker(marker: Path, key: str, features: set[str]) -> None:
     marker.write_text(json.dumps({"key": key, "mpi": "MPI" in features}) + "\n")
 
 
-def choose_mpi() -> None:
-    """Build with MPI where mpicxx is and the environment says nothing either way: MPI's controller
-    and CPU operations beat Gloo's on one machine (README, "Benchmarks")."""
-    if not {"HOROVOD_WITH_MPI", "HOROVOD_WITHOUT_MPI"} & set(os.environ) and shutil.which("mpicxx"):
-        os.environ["HOROVOD_WITH_MPI"] = "1"
+def build_switches() -> dict[str, str]:
+    """The environment the build runs with: the caller's, plus HOROVOD_WITH_MPI=1 where mpicxx is
+    and the environment says nothing either way (MPI's controller and CPU operations beat Gloo's
+    on one machine: README, "Benchmarks")."""
+    env = dict(os.environ)
+    if not {"HOROVOD_WITH_MPI", "HOROVOD_WITHOUT_MPI"} & set(env) and shutil.which("mpicxx"):
+        env["HOROVOD_WITH_MPI"] = "1"
+    return env
 
 
 def main() -> None:
-    choose_mpi()
+    os.environ.update(build_switches())  # the key, the required features and the build all see it
     versions = read_versions()
     horovod = versions["HOROVOD_VERSION"]
     torch = installed_version("torch")
