@@ -36,6 +36,7 @@ class SizeRun:
     batch_size: int
     steps: int
     warmup: int
+    family: str = "gpt"  # the size table is the GPT family's
 
 
 @dataclass(frozen=True)
@@ -146,8 +147,7 @@ def harness_step_times(
     with tempfile.TemporaryDirectory(prefix="bench-") as run_dir:
         sets = [f"train.steps={plan.steps}", f"train.batch_size={plan.batch_size}", "eval.every=0"]
         sets += ["checkpoint.every=0", *([env["HARNESS_BENCH_SET"]] if "HARNESS_BENCH_SET" in env else [])]
-        family = getattr(plan, "family", "gpt")
-        cmd = train_argv(framework, run_dir, plan.model, num_ranks, sets, family=family)
+        cmd = train_argv(framework, run_dir, plan.model, num_ranks, sets, family=plan.family)
         cmd += ["--controller", controller(env)]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, cwd=ROOT)
         if proc.returncode != 0:
@@ -317,11 +317,10 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
     for framework in ("torch", "tf"):
         one, two = runs[f"{framework}_np1"]["tokens_per_s"], runs[f"{framework}_np2"]["tokens_per_s"]
         result[f"scaling_efficiency_{framework}"] = two / (2 * one)
-    for framework, peer in (("torch", "ddp"), ("tf", "mwms")):
+    for framework, peer, prefix in (("torch", "ddp", "vs_ddp"), ("tf", "mwms", "vs_tf_mwms")):
         if runs[f"{framework}_np1"]["peer_step_s"] is None:
             continue
         times = {n: runs[f"{framework}_np{n}"]["peer_step_s"]["median"] for n in (1, 2)}
-        prefix = "vs_ddp" if peer == "ddp" else "vs_tf_mwms"
         for n in (1, 2):
             result[f"{prefix}_np{n}"] = runs[f"{framework}_np{n}"]["harness_step_s"]["median"] / times[n]
         result[f"scaling_efficiency_{peer}"] = times[1] / times[2]  # same per-rank batch: time ratio
