@@ -7,24 +7,18 @@ Usage: step_phases.py torch|tf [MODEL] [BATCH]. Prints one JSON line of median s
 import json
 import os
 import sys
-import time
 
 import numpy as np
-from loops import random_batch
+from loops import random_batch, time_steps
 
 from harness.gpt import FAMILY, init_state
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def median_seconds(run, repeats: int = 15) -> float:
-    run(), run()  # warm-up: tracing, allocation
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - began)
-    return float(np.median(times))
+def median_seconds(run, repeats: int = 15, warmup: int = 2) -> float:
+    """Median seconds of ``run`` over ``repeats`` calls after ``warmup`` (tracing, allocation)."""
+    return float(np.median(time_steps(run, warmup + repeats)[warmup:]))
 
 
 def torch_phases(config, inputs, targets) -> dict:
