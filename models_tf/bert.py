@@ -9,6 +9,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from harness.bert import PAD_ID, BERTConfig
+from models_tf import kernels
 from models_tf.model import Block, Embedding, LayerNorm, Linear, _dropout, check_tokens
 
 
@@ -23,7 +24,7 @@ class MaskedLMHead(tf.Module):
         self.compute_dtype = compute_dtype
 
     def __call__(self, x: tf.Tensor, embedding: tf.Tensor) -> tf.Tensor:
-        h = self.ln(tf.nn.gelu(self.dense(x), approximate=False))  # (B, T, C)
+        h = self.ln(kernels.gelu(self.dense(x)))  # (B, T, C)
         logits = tf.matmul(tf.cast(h, self.compute_dtype), tf.cast(embedding, self.compute_dtype), transpose_b=True)
         return tf.cast(logits, tf.float32) + self.bias  # (B, T, vocab_size)
 

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from harness.gpt import GPTConfig, check_token_range, check_token_shape, sinusoidal_positions, token_range_message
+from models_tf import kernels
 
 
 def _dropout(x: tf.Tensor, rate: float, training: bool) -> tf.Tensor:
@@ -32,8 +33,7 @@ class LayerNorm(tf.Module):
         self.eps = eps
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
-        return (x - mean) * tf.math.rsqrt(variance + self.eps) * self.weight + self.bias
+        return kernels.layer_norm(x, self.weight, self.bias, self.eps)
 
 
 def project(x: tf.Tensor, weight: tf.Variable, compute_dtype, bias: tf.Tensor | None = None) -> tf.Tensor:
@@ -44,7 +44,7 @@ def project(x: tf.Tensor, weight: tf.Variable, compute_dtype, bias: tf.Tensor | 
     """
     rows = tf.reshape(tf.cast(x, compute_dtype), [-1, x.shape[-1]])  # (B*T, in)
     y = tf.matmul(rows, tf.cast(weight, compute_dtype), transpose_b=True)  # (B*T, out)
-    y = y if bias is None else y + bias
+    y = y if bias is None else tf.nn.bias_add(y, bias)  # its gradient is one BiasAddGrad, not a Sum
     return tf.reshape(tf.cast(y, tf.float32), tf.concat([tf.shape(x)[:-1], [weight.shape[0]]], 0))  # (..., out)
 
 
@@ -95,11 +95,10 @@ class SelfAttention(tf.Module):
         k = tf.transpose(tf.reshape(k, [B, T, self.n_head, C // self.n_head]), [0, 2, 1, 3])  # (B, nh, T, hs)
         v = tf.transpose(tf.reshape(v, [B, T, self.n_head, C // self.n_head]), [0, 2, 1, 3])  # (B, nh, T, hs)
         q, k, v = (tf.cast(t, self.compute_dtype) for t in (q, k, v))
-        scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32) * (1.0 / np.sqrt(C // self.n_head))
+        scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32)  # (B, nh, T, T)
         if self.causal:
             keep = tf.linalg.band_part(tf.ones([T, T], tf.bool), -1, 0)  # (T, T) lower triangle
-        scores = tf.where(keep, scores, tf.constant(-np.inf, scores.dtype))  # (B, nh, T, T)
-        attention = tf.cast(tf.nn.softmax(scores, axis=-1), self.compute_dtype)
+        attention = tf.cast(kernels.masked_softmax(scores, keep, 1.0 / np.sqrt(C // self.n_head)), self.compute_dtype)
         y = tf.cast(tf.matmul(attention, v), tf.float32)  # (B, nh, T, hs)
         y = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B, T, C])  # (B, T, C)
         return _dropout(self.proj(y), self.dropout, training)
@@ -115,7 +114,7 @@ class MLP(tf.Module):
         self.dropout = config.dropout
 
     def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
-        h = tf.nn.gelu(self.fc(x), approximate=False)  # (B, T, mlp_hidden)
+        h = kernels.gelu(self.fc(x))  # (B, T, mlp_hidden)
         return _dropout(self.proj(h), self.dropout, training)  # (B, T, C)
 
 

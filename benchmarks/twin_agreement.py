@@ -1,0 +1,57 @@
+"""How closely the torch and TF twins agree, on the twin tests' own configs and batches (fp32, CPU,
+same weights): the README's tables. The tests assert bounds; this prints the measured figures.
+
+usage: python benchmarks/twin_agreement.py
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import torch
+
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+sys.path[:0] = [str(TESTS), str(TESTS / "unit")]
+
+import test_bert_twins as bert_tests  # noqa: E402
+import test_model_twins as gpt_tests  # noqa: E402
+
+from models_tf import ops as tf_ops  # noqa: E402
+from models_torch import ops as torch_ops  # noqa: E402
+
+
+def agreement(pt, tfm, inputs, targets, weights=None) -> tuple[float, float, float]:
+    """(logits max abs diff, loss relative diff, worst parameter's max grad diff ÷ its grad norm)."""
+    pt_weights = None if weights is None else torch.from_numpy(weights)
+    pt_logits = pt(torch.from_numpy(inputs))
+    pt_loss = torch_ops.cross_entropy(pt_logits, torch.from_numpy(targets), pt_weights)
+    pt_loss.backward()
+    names, variables = zip(*tf_ops.named_parameters(tfm), strict=True)
+    tf_weights = None if weights is None else tf.constant(weights)
+    with tf.GradientTape() as tape:
+        tf_logits = tfm(tf.constant(inputs), training=False)
+        tf_loss = tf_ops.cross_entropy(tf_logits, tf.constant(targets), tf_weights)
+    grads = (tf.convert_to_tensor(g).numpy() for g in tape.gradient(tf_loss, variables))
+    tf_grads = dict(zip(names, grads, strict=True))
+    worst = max(
+        np.max(np.abs(p.grad.numpy() - tf_grads[n])) / np.linalg.norm(p.grad.numpy()) for n, p in pt.named_parameters()
+    )
+    logits = np.max(np.abs(pt_logits.detach().numpy() - tf_logits.numpy()))
+    return float(logits), abs(pt_loss.item() - float(tf_loss)) / abs(pt_loss.item()), float(worst)
+
+
+def rows():
+    for name, config in gpt_tests.CONFIGS.items():
+        yield f"gpt {name}", agreement(*gpt_tests.twins(config), *gpt_tests.batch(config))
+    for name, config in bert_tests.CONFIGS.items():
+        yield f"bert {name}", agreement(*bert_tests.twins(config), *bert_tests.masked_batch(config))
+    for name, config in bert_tests.CLASSIFY.items():
+        yield f"bert {name}", agreement(*bert_tests.twins(config), *bert_tests.labelled_batch(config))
+
+
+if __name__ == "__main__":
+    print("| config | logits max abs diff | loss rel diff | worst grad diff ÷ grad norm |")
+    print("| --- | --- | --- | --- |")
+    for label, figures in rows():
+        print(f"| {label} | " + " | ".join(f"{x:.1e}" for x in figures) + " |")
