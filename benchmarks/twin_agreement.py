@@ -1,5 +1,6 @@
 """How closely the torch and TF twins agree, on the twin tests' own configs and batches (fp32, CPU,
-same weights): the README's tables. The tests assert bounds; this prints the measured figures.
+same weights), and how far padding moves a BERT output: the README's tables. The tests assert
+bounds; this prints the measured figures.
 
 usage: python benchmarks/twin_agreement.py
 """
@@ -50,8 +51,29 @@ def rows():
         yield f"bert {name}", agreement(*bert_tests.twins(config), *bert_tests.labelled_batch(config))
 
 
+def padding_effect(name: str) -> tuple[float, float]:
+    """How far padding moves a real position's output, (torch, TF): the outputs at the real positions
+    of a sequence padded with 4 PAD ids against the unpadded sequence's, max abs."""
+    config = bert_tests.CONFIGS[name]
+    pt, tfm = bert_tests.twins(config)
+    tokens, _, _ = bert_tests.masked_batch(config, count=1, padded=0)
+    real = config.block_size - 4
+    padded = tokens.copy()
+    padded[:, real:] = bert_tests.PAD_ID
+    with torch.no_grad():
+        pt_moved = pt(torch.from_numpy(padded))[:, :real] - pt(torch.from_numpy(tokens[:, :real]))
+    tf_moved = tfm(tf.constant(padded))[:, :real] - tfm(tf.constant(tokens[:, :real]))
+    return float(pt_moved.abs().max()), float(tf.reduce_max(tf.abs(tf_moved)))
+
+
 if __name__ == "__main__":
     print("| config | logits max abs diff | loss rel diff | worst grad diff ÷ grad norm |")
     print("| --- | --- | --- | --- |")
     for label, figures in rows():
         print(f"| {label} | " + " | ".join(f"{x:.1e}" for x in figures) + " |")
+    for name in ("tiny", "odd"):
+        print(
+            "bert {}: padding moves a real position's output by {:.1e} (torch), {:.1e} (TF)".format(
+                name, *padding_effect(name)
+            )
+        )

@@ -13,6 +13,7 @@ from harness.distributed import Distributed
 from harness.family import Family
 from harness.state import State, zero_optimizer_state
 from harness.tasks import Batch
+from models_tf import kernels
 from models_tf.ops import cross_entropy, eval_sums, import_state, named_parameters, read, write
 
 COMPUTE_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
@@ -43,6 +44,7 @@ class AdamW(tf.Module):
         self._decay = {n: config.weight_decay if n in decay else 0.0 for n in named}
         self._beta1, self._beta2, self._eps = config.beta1, config.beta2, config.eps
 
+    @kernels.fused  # every parameter's update in one compiled function
     def apply(self, grads: dict[str, tf.Tensor], named: dict[str, tf.Variable], lr: tf.Tensor) -> None:
         self.step.assign_add([1])
         t = tf.cast(self.step[0], tf.float32)

@@ -14,19 +14,19 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-_ON_CPU_ONLY = not tf.config.list_physical_devices("GPU")
-_fused = tf.function(jit_compile=_ON_CPU_ONLY)
+# A function decorated with ``fused`` is compiled by XLA into one loop on a CPU-only machine.
+fused = tf.function(jit_compile=not tf.config.list_physical_devices("GPU"))
 
 _SQRT_HALF = np.float32(np.sqrt(0.5))
 _INV_SQRT_PI = np.float32(1.0 / np.sqrt(np.pi))
 
 
-@_fused
+@fused
 def _gelu_forward(x: tf.Tensor) -> tf.Tensor:
     return x * (0.5 + 0.5 * tf.math.erf(x * _SQRT_HALF))  # x Phi(x), as torch's erf kernel
 
 
-@_fused
+@fused
 def _gelu_backward(x: tf.Tensor, dy: tf.Tensor) -> tf.Tensor:
     s = x * _SQRT_HALF
     return dy * (0.5 + 0.5 * tf.math.erf(s) + s * _INV_SQRT_PI * tf.exp(-tf.square(s)))  # Phi(x) + x phi(x)
@@ -38,14 +38,14 @@ def gelu(x: tf.Tensor):
     return _gelu_forward(x), lambda dy: _gelu_backward(x, dy)
 
 
-@_fused
+@fused
 def _layer_norm_forward(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: float) -> tuple[tf.Tensor, tf.Tensor]:
     centred = x - tf.reduce_mean(x, axis=-1, keepdims=True)
     inv_std = tf.math.rsqrt(tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True) + eps)  # (..., 1)
     return centred * inv_std * weight + bias, inv_std
 
 
-@_fused
+@fused
 def _layer_norm_backward(
     x: tf.Tensor, weight: tf.Tensor, inv_std: tf.Tensor, dy: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -74,12 +74,12 @@ def layer_norm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: float) -> 
     return normalise(x, weight, bias)
 
 
-@_fused
+@fused
 def _masked_softmax_forward(scores: tf.Tensor, keep: tf.Tensor, scale: float) -> tf.Tensor:
     return tf.nn.softmax(tf.where(keep, scores * scale, tf.constant(-np.inf, scores.dtype)), axis=-1)
 
 
-@_fused
+@fused
 def _masked_softmax_backward(probs: tf.Tensor, dprobs: tf.Tensor, scale: float) -> tf.Tensor:
     return scale * probs * (dprobs - tf.reduce_sum(dprobs * probs, axis=-1, keepdims=True))
 
