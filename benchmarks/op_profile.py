@@ -14,8 +14,9 @@ import tempfile
 from pathlib import Path
 
 from loops import random_batch
+from twin_passes import tf_passes, torch_passes
 
-from harness.gpt import FAMILY, init_state
+from harness.gpt import FAMILY
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PASSES = 5  # profiled passes, after WARMUP untimed ones
@@ -25,18 +26,7 @@ WARMUP = 3
 def torch_kernel_times(config, inputs, targets) -> dict[str, float]:
     import torch
 
-    from models_torch.model import TransformerLM
-    from models_torch.ops import cross_entropy, import_state
-
-    torch.set_num_threads(1)
-    model = TransformerLM(config)
-    import_state(model, init_state(config, seed=0))
-    inputs, targets = torch.from_numpy(inputs), torch.from_numpy(targets)
-
-    def forward_backward():
-        model.zero_grad()
-        cross_entropy(model(inputs), targets).backward()
-
+    _, forward_backward = torch_passes(config, inputs, targets)
     for _ in range(WARMUP):
         forward_backward()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
@@ -49,28 +39,13 @@ def tf_kernel_times(config, inputs, targets) -> dict[str, float]:
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-    from models_tf.model import TransformerLM
-    from models_tf.ops import cross_entropy, import_state, named_parameters
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    model = TransformerLM(config)
-    import_state(model, init_state(config, seed=0))
-    variables = [v for _, v in named_parameters(model)]
-    inputs, targets = tf.constant(inputs), tf.constant(targets)
-
-    @tf.function
-    def forward_backward():
-        with tf.GradientTape() as tape:
-            loss = cross_entropy(model(inputs, training=True), targets)
-        return tape.gradient(loss, variables)
-
+    _, forward_backward = tf_passes(config, inputs, targets)
     for _ in range(WARMUP):
         forward_backward()
     with tempfile.TemporaryDirectory() as log_dir:
         tf.profiler.experimental.start(log_dir)
         for _ in range(PASSES):
-            forward_backward()[0].numpy()
+            forward_backward()
         tf.profiler.experimental.stop()
         space = xplane_pb2.XSpace.FromString(next(Path(log_dir).rglob("*.xplane.pb")).read_bytes())
     times = collections.Counter()

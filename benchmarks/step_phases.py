@@ -10,8 +10,9 @@ import sys
 
 import numpy as np
 from loops import random_batch, time_steps
+from twin_passes import tf_passes, torch_passes
 
-from harness.gpt import FAMILY, init_state
+from harness.gpt import FAMILY
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -22,49 +23,16 @@ def median_seconds(run, repeats: int = 15, warmup: int = 2) -> float:
 
 
 def torch_phases(config, inputs, targets) -> dict:
-    import torch
-
-    from models_torch.model import TransformerLM
-    from models_torch.ops import cross_entropy, import_state
-
-    torch.set_num_threads(1)
-    model = TransformerLM(config)
-    import_state(model, init_state(config, seed=0))
-    inputs, targets = torch.from_numpy(inputs), torch.from_numpy(targets)
-
-    def forward_backward():
-        model.zero_grad()
-        cross_entropy(model(inputs), targets).backward()
-
-    with torch.no_grad():
-        forward = median_seconds(lambda: float(cross_entropy(model(inputs), targets)))
-    return {"forward": forward, "forward_backward": median_seconds(forward_backward)}
+    forward, forward_backward = torch_passes(config, inputs, targets)
+    return {"forward": median_seconds(forward), "forward_backward": median_seconds(forward_backward)}
 
 
 def tf_phases(config, inputs, targets) -> dict:
-    import tensorflow as tf
-
-    from models_tf.model import TransformerLM
-    from models_tf.ops import cross_entropy, import_state, named_parameters
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    model = TransformerLM(config)
-    import_state(model, init_state(config, seed=0))
-    variables = [v for _, v in named_parameters(model)]
-    inputs, targets = tf.constant(inputs), tf.constant(targets)
-
-    def gradients():
-        with tf.GradientTape() as tape:
-            loss = cross_entropy(model(inputs, training=True), targets)
-        return tape.gradient(loss, variables)
-
     phases = {}
     for suffix, jit in (("", False), ("_xla", True)):
-        forward = tf.function(lambda: cross_entropy(model(inputs, training=True), targets), jit_compile=jit)
-        backward = tf.function(gradients, jit_compile=jit)
-        phases[f"forward{suffix}"] = median_seconds(lambda f=forward: float(f()))
-        phases[f"forward_backward{suffix}"] = median_seconds(lambda b=backward: b()[0].numpy())
+        forward, forward_backward = tf_passes(config, inputs, targets, jit_compile=jit)
+        phases[f"forward{suffix}"] = median_seconds(forward)
+        phases[f"forward_backward{suffix}"] = median_seconds(forward_backward)
     return phases
 
 

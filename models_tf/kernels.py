@@ -3,10 +3,10 @@
 torch runs each of these as one fused kernel forward and one backward (F.gelu, F.layer_norm,
 scaled_dot_product_attention). Written as plain TF ops, each is a chain of single-purpose kernels
 forward and a longer one from autodiff backward, every one a pass over memory: on one CPU thread
-they made TF's backward pass 1.35 x torch's (benchmarks/step_phases.py). Here each function's
-forward and its hand-written gradient are one XLA-compiled function apiece, so each is a single
-loop; the matmuls around them stay on TF's oneDNN kernels, which are faster than XLA's on CPU.
-On a GPU the same functions run uncompiled, as TF's own kernels.
+they made TF's backward pass 1.35 x torch's (benchmarks/op_profile.py shows the kernels). Here
+each function's forward and its hand-written gradient are one XLA-compiled function apiece, so
+each is a single loop; the matmuls around them stay on TF's oneDNN kernels, which are faster than
+XLA's on CPU. On a GPU the same functions run uncompiled, as TF's own kernels.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-# A function decorated with ``fused`` is compiled by XLA into one loop on a CPU-only machine.
+# ``fused``: a tf.function that XLA compiles, its elementwise work fused into few loops, where no GPU
+# is visible (the kernels here, and AdamW's update in backend.py); elsewhere a plain tf.function.
 fused = tf.function(jit_compile=not tf.config.list_physical_devices("GPU"))
 
 _SQRT_HALF = np.float32(np.sqrt(0.5))
