@@ -382,18 +382,18 @@ def train_rank(
     backend = framework_module(framework, "backend").make_backend(family, config, dist, t.seed + dist.rank)
     order = BatchOrder(len(train_split), t.windows_per_rank, dist.size, t.seed)
     position = LoopPosition.start(checkpoint, order)
+    tokenizer = data_tokenizer(config.data)
     if checkpoint is not None:
         backend.import_model_state(checkpoint.model)
         backend.import_optimizer_state(checkpoint.optimizer)
     elif t.init_from and is_main:  # the broadcast below gives every rank rank 0's weights
         fresh = backend.export_model_state()
-        backend.import_model_state(initial_state(t.init_from, family, fresh, data_tokenizer(config.data)))
+        backend.import_model_state(initial_state(t.init_from, family, fresh, tokenizer))
 
     meter = Throughput()
     reporter = Reporter(run_dir, t.steps, progress, log_loss_scale=t.precision == "fp16")
     board = TensorBoard(run_dir, log_loss_scale=t.precision == "fp16") if tensorboard and is_main else None
     evaluator = Evaluator(backend, task, val_split, config.eval, t, [reporter, *([board] if board else [])])
-    tokenizer = data_tokenizer(config.data)
     record = {
         "framework": framework, "family": family.spec, "config": config.to_dict(),
         "tokenizer": tokenizer_record(tokenizer),
