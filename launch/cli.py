@@ -318,14 +318,17 @@ def train(
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     survivors = collect_waiting_survivors(run_dir)
-    if result.returncode != 0:
+    # A stop is judged by what the ranks saved, not by horovodrun's exit code alone: once in the
+    # suite (2026-11-24) horovodrun ended with 0 after its ranks had stopped on a SIGTERM and saved.
+    if result.returncode != 0 or stop.requested:
         start_step = start.step if start else 0
         _explain_failure(run_dir, chosen, config, start_step, stop, result.returncode, survivors, min_np or 1)
 
 
 def _explain_failure(run_dir, family, config, start_step, stop, returncode, survivors, min_ranks) -> None:
-    """The one line (and exit code) for a job that horovodrun ended with ``returncode``; ``survivors``:
-    the ranks of an elastic job that were still waiting for it to re-form when it ended."""
+    """The one line (and exit code) for a job that horovodrun ended with ``returncode``, or that was
+    asked to stop; ``survivors``: the ranks of an elastic job that were still waiting for it to
+    re-form when it ended. Returns only for a job that finished before a stop took effect."""
     from harness.preemption import exit_code, signal_name
     from harness.rundir import wait_for_run_dir
 
@@ -350,6 +353,8 @@ def _explain_failure(run_dir, family, config, start_step, stop, returncode, surv
             err=True,
         )
         sys.exit(exit_code(stop.signal))
+    if returncode == 0:
+        return
     if stop.requested:
         click.echo(f"stopped by {cause} before a step completed; nothing new to resume", err=True)
         sys.exit(exit_code(stop.signal))
