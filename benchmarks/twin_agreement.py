@@ -17,29 +17,14 @@ sys.path[:0] = [str(TESTS), str(TESTS / "unit")]
 
 import test_bert_twins as bert_tests  # noqa: E402
 import test_model_twins as gpt_tests  # noqa: E402
-
-from models_tf import ops as tf_ops  # noqa: E402
-from models_torch import ops as torch_ops  # noqa: E402
+from twin_gradients import twin_results  # noqa: E402
 
 
 def agreement(pt, tfm, inputs, targets, weights=None) -> tuple[float, float, float]:
     """(logits max abs diff, loss relative diff, worst parameter's max grad diff ÷ its grad norm)."""
-    pt_weights = None if weights is None else torch.from_numpy(weights)
-    pt_logits = pt(torch.from_numpy(inputs))
-    pt_loss = torch_ops.cross_entropy(pt_logits, torch.from_numpy(targets), pt_weights)
-    pt_loss.backward()
-    names, variables = zip(*tf_ops.named_parameters(tfm), strict=True)
-    tf_weights = None if weights is None else tf.constant(weights)
-    with tf.GradientTape() as tape:
-        tf_logits = tfm(tf.constant(inputs), training=False)
-        tf_loss = tf_ops.cross_entropy(tf_logits, tf.constant(targets), tf_weights)
-    grads = (tf.convert_to_tensor(g).numpy() for g in tape.gradient(tf_loss, variables))
-    tf_grads = dict(zip(names, grads, strict=True))
-    worst = max(
-        np.max(np.abs(p.grad.numpy() - tf_grads[n])) / np.linalg.norm(p.grad.numpy()) for n, p in pt.named_parameters()
-    )
-    logits = np.max(np.abs(pt_logits.detach().numpy() - tf_logits.numpy()))
-    return float(logits), abs(pt_loss.item() - float(tf_loss)) / abs(pt_loss.item()), float(worst)
+    (pt_logits, pt_loss, pt_grads), (tf_logits, tf_loss, tf_grads) = twin_results(pt, tfm, inputs, targets, weights)
+    worst = max(np.max(np.abs(g - tf_grads[n])) / np.linalg.norm(g) for n, g in pt_grads.items())
+    return float(np.max(np.abs(pt_logits - tf_logits))), abs(pt_loss - tf_loss) / abs(pt_loss), float(worst)
 
 
 def rows():

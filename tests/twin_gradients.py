@@ -1,5 +1,6 @@
 """The gradient check both twin test files make: torch and TF gradients of the same loss, from the
-same weights, agree for every parameter within 1e-4 of that parameter's gradient norm."""
+same weights, agree for every parameter within 1e-4 of that parameter's gradient norm; and the
+results it compares, which benchmarks/twin_agreement.py prints."""
 
 import numpy as np
 import tensorflow as tf
@@ -9,17 +10,27 @@ from models_tf import ops as tf_ops
 from models_torch import ops as torch_ops
 
 
-def assert_gradients_agree(pt, tfm, names, inputs, targets, weights=None) -> None:
-    """``pt`` and ``tfm`` hold the same weights; ``names`` are the family's parameter names."""
+def twin_results(pt, tfm, inputs, targets, weights=None) -> tuple[tuple, tuple]:
+    """Each twin's (logits, loss, {parameter name: gradient}) on the same batch, in numpy: torch's,
+    then TF's (TF in inference mode; ``pt`` put in eval mode by the caller)."""
     pt_weights = None if weights is None else torch.from_numpy(weights)
-    torch_ops.cross_entropy(pt(torch.from_numpy(inputs)), torch.from_numpy(targets), pt_weights).backward()
+    pt_logits = pt(torch.from_numpy(inputs))
+    pt_loss = torch_ops.cross_entropy(pt_logits, torch.from_numpy(targets), pt_weights)
+    pt_loss.backward()
     pt_grads = {n: p.grad.numpy() for n, p in pt.named_parameters()}
     tf_names, variables = zip(*tf_ops.named_parameters(tfm), strict=True)
     tf_weights = None if weights is None else tf.constant(weights)
     with tf.GradientTape() as tape:
-        loss = tf_ops.cross_entropy(tfm(tf.constant(inputs), training=False), tf.constant(targets), tf_weights)
-    grads = (tf.convert_to_tensor(g).numpy() for g in tape.gradient(loss, variables))
+        tf_logits = tfm(tf.constant(inputs), training=False)
+        tf_loss = tf_ops.cross_entropy(tf_logits, tf.constant(targets), tf_weights)
+    grads = (tf.convert_to_tensor(g).numpy() for g in tape.gradient(tf_loss, variables))
     tf_grads = dict(zip(tf_names, grads, strict=True))
+    return (pt_logits.detach().numpy(), pt_loss.item(), pt_grads), (tf_logits.numpy(), float(tf_loss), tf_grads)
+
+
+def assert_gradients_agree(pt, tfm, names, inputs, targets, weights=None) -> None:
+    """``pt`` and ``tfm`` hold the same weights; ``names`` are the family's parameter names."""
+    (_, _, pt_grads), (_, _, tf_grads) = twin_results(pt, tfm, inputs, targets, weights)
     assert pt_grads.keys() == tf_grads.keys() == names
     for n, g in pt_grads.items():
         norm = np.linalg.norm(g)
