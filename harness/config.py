@@ -190,7 +190,8 @@ def _coerce(key: str, value, expected):
 def build_run_config(
     family: Family, preset: str, file_values: dict | None = None, overrides: list[str] = ()
 ) -> RunConfig:
-    """The family's ``preset``, then the TOML file's tables, then ``key=value`` overrides (dotted keys).
+    """The family's ``preset`` and its ``run_defaults``, then the TOML file's tables, then ``key=value``
+    overrides (dotted keys).
 
     Raises ``ValueError`` naming the key for unknown keys, wrong types and invalid values.
     """
@@ -211,26 +212,48 @@ def build_run_config(
         if (section, name) == ("model", "family"):
             raise ValueError("the model family is chosen with --family (or [model] family in the config file)")
         values[section][name] = _parse_value(text.strip())
-    built = {}
-    for section, field in sections.items():
-        if section == "model":
-            cls, base = family.config_class, family.preset(preset)
-        else:
-            cls = field.type if isinstance(field.type, type) else globals()[field.type]
-            base = cls()
-        hints = {f.name: f.type for f in dataclasses.fields(cls)}
-        for name in values[section]:
-            if name not in hints:
-                raise ValueError(
-                    f"unknown config key '{section}.{name}'; known keys in [{section}]: {', '.join(hints)}"
-                )
-        checked = {name: _coerce(f"{section}.{name}", v, hints[name]) for name, v in values[section].items()}
-        built[section] = dataclasses.replace(base, **checked)
+    built = {"model": _build_table("model", family.preset(preset), values["model"])}
+    suggested = _family_defaults(family, built["model"])
+    for section, cls in _table_classes().items():
+        built[section] = _build_table(section, cls(), {**suggested.get(section, {}), **values[section]})
     built["model"], built["data"], imported = _follow_init_from(family, built, values["model"])
     built["model"] = _follow_tokenizer(
         family, built["model"], built["data"], imported or "vocab_size" in values["model"]
     )
     return RunConfig(**built)
+
+
+def _table_classes() -> dict[str, type]:
+    """RunConfig's tables but the family's own ``model``: name -> config dataclass."""
+    fields = dataclasses.fields(RunConfig)
+    return {f.name: f.type if isinstance(f.type, type) else globals()[f.type] for f in fields if f.name != "model"}
+
+
+def _build_table(section: str, base: Any, given: dict) -> Any:
+    """``base`` (a config dataclass) with the ``given`` keys, each checked by name and type."""
+    hints = {f.name: f.type for f in dataclasses.fields(base)}
+    for name in given:
+        if name not in hints:
+            raise ValueError(f"unknown config key '{section}.{name}'; known keys in [{section}]: {', '.join(hints)}")
+    return dataclasses.replace(
+        base, **{name: _coerce(f"{section}.{name}", v, hints[name]) for name, v in given.items()}
+    )
+
+
+def _family_defaults(family: Family, model: Any) -> dict[str, dict]:
+    """The family's suggested settings for ``model``, by table; the model table is its presets' job."""
+    defaults = {
+        name: dict(table) for name, table in (family.run_defaults(model) if family.run_defaults else {}).items()
+    }
+    tables = _table_classes()
+    for table, settings in defaults.items():
+        known = {f.name for f in dataclasses.fields(tables[table])} if table in tables else set()
+        if not known or settings.keys() - known:
+            raise ValueError(
+                f"family {family.name!r}: run_defaults names {table}.{sorted(settings.keys() - known)}; "
+                f"expected keys of the tables {sorted(tables)}"
+            )
+    return defaults
 
 
 def _follow_init_from(family: Family, built: dict, given: dict) -> tuple[Any, DataConfig, bool]:

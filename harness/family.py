@@ -17,7 +17,9 @@ model" for a walk-through):
   as ``Model(config, compute_dtype=<framework dtype>)`` and called on a (B, ...) integer input
   array (TF: ``model(inputs, training=...)``), returning logits whose leading axes match the
   targets'. Their parameters (torch ``named_parameters()``; TF attribute paths, lists indexed)
-  must be exactly ``state_shapes``'s names.
+  must be exactly ``state_shapes``'s names;
+- optionally ``run_defaults(config)``: the settings its configs train best with, per config table
+  (``{"train": {"lr": 1e-3}}``), beneath the TOML file and ``--set``.
 
 Everything else (AdamW and its state, decay masks, clipping, the loss, Horovod, checkpoints,
 parity, elastic state) is generic and written once in ``harness/`` or in a framework's backend.
@@ -55,6 +57,9 @@ class Family:
     # embeddings, not biases or norm scales).
     weight_decay_names: Callable[[Any], set[str]] | None = None
     flops_per_token: Callable[[Any], float] | None = None  # training FLOPs per token, for MFU
+    # config -> {table: {key: value}} for the run's other tables ("train", "data", "eval",
+    # "checkpoint"): what this model trains best with; a TOML file and --set override each key.
+    run_defaults: Callable[[Any], Mapping[str, Mapping[str, Any]]] | None = None
     causal_lm: bool = False  # `harness generate` samples from it: logits (B, T, V) for tokens (B, T)
     # Its task reads the configured text through data.tokenizer, and model.vocab_size follows the
     # tokenizer; otherwise the family takes bytes only (data.tokenizer must stay "bytes").

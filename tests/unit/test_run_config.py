@@ -1,5 +1,7 @@
 """Run configuration: presets, TOML tables, dotted overrides, and the errors for bad ones."""
 
+import dataclasses
+
 import pytest
 
 from harness.config import build_run_config, load_run_config
@@ -50,3 +52,32 @@ def test_bad_files_and_presets(tmp_path):
         load_run_config("tiny", str(tmp_path / "table.toml"))
     with pytest.raises(ValueError, match="unknown gpt model preset 'huge'"):
         build_run_config(FAMILY, "huge")
+
+
+def test_a_family_s_run_defaults_sit_beneath_the_file_and_the_overrides(tmp_path):
+    from harness.bert import FAMILY as BERT
+
+    pretraining = build_run_config(BERT, "default")
+    assert (pretraining.train.lr, pretraining.train.warmup_steps, pretraining.data.val_fraction) == (1e-3, 100, 0.1)
+    finetuning = build_run_config(BERT, "default-classify")
+    assert (finetuning.train.lr, finetuning.train.warmup_steps, finetuning.data.val_fraction) == (3e-4, 30, 0.2)
+    path = tmp_path / "run.toml"
+    path.write_text("[train]\nlr = 5e-4\n")
+    _, config = load_run_config("default-classify", str(path), ["data.val_fraction=0.1"], family="bert")
+    assert (config.train.lr, config.train.warmup_steps, config.data.val_fraction) == (5e-4, 30, 0.1)
+    assert build_run_config(FAMILY, "tiny").train.lr == 2e-3  # a family without run_defaults keeps the loop's
+
+
+@pytest.mark.parametrize(
+    ("defaults", "message"),
+    [
+        ({"optimizer": {"lr": 1.0}}, r"family 'gpt': run_defaults names optimizer\.\['lr'\]"),
+        ({"model": {"n_layer": 1}}, r"family 'gpt': run_defaults names model\.\['n_layer'\]"),
+        ({"train": {"lr": 1.0, "learning_rate": 1.0}}, r"run_defaults names train\.\['learning_rate'\]"),
+        ({"train": {"lr": -1.0}}, "train.lr must be > 0"),
+    ],
+)
+def test_bad_run_defaults_are_refused_in_one_line(defaults, message):
+    family = dataclasses.replace(FAMILY, run_defaults=lambda config: defaults)
+    with pytest.raises(ValueError, match=message):
+        build_run_config(family, "tiny")
