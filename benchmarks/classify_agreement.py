@@ -7,6 +7,7 @@ usage: python benchmarks/classify_agreement.py RUN_DIR_A RUN_DIR_B
 
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -18,8 +19,15 @@ from harness.frameworks import framework_module
 BATCH = 64
 
 
-def predictions(run_dir: Path) -> tuple[str, np.ndarray, LabelledSplit]:
-    """(framework, predicted labels, the held-out split) of the run's newest checkpoint; no Horovod."""
+class Predictions(NamedTuple):
+    run_dir: Path
+    framework: str
+    labels: np.ndarray  # the predicted label of each held-out paragraph
+    held_out: LabelledSplit
+
+
+def predictions(run_dir: Path) -> Predictions:
+    """The predictions of the run's newest checkpoint on its held-out split, in its own framework; no Horovod."""
     checkpoint = latest_checkpoint(run_dir)
     framework, config = checkpoint.trainer["framework"], checkpoint.model_config
     if config.head != "classify":
@@ -29,25 +37,27 @@ def predictions(run_dir: Path) -> tuple[str, np.ndarray, LabelledSplit]:
     )
     predict = framework_module(framework, "backend").make_predictor(checkpoint.family, config, checkpoint.model)
     logits = np.concatenate([predict(held_out.inputs[i : i + BATCH]) for i in range(0, len(held_out), BATCH)])
-    return framework, logits.argmax(axis=-1), held_out
+    return Predictions(run_dir, framework, logits.argmax(axis=-1), held_out)
 
 
-def main(first: Path, second: Path) -> None:
-    results = [predictions(run_dir) for run_dir in (first, second)]
-    held_out = results[0][2]
-    labels = held_out.labels
-    if not np.array_equal(labels, results[1][2].labels):
-        raise ValueError(f"{first} and {second} hold out different paragraphs (data.val_fraction differs)")
-    for run_dir, (framework, predicted, _) in zip((first, second), results, strict=True):
-        correct = int((predicted == labels).sum())
-        print(f"{run_dir} ({framework}): {correct} / {len(labels)} = {correct / len(labels):.1%} correct")
-    same = results[0][1] == results[1][1]
-    both_right = int((same & (results[0][1] == labels)).sum())
-    print(f"majority baseline: {majority_baseline(held_out):.1%}")
-    print(f"identical predictions: {int(same.sum())} / {len(labels)}; both right: {both_right}")
+def main(first_dir: Path, second_dir: Path) -> None:
+    first, second = predictions(first_dir), predictions(second_dir)
+    truth = first.held_out.labels
+    if not np.array_equal(truth, second.held_out.labels):
+        raise ValueError(f"{first_dir} and {second_dir} hold out different paragraphs (data.val_fraction differs)")
+    for run in (first, second):
+        correct = int((run.labels == truth).sum())
+        print(f"{run.run_dir} ({run.framework}): {correct} / {len(truth)} = {correct / len(truth):.1%} correct")
+    same = first.labels == second.labels
+    both_right = int((same & (first.labels == truth)).sum())
+    print(f"majority baseline: {majority_baseline(first.held_out):.1%}")
+    print(f"identical predictions: {int(same.sum())} / {len(truth)}; both right: {both_right}")
 
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit(__doc__.strip().splitlines()[-1])
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    try:
+        main(Path(sys.argv[1]), Path(sys.argv[2]))
+    except (OSError, ValueError) as err:
+        sys.exit(f"error: {err}")

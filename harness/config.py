@@ -242,18 +242,20 @@ def _build_table(section: str, base: Any, given: dict) -> Any:
 
 def _family_defaults(family: Family, model: Any) -> dict[str, dict]:
     """The family's suggested settings for ``model``, by table; the model table is its presets' job."""
-    defaults = {
-        name: dict(table) for name, table in (family.run_defaults(model) if family.run_defaults else {}).items()
-    }
+    suggested = family.run_defaults(model) if family.run_defaults else {}
     tables = _table_classes()
-    for table, settings in defaults.items():
-        known = {f.name for f in dataclasses.fields(tables[table])} if table in tables else set()
-        if not known or settings.keys() - known:
-            raise ValueError(
-                f"family {family.name!r}: run_defaults names {table}.{sorted(settings.keys() - known)}; "
-                f"expected keys of the tables {sorted(tables)}"
-            )
-    return defaults
+    unknown = [
+        f"{table}.{key}"
+        for table, settings in suggested.items()
+        for key in settings
+        if table not in tables or key not in {f.name for f in dataclasses.fields(tables[table])}
+    ]
+    if unknown:
+        raise ValueError(
+            f"family {family.name!r}: run_defaults sets {unknown}, which the run config does not have "
+            f"(its tables: {sorted(tables)})"
+        )
+    return {table: dict(settings) for table, settings in suggested.items()}
 
 
 def _follow_init_from(family: Family, built: dict, given: dict) -> tuple[Any, DataConfig, bool]:

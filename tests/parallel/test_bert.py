@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from horovod_job import harness_cli, harness_train, read_metrics, train_loss_by_step
 
+from harness.bert import task
 from harness.checkpoint import list_checkpoints
+from harness.config import load_run_config
 
 MLM_STEPS, CLASSIFY_STEPS = 40, 30
 
@@ -60,7 +62,8 @@ def test_each_framework_pretrains_and_fine_tunes_alike(pretrained, tmp_path):
     assert max(abs(losses["tf"][s] - loss) / loss for s, loss in losses["torch"].items()) <= 1e-3
     metrics = {framework: summary["final_val_metrics"] for framework, summary in summaries.items()}
     assert abs(metrics["tf"]["val_loss"] - metrics["torch"]["val_loss"]) <= 1e-3 * metrics["torch"]["val_loss"]
-    held_out = 102  # data.val_fraction 0.2 (the family's default) of 511 paragraphs
+    config = load_run_config("tiny-classify", family="bert")[1]
+    held_out = len(task(config.model).splits(config.data)[1])  # the family's data.val_fraction of the paragraphs
     correct = {framework: m["val_accuracy"] * held_out for framework, m in metrics.items()}
     assert abs(correct["torch"] - correct["tf"]) <= 1 + 1e-6, correct  # within one paragraph
     print(
@@ -69,9 +72,9 @@ def test_each_framework_pretrains_and_fine_tunes_alike(pretrained, tmp_path):
 
 
 def test_a_torch_masked_lm_run_initialises_a_tf_classifier(pretrained, tmp_path):
-    pretrained, finetuned = pretrained["torch"], tmp_path / "classify"
-    result = fine_tune("tf", pretrained, finetuned)
-    source = list_checkpoints(pretrained)[-1][1]
+    torch_run, finetuned = pretrained["torch"], tmp_path / "classify"
+    result = fine_tune("tf", torch_run, finetuned)
+    source = list_checkpoints(torch_run)[-1][1]
     fresh = "pooler.weight, pooler.bias, classifier.weight, classifier.bias"
     assert f"initialised 28 tensors from {source} (step {MLM_STEPS}); fresh: {fresh}" in result.stderr
     summary = json.loads((finetuned / "summary.json").read_text())
@@ -80,11 +83,11 @@ def test_a_torch_masked_lm_run_initialises_a_tf_classifier(pretrained, tmp_path)
     assert len(set(summary["weights_sha256_per_rank"])) == 1
 
     mismatch = harness_train(
-        "--family", "gpt", "--framework", "tf", "--run-dir", str(tmp_path / "gpt"), "--init-from", str(pretrained),
+        "--family", "gpt", "--framework", "tf", "--run-dir", str(tmp_path / "gpt"), "--init-from", str(torch_run),
         check=False,
     )  # fmt: skip
     assert mismatch.returncode == 1
     assert mismatch.stderr.strip().splitlines()[-1] == (
-        f"Error: --init-from {pretrained}: its checkpoints are of family 'bert', not 'gpt'"
+        f"Error: --init-from {torch_run}: its checkpoints are of family 'bert', not 'gpt'"
     )
     assert not (tmp_path / "gpt").exists()

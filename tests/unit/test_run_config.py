@@ -71,9 +71,12 @@ def test_a_family_s_run_defaults_sit_beneath_the_file_and_the_overrides(tmp_path
 @pytest.mark.parametrize(
     ("defaults", "message"),
     [
-        ({"optimizer": {"lr": 1.0}}, r"family 'gpt': run_defaults names optimizer\.\['lr'\]"),
-        ({"model": {"n_layer": 1}}, r"family 'gpt': run_defaults names model\.\['n_layer'\]"),
-        ({"train": {"lr": 1.0, "learning_rate": 1.0}}, r"run_defaults names train\.\['learning_rate'\]"),
+        (
+            {"optimizer": {"lr": 1.0}},
+            r"family 'gpt': run_defaults sets \['optimizer\.lr'\], which the run config does not have",
+        ),
+        ({"model": {"n_layer": 1}}, r"family 'gpt': run_defaults sets \['model\.n_layer'\]"),
+        ({"train": {"lr": 1.0, "learning_rate": 1.0}}, r"run_defaults sets \['train\.learning_rate'\]"),
         ({"train": {"lr": -1.0}}, "train.lr must be > 0"),
     ],
 )
