@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from harness.bert import LabelledSplit, TopicTask, majority_baseline
+from harness.bert import LabelledSplit, majority_baseline, task
 from harness.checkpoint import latest_checkpoint
 from harness.config import DataConfig
 from harness.frameworks import framework_module
@@ -32,9 +32,7 @@ def predictions(run_dir: Path) -> Predictions:
     framework, config = checkpoint.trainer["framework"], checkpoint.model_config
     if config.head != "classify":
         raise ValueError(f"{run_dir}: a classify run's checkpoint is expected, received head {config.head!r}")
-    _, held_out = TopicTask(config.block_size, config.num_labels).splits(
-        DataConfig(**checkpoint.trainer["config"]["data"])
-    )
+    _, held_out = task(config).splits(DataConfig(**checkpoint.trainer["config"]["data"]))
     predict = framework_module(framework, "backend").make_predictor(checkpoint.family, config, checkpoint.model)
     logits = np.concatenate([predict(held_out.inputs[i : i + BATCH]) for i in range(0, len(held_out), BATCH)])
     return Predictions(run_dir, framework, logits.argmax(axis=-1), held_out)

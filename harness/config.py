@@ -213,8 +213,9 @@ def build_run_config(
             raise ValueError("the model family is chosen with --family (or [model] family in the config file)")
         values[section][name] = _parse_value(text.strip())
     built = {"model": _build_table("model", family.preset(preset), values["model"])}
-    suggested = _family_defaults(family, built["model"])
-    for section, cls in _table_classes().items():
+    tables = _table_classes()
+    suggested = _family_defaults(family, built["model"], tables)
+    for section, cls in tables.items():
         built[section] = _build_table(section, cls(), {**suggested.get(section, {}), **values[section]})
     built["model"], built["data"], imported = _follow_init_from(family, built, values["model"])
     built["model"] = _follow_tokenizer(
@@ -240,10 +241,10 @@ def _build_table(section: str, base: Any, given: dict) -> Any:
     )
 
 
-def _family_defaults(family: Family, model: Any) -> dict[str, dict]:
-    """The family's suggested settings for ``model``, by table; the model table is its presets' job."""
+def _family_defaults(family: Family, model: Any, tables: dict[str, type]) -> dict[str, dict]:
+    """The family's suggested settings for ``model``, by table of ``tables`` (``_table_classes``);
+    the model table is its presets' job."""
     suggested = family.run_defaults(model) if family.run_defaults else {}
-    tables = _table_classes()
     unknown = [
         f"{table}.{key}"
         for table, settings in suggested.items()
