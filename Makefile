@@ -38,6 +38,7 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 test-unit: setup
 	$(PY) -m pytest tests/unit

@@ -11,10 +11,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from harness.bert import LabelledSplit, majority_baseline, task
-from harness.checkpoint import latest_checkpoint
-from harness.config import DataConfig
-from harness.frameworks import framework_module
+from harness.contract.config import DataConfig
+from harness.contract.frameworks import framework_module
+from harness.families.bert import LabelledSplit, majority_baseline, task
+from harness.storage.checkpoint import latest_checkpoint
 
 BATCH = 64
 

@@ -12,7 +12,7 @@ import torch.distributed as dist
 from loops import random_batch, report, time_steps
 from torch.nn.parallel import DistributedDataParallel
 
-from harness.gpt import FAMILY, init_state
+from harness.families.gpt import FAMILY, init_state
 from models_torch.model import TransformerLM
 from models_torch.ops import cross_entropy, import_state
 

@@ -11,7 +11,7 @@ import horovod.torch as hvd
 import torch
 from loops import random_batch, report, time_steps
 
-from harness.gpt import FAMILY, init_state
+from harness.families.gpt import FAMILY, init_state
 from models_torch.model import TransformerLM
 from models_torch.ops import cross_entropy, import_state
 

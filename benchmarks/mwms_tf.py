@@ -46,8 +46,8 @@ def train(model_name: str, batch_size: int, steps: int) -> None:
     import tensorflow as tf
     from loops import random_batch, report, time_steps
 
-    from harness.config import TrainConfig
-    from harness.gpt import FAMILY, init_state
+    from harness.contract.config import TrainConfig
+    from harness.families.gpt import FAMILY, init_state
     from models_tf.backend import AdamW
     from models_tf.model import TransformerLM
     from models_tf.ops import cross_entropy, import_state, named_parameters

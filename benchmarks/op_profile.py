@@ -16,7 +16,7 @@ from pathlib import Path
 from loops import random_batch
 from twin_passes import tf_passes, torch_passes
 
-from harness.gpt import FAMILY
+from harness.families.gpt import FAMILY
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PASSES = 5  # profiled passes, after WARMUP untimed ones

@@ -12,7 +12,7 @@ import numpy as np
 from loops import random_batch, time_steps
 from twin_passes import tf_passes, torch_passes
 
-from harness.gpt import FAMILY
+from harness.families.gpt import FAMILY
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

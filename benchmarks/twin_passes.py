@@ -3,7 +3,7 @@
 
 from collections.abc import Callable
 
-from harness.gpt import GPTConfig, init_state
+from harness.families.gpt import GPTConfig, init_state
 
 Pass = Callable[[], object]
 

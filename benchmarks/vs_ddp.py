@@ -10,8 +10,8 @@ each, with harness ÷ DDP.
 
 import sys
 
-from harness.config import build_run_config
-from harness.family import load_family
+from harness.contract.family import load_family
+from harness.runner.config import build_run_config
 from launch.bench import (
     FULL,
     ddp_step_times,

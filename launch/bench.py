@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.config import RunConfig, build_run_config
-from harness.family import Family, load_family
+from harness.contract.config import RunConfig
+from harness.contract.family import Family, load_family
+from harness.runner.config import build_run_config
 from launch.horovodrun import RANK_LINE, horovodrun_command, mpi_built, rank_environment, train_argv
 
 ROOT = Path(__file__).resolve().parent.parent

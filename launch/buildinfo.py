@@ -7,7 +7,7 @@ import importlib
 import json
 import sys
 
-from harness.frameworks import framework_module
+from harness.contract.frameworks import framework_module
 
 FEATURES = ("gloo", "mpi", "nccl", "ccl", "ddl", "cuda", "rocm")
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import click
 
-from harness.checkpoint import checkpoint_tokenizer, latest_checkpoint
-from harness.config import load_run_config
-from harness.distributed import check_hostname_resolves, is_lost_rank_error, launched_rank
-from harness.frameworks import FRAMEWORK_PACKAGES, check_framework, framework_module
-from harness.generate import sample
+from harness.contract.distributed import check_hostname_resolves, is_lost_rank_error, launched_rank
+from harness.contract.frameworks import FRAMEWORK_PACKAGES, check_framework, framework_module
+from harness.runner.config import load_run_config
+from harness.runner.generate import sample
+from harness.storage.checkpoint import checkpoint_tokenizer, latest_checkpoint
 from launch.build_horovod import installed_version
 from launch.horovodrun import (
     CONTROLLERS,
@@ -259,13 +259,14 @@ def train(
 
     Started by a user's own horovodrun, it runs as one rank of that job.
     """
-    from harness.checkpoint import initial_state_from
-    from harness.data import BatchOrder, data_tokenizer
-    from harness.elastic import collect_waiting_survivors
-    from harness.preemption import StopRequest
-    from harness.prepared import PreparedData
-    from harness.rundir import check_run_dir_free
-    from harness.train import ElasticSettings, resume_point
+    from harness.data.corpus import data_tokenizer
+    from harness.data.order import batch_order
+    from harness.data.prepared import PreparedData
+    from harness.loop.elastic import collect_waiting_survivors
+    from harness.loop.preemption import StopRequest
+    from harness.runner.resume import initial_state_from, resume_point
+    from harness.runner.run import ElasticSettings
+    from harness.storage.rundir import check_run_dir_free
 
     run_dir = os.path.abspath(run_dir)
     sets = [*overrides, *([f"train.steps={steps}"] if steps is not None else [])]
@@ -288,7 +289,7 @@ def train(
             PreparedData(config.data.prepared, verify=True)
         train_split, _ = chosen.task(config.model).splits(config.data)
         largest = max(bounds[1], num_ranks) if bounds else num_ranks
-        BatchOrder(len(train_split), config.train.windows_per_rank, largest, config.train.seed)
+        batch_order(config.train, len(train_split), largest)  # refuses a split smaller than one global batch
         start = resume_point(run_dir, chosen, config, resume)
         if config.train.init_from and not resume:  # refuse a source that does not fit, before any rank starts
             fresh = chosen.init_state(config.model, 0)
@@ -329,8 +330,8 @@ def _explain_failure(run_dir, family, config, start_step, stop, returncode, surv
     """The one line (and exit code) for a job that horovodrun ended with ``returncode``, or that was
     asked to stop; ``survivors``: the ranks of an elastic job that were still waiting for it to
     re-form when it ended. Returns only for a job that finished before a stop took effect."""
-    from harness.preemption import exit_code, signal_name
-    from harness.rundir import wait_for_run_dir
+    from harness.loop.preemption import exit_code, signal_name
+    from harness.storage.rundir import wait_for_run_dir
 
     if stop.requested:  # ranks whose shells a scheduler killed may outlive horovodrun: let rank 0 finish
         wait_for_run_dir(run_dir, float(os.environ.get("HOROVOD_GRACEFUL_TERMINATION_TIME_S", GRACE_SECONDS)))
@@ -362,23 +363,25 @@ def _explain_failure(run_dir, family, config, start_step, stop, returncode, surv
 
 
 def load_hook(spec: str):
-    """``MODULE:ATTR`` of a callable that returns a ``harness.hooks.Hook`` (a Hook subclass will do)."""
-    from harness.family import import_attr
-    from harness.hooks import Hook
+    """``MODULE:ATTR`` of a callable that returns a ``harness.Hook`` (a Hook subclass will do)."""
+    from harness.contract.family import import_attr
+    from harness.loop.hook import Hook
 
     factory = import_attr(spec, f"--hook {spec}")
     hook = factory() if callable(factory) else factory
     if not isinstance(hook, Hook):
-        raise ValueError(f"--hook {spec} made a {type(hook).__name__}, expected a harness.hooks.Hook")
+        raise ValueError(f"--hook {spec} made a {type(hook).__name__}, expected a harness.Hook")
     return hook
 
 
 def _train_here(framework, family, config, run_dir, resume, progress, elastic, hooks, tensorboard) -> None:
-    from harness import train as loop
-    from harness.rundir import DiskFullError
+    from harness.loop.preemption import Preempted
+    from harness.loop.trainer import NonFiniteError
+    from harness.runner.run import run
+    from harness.storage.rundir import DiskFullError
 
     try:
-        summary = loop.run(
+        summary = run(
             framework,
             family,
             config,
@@ -389,9 +392,9 @@ def _train_here(framework, family, config, run_dir, resume, progress, elastic, h
             hooks=hooks,
             tensorboard=tensorboard,
         )
-    except (loop.NonFiniteError, DiskFullError, ValueError) as err:
+    except (NonFiniteError, DiskFullError, ValueError) as err:
         raise click.ClickException(str(err)) from None
-    except loop.Preempted as err:
+    except Preempted as err:
         if not launched_rank():
             click.echo(str(err), err=True)
         sys.exit(err.exit_code)
@@ -410,8 +413,9 @@ def _train_here(framework, family, config, run_dir, resume, progress, elastic, h
 def _echo_summary(summary: dict) -> None:
     click.echo(
         f"{summary['framework']} x{summary['world_size']}: {summary['steps']} steps, "
-        f"final loss {summary['final_loss']:.4f}, val loss {summary['final_val_loss']:.4f} "
-        f"(perplexity {summary['final_val_perplexity']:.2f}), {summary['tokens_per_second']:.0f} tokens/s, "
+        f"final loss {summary['final_loss']:.4f}, "
+        + "".join(f"{name} {value:.4f}, " for name, value in summary["final_val_metrics"].items())
+        + f"{summary['tokens_per_second']:.0f} tokens/s, "
         f"peak RSS per rank {summary['peak_rss_mib_per_rank']} MiB, hosts {summary['hostname_per_rank']}"
     )
     click.echo(f"checkpoint: {summary['checkpoint']}")
@@ -439,7 +443,7 @@ def _echo_summary(summary: dict) -> None:
 )
 def generate(run_dir, framework, prompt, max_new_tokens, temperature, top_k, seed, family):
     """Continue --prompt with the newest checkpoint of --run-dir (a causal-LM family's)."""
-    from harness.family import load_family
+    from harness.contract.family import load_family
 
     try:
         check_framework(framework)
@@ -461,25 +465,33 @@ def generate(run_dir, framework, prompt, max_new_tokens, temperature, top_k, see
 
 @cli.command()
 @click.option(
-    "--run-dir", required=True, callback=non_empty, type=click.Path(file_okay=False), help="A gpt run's directory."
+    "--run-dir", required=True, callback=non_empty, type=click.Path(file_okay=False), help="A training run's directory."
 )
-@click.option("--format", "export_format", type=click.Choice(["hf"]), default="hf", show_default=True)
+@click.option(
+    "--format",
+    "export_format",
+    default="hf",
+    show_default=True,
+    callback=non_empty,
+    help="One of the run's family's external formats (gpt: hf, a Hugging Face GPT-2 directory).",
+)
 @click.option("--out", required=True, callback=non_empty, type=click.Path(file_okay=False), help="Directory to create.")
 def export(run_dir, export_format, out):
-    """Export the newest checkpoint of --run-dir as a Hugging Face transformers GPT-2 directory."""
-    from harness.hf import export_hf
+    """Export the newest checkpoint of --run-dir in an external format of its family."""
+    from harness.contract.family import format_keys
 
     out = Path(out)
     try:
+        if export_format not in format_keys():
+            raise ValueError(f"--format {export_format!r} is no family's format; expected one of {format_keys()}")
         if out.exists():
             raise ValueError(f"--out {out} already exists; choose a new directory")
         checkpoint = latest_checkpoint(Path(run_dir))
-        if checkpoint.family.name != "gpt":
-            raise ValueError(f"--run-dir {run_dir} holds family {checkpoint.family.name!r}; --format hf exports 'gpt'")
-        written = export_hf(checkpoint.model, checkpoint.model_config, out, checkpoint_tokenizer(checkpoint).path)
+        known = checkpoint.family.format(export_format)
+        written = known.export(checkpoint.model, checkpoint.model_config, out, checkpoint_tokenizer(checkpoint).path)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
-    click.echo(f"exported {checkpoint.path} (step {checkpoint.step}) as GPT2LMHeadModel: {', '.join(written)} -> {out}")
+    click.echo(f"exported {checkpoint.path} (step {checkpoint.step}) as {known.description}: {', '.join(written)} -> {out}")
 
 
 DATA_OPTIONS = [
@@ -509,8 +521,8 @@ def tokenizer() -> None:
 @data_options
 def tokenizer_train(vocab_size, out, config_file, overrides):
     """Train a byte-level BPE (Hugging Face tokenizers) over the configured data and write --out."""
-    from harness.inputs import pieces
-    from harness.tokenizer import train_bpe
+    from harness.data.inputs import pieces
+    from harness.data.tokenizer import train_bpe
 
     out = Path(out)
     try:
@@ -542,8 +554,8 @@ def prepare(out, shard_tokens, config_file, overrides):
     """Tokenize the configured inputs once into token shards and an index, for data.prepared=OUT."""
     from tqdm import tqdm
 
-    from harness.inputs import sources
-    from harness.prepared import prepare as prepare_data
+    from harness.data.inputs import sources
+    from harness.data.prepared import prepare as prepare_data
 
     try:
         _, config = load_run_config("default", config_file, list(overrides))
@@ -588,7 +600,7 @@ def parity(steps, num_ranks, family, model, out, oversubscribe, tol, config_file
     Dropout is off and deterministic kernels are on in both. Writes OUT/parity.json and
     OUT/parity.png; exits 1 when the largest per-step relative loss difference exceeds --tol.
     """
-    from harness.parity import DEFAULT_TOLERANCES, compare_runs, plot_report
+    from harness.runner.parity import DEFAULT_TOLERANCES, compare_runs, plot_report
 
     try:
         chosen, config = load_run_config(model, config_file, list(overrides), family)
@@ -638,7 +650,7 @@ def parity(steps, num_ranks, family, model, out, oversubscribe, tol, config_file
 )
 def bench(quick, out, family, model):
     """Measure step time, tokens/s, MFU, harness overhead, scaling and allreduce bandwidth in one run."""
-    from harness.family import load_family
+    from harness.contract.family import load_family
     from launch.bench import FULL, QUICK, markdown_table, run_bench
 
     plan = QUICK if quick else FULL

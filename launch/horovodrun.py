@@ -13,8 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness.preemption import StopRequest
-from harness.train import HANG_TIMEOUT_VARIABLE
+from harness.loop.preemption import StopRequest
+from harness.loop.watchdog import HANG_TIMEOUT_VARIABLE
 
 # Thread pools each rank may size from the environment (torch/OpenMP, MKL, OpenBLAS, TF).
 THREAD_VARIABLES = (
@@ -79,7 +79,7 @@ def hang_environment(seconds: int) -> dict[str, str]:
     """Bound how long a rank may stop responding before the job fails.
 
     Two detectors: Gloo's receive timeout ends a rank whose peer is frozen or gone, and the
-    harness's own watchdog (harness/train.py) ends a rank that completes no step for that long --
+    harness's own watchdog (harness/loop/watchdog.py) ends a rank that completes no step for that long --
     a peer stuck in Python keeps Horovod's heartbeat alive, and Horovod 0.28's stall inspector did
     not shut such a job down here. Rank 0 evaluates while the others wait in the next allreduce,
     so the limit must exceed one evaluation.
@@ -265,7 +265,7 @@ def run_horovodrun(
 
     Thread counts the user already set in the environment take precedence. With ``stop``, SIGTERM
     and SIGINT are recorded there and passed on to horovodrun as SIGTERM: it passes that on to the
-    ranks, which stop after the same step and checkpoint it (harness/preemption.py), and this
+    ranks, which stop after the same step and checkpoint it (harness/loop/preemption.py), and this
     waits for them.
     """
     per_host = num_ranks if not hosts else max(parse_hosts(hosts).values())

@@ -4,7 +4,7 @@ import sys
 
 import numpy as np
 
-from harness.frameworks import framework_module
+from harness.contract.frameworks import framework_module
 
 
 def main(framework: str) -> None:

@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from harness.backend import Backend, EvalSums, StepResult, loss_shares, step_outcome
-from harness.config import RunConfig, TrainConfig
-from harness.distributed import Distributed
-from harness.family import Family
-from harness.state import State, zero_optimizer_state
-from harness.tasks import Batch
+from harness.contract.backend import Backend, EvalSums, StepResult, loss_shares, step_outcome
+from harness.contract.config import RunConfig, TrainConfig
+from harness.contract.distributed import Distributed
+from harness.contract.family import Family
+from harness.contract.state import State, zero_optimizer_state
+from harness.contract.task import Batch
 from models_tf import kernels
 from models_tf.ops import cross_entropy, eval_sums, import_state, named_parameters, read, write
 

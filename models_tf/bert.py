@@ -1,6 +1,6 @@
 """BERT-style bidirectional Transformer encoder in TensorFlow; twin of models_torch/bert.py.
 
-Parameter paths and shapes follow harness/bert.py. The encoder is built from the GPT twin's pieces
+Parameter paths and shapes follow harness/families/bert/. The encoder is built from the GPT twin's pieces
 (models_tf/model.py): its Block with bidirectional attention over the non-padding keys.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from harness.bert import PAD_ID, BERTConfig
+from harness.families.bert import PAD_ID, BERTConfig
 from models_tf import kernels
 from models_tf.model import Block, Embedding, LayerNorm, Linear, _dropout, check_tokens
 

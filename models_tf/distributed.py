@@ -5,7 +5,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from harness.distributed import Distributed, gpu_for_local_rank
+from harness.contract.distributed import Distributed, gpu_for_local_rank
 
 HOROVOD_BINDING = "horovod.tensorflow"  # the one Horovod module this framework's processes load
 

@@ -1,6 +1,6 @@
 """GPT-style decoder-only Transformer LM in TensorFlow; twin of models_torch/model.py.
 
-Parameter paths and shapes follow harness/gpt.py, so a state moves between the twins by copy.
+Parameter paths and shapes follow harness/families/gpt/, so a state moves between the twins by copy.
 Variables are plain ``tf.Variable``s inside ``tf.Module``s, not Keras 3 layers: Horovod's
 DistributedGradientTape needs real tf.Variables (horovod/horovod#4290).
 """
@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from harness.gpt import GPTConfig, check_token_range, check_token_shape, sinusoidal_positions, token_range_message
+from harness.families.gpt import GPTConfig, sinusoidal_positions
+from harness.families.transformer import check_token_range, check_token_shape, token_range_message
 from models_tf import kernels
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow as tf
 
-from harness.state import State, check_state
+from harness.contract.state import State, check_state
 
 
 def named_parameters(module: tf.Module, prefix: str = "") -> Iterator[tuple[str, tf.Variable]]:
@@ -38,7 +38,7 @@ def write(variable: tf.Variable, value: np.ndarray) -> None:
 
 
 def export_state(module: tf.Module) -> State:
-    """The module's variables as the neutral state (harness/state.py): float32 numpy copies."""
+    """The module's variables as the neutral state (harness/contract/state.py): float32 numpy copies."""
     return {name: read(v) for name, v in named_parameters(module)}
 
 

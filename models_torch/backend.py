@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.backend import Backend, EvalSums, StepResult, loss_shares, step_outcome
-from harness.config import RunConfig
-from harness.distributed import Distributed
-from harness.family import Family
-from harness.state import State, zero_optimizer_state
-from harness.tasks import Batch
+from harness.contract.backend import Backend, EvalSums, StepResult, loss_shares, step_outcome
+from harness.contract.config import RunConfig
+from harness.contract.distributed import Distributed
+from harness.contract.family import Family
+from harness.contract.state import State, zero_optimizer_state
+from harness.contract.task import Batch
 from models_torch.ops import cross_entropy, eval_sums, import_state, read, write
 
 COMPUTE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

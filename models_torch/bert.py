@@ -1,6 +1,6 @@
 """BERT-style bidirectional Transformer encoder in PyTorch; twin of models_tf/bert.py.
 
-Parameter paths and shapes follow harness/bert.py. The encoder is built from the GPT twin's pieces
+Parameter paths and shapes follow harness/families/bert/. The encoder is built from the GPT twin's pieces
 (models_torch/model.py): its Block with bidirectional attention over the non-padding keys.
 """
 
@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.bert import PAD_ID, BERTConfig
+from harness.families.bert import PAD_ID, BERTConfig
 from models_torch.model import Block, Embedding, LayerNorm, Linear, check_tokens
 
 

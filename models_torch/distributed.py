@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from harness.distributed import Distributed, gpu_for_local_rank
+from harness.contract.distributed import Distributed, gpu_for_local_rank
 
 HOROVOD_BINDING = "horovod.torch"  # the one Horovod module this framework's processes load
 

@@ -1,6 +1,6 @@
 """GPT-style decoder-only Transformer LM in PyTorch; twin of models_tf/model.py.
 
-Parameter paths and shapes follow harness/gpt.py, so a state moves between the twins by copy.
+Parameter paths and shapes follow harness/families/gpt/, so a state moves between the twins by copy.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.gpt import GPTConfig, check_token_range, check_token_shape, sinusoidal_positions
+from harness.families.gpt import GPTConfig, sinusoidal_positions
+from harness.families.transformer import check_token_range, check_token_shape
 
 
 class LayerNorm(nn.Module):

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.state import State, check_state
+from harness.contract.state import State, check_state
 
 
 def read(param: torch.Tensor) -> np.ndarray:
@@ -22,7 +22,7 @@ def write(param: torch.Tensor, value: np.ndarray) -> None:
 
 
 def export_state(model: nn.Module) -> State:
-    """The module's parameters as the neutral state (harness/state.py): float32 numpy copies."""
+    """The module's parameters as the neutral state (harness/contract/state.py): float32 numpy copies."""
     return {name: read(p) for name, p in model.named_parameters()}
 
 

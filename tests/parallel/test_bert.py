@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from horovod_job import harness_cli, harness_train, read_metrics, train_loss_by_step
 
-from harness.bert import task
-from harness.checkpoint import list_checkpoints
-from harness.config import load_run_config
+from harness.families.bert import task
+from harness.runner.config import load_run_config
+from harness.storage.checkpoint import list_checkpoints
 
 MLM_STEPS, CLASSIFY_STEPS = 40, 30
 

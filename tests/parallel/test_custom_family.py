@@ -17,8 +17,8 @@ import textwrap
 import pytest
 from horovod_job import harness_cli, split_by_rank
 
-from harness.checkpoint import list_checkpoints
-from harness.parity import relative_differences, step_losses
+from harness.runner.parity import relative_differences, step_losses
+from harness.storage.checkpoint import list_checkpoints
 from launch.horovodrun import horovodrun_command, rank_environment
 
 STEPS = 30
@@ -32,8 +32,8 @@ import dataclasses
 
 import numpy as np
 
-from harness.family import Family
-from harness.tasks import CausalLMTask
+from harness.contract.family import Family
+from harness.data.causal_lm import CausalLMTask
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,7 @@ import time
 import pytest
 from horovod_job import WORKERS, harness_train, rank_pid, read_metrics, run_job
 
-from harness.checkpoint import list_checkpoints
+from harness.storage.checkpoint import list_checkpoints
 from launch.horovodrun import horovodrun_command, rank_environment
 
 TRAIN = ["--model", "tiny", "--steps", "12", "--no-progress", "--set", "checkpoint.every=5"]

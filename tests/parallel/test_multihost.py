@@ -12,7 +12,7 @@ import sys
 import pytest
 from netns_hosts import HOSTS, INTERFACE, two_hosts, unavailable_reason
 
-from harness.gpt import FAMILY, state_shapes
+from harness.families.gpt import FAMILY, state_shapes
 
 REASON = unavailable_reason()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no namespace test hosts: {REASON}")

@@ -7,8 +7,8 @@ import shutil
 import pytest
 from horovod_job import harness_cli
 
-from harness.checkpoint import list_checkpoints
-from harness.parity import relative_differences, step_losses
+from harness.runner.parity import relative_differences, step_losses
+from harness.storage.checkpoint import list_checkpoints
 
 STEPS = 50
 # The same global batch (16 windows) both ways.

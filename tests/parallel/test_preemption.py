@@ -12,7 +12,7 @@ import time
 import pytest
 from horovod_job import harness_train, rank_pid, read_metrics, train_loss_by_step
 
-from harness.checkpoint import list_checkpoints
+from harness.storage.checkpoint import list_checkpoints
 
 STEPS = 200
 TRAIN = ["--model", "tiny", "--steps", str(STEPS), "--no-progress", "--set", "checkpoint.every=50"]

@@ -6,8 +6,8 @@ import json
 
 from horovod_job import harness_cli, harness_train
 
-from harness.inputs import default_corpus
-from harness.tokenizer import load_tokenizer
+from harness.data.inputs import default_corpus
+from harness.data.tokenizer import load_tokenizer
 
 STEPS = 30
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from horovod_job import harness_train, read_metrics, run_job, train_loss_by_step
 
-from harness.checkpoint import latest_checkpoint, list_checkpoints
-from harness.config import load_run_config
+from harness.runner.config import load_run_config
+from harness.storage.checkpoint import latest_checkpoint, list_checkpoints
 from launch.horovodrun import CONTROLLERS, mpi_built, run_horovodrun
 
 FRAMEWORKS = ["torch", "tf"]
@@ -108,9 +108,9 @@ def single_process_val_loss(framework, model_file) -> float:
     # The framework is imported in a subprocess: this test process never loads TF and torch together.
     script = f"""
 import sys, numpy as np
-from harness.config import load_run_config
-from harness.state import load_state
-from harness.frameworks import framework_module
+from harness.runner.config import load_run_config
+from harness.contract.state import load_state
+from harness.contract.frameworks import framework_module
 family, config = load_run_config("tiny")
 _, val = family.task(config.model).splits(config.data)
 predict = framework_module("{framework}", "backend").make_predictor(family, config.model, load_state(sys.argv[1]))

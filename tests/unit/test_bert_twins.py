@@ -9,9 +9,9 @@ import tensorflow as tf
 import torch
 from twin_gradients import assert_gradients_agree
 
-from harness.bert import CLS_ID, FAMILY, MASK_ID, PAD_ID, BERTConfig, MaskedLMTask, init_state, state_shapes
-from harness.data import encode, train_val_split
-from harness.tokenizer import ByteTokenizer
+from harness.data.corpus import encode, train_val_split
+from harness.data.tokenizer import ByteTokenizer
+from harness.families.bert import CLS_ID, FAMILY, MASK_ID, PAD_ID, BERTConfig, MaskedLMTask, init_state, state_shapes
 from models_tf import bert as tf_bert
 from models_tf import ops as tf_ops
 from models_torch import bert as torch_bert
@@ -147,8 +147,9 @@ def test_the_classify_heads_agree_in_logits_loss_and_gradients(name):
 
 
 def test_an_encoder_pretrained_with_the_mlm_head_initialises_the_classifier(tmp_path):
-    from harness.checkpoint import initial_state_from, save_checkpoint
-    from harness.state import zero_optimizer_state
+    from harness.contract.state import zero_optimizer_state
+    from harness.runner.resume import initial_state_from
+    from harness.storage.checkpoint import save_checkpoint
 
     mlm, classify = FAMILY.preset("tiny"), FAMILY.preset("tiny-classify")
     pretrained = init_state(mlm, seed=5)
@@ -166,8 +167,8 @@ def test_an_encoder_pretrained_with_the_mlm_head_initialises_the_classifier(tmp_
 
 
 def test_the_topic_task_holds_out_a_fixed_balanced_set_of_padded_paragraphs():
-    from harness.bert import TopicTask, majority_baseline
-    from harness.config import DataConfig
+    from harness.contract.config import DataConfig
+    from harness.families.bert import TopicTask, majority_baseline
 
     train, val = TopicTask(block_size=128, num_labels=8).splits(DataConfig(val_fraction=0.2))
     again, _ = TopicTask(block_size=128, num_labels=8).splits(DataConfig(val_fraction=0.2))

@@ -5,16 +5,16 @@ import json
 import numpy as np
 import pytest
 
-from harness.checkpoint import (
+from harness.contract.state import optimizer_state_names
+from harness.families.gpt import FAMILY, init_state, state_shapes
+from harness.runner.config import build_run_config
+from harness.storage.checkpoint import (
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
     remove_partial_checkpoints,
     save_checkpoint,
 )
-from harness.config import build_run_config
-from harness.gpt import FAMILY, init_state, state_shapes
-from harness.state import optimizer_state_names
 
 CONFIG = build_run_config(FAMILY, "tiny")
 

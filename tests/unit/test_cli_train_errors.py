@@ -70,8 +70,8 @@ CASES = {
         "--hook no_such_module:hook: cannot import module 'no_such_module'",
     ),
     "not a hook": (
-        ["--framework", "torch", "--hook", "harness.gpt:PRESETS", "--resume"],
-        "--hook harness.gpt:PRESETS made a dict, expected a harness.hooks.Hook",
+        ["--framework", "torch", "--hook", "harness.families.gpt:PRESETS", "--resume"],
+        "--hook harness.families.gpt:PRESETS made a dict, expected a harness.Hook",
     ),
     "label smoothing": (
         ["--framework", "tf", "--set", "train.label_smoothing=1.5"],

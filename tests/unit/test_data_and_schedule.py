@@ -6,9 +6,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from harness.config import DataConfig, TrainConfig
-from harness.data import BatchOrder, decode, encode, load_corpus, train_val_split
-from harness.train import learning_rate
+from harness.contract.config import DataConfig, TrainConfig
+from harness.data.corpus import decode, encode, load_corpus, train_val_split
+from harness.data.order import BatchOrder
+from harness.loop.trainer import learning_rate
 
 
 def test_default_corpus_is_cpython_documentation():
@@ -38,7 +39,7 @@ def test_split_windows_are_next_token_pairs():
 
 
 def test_each_epoch_is_one_permutation_sharded_over_ranks():
-    order = BatchOrder(num_windows=103, batch_size=5, world_size=2, seed=3)
+    order = BatchOrder(num_windows=103, windows_per_rank=5, world_size=2, seed=3)
     assert order.steps_per_epoch == 10  # 103 // 10; the last 3 windows of each epoch are skipped
     epoch0 = np.concatenate([order.indices(s, r) for s in range(10) for r in range(2)])
     assert len(set(epoch0.tolist())) == 100
@@ -47,21 +48,21 @@ def test_each_epoch_is_one_permutation_sharded_over_ranks():
     assert not set(order.indices(4, 0)) & set(order.indices(4, 1))
     # A new epoch reshuffles; a fresh object (another framework, a resumed run) repeats the order.
     assert not np.array_equal(order.indices(10, 0), order.indices(0, 0))
-    again = BatchOrder(num_windows=103, batch_size=5, world_size=2, seed=3)
+    again = BatchOrder(num_windows=103, windows_per_rank=5, world_size=2, seed=3)
     assert np.array_equal(again.indices(13, 1), order.indices(13, 1))
     assert order.position(13) == (1, 3)
 
 
 def test_one_rank_with_a_double_batch_reads_what_two_ranks_read():
-    two = BatchOrder(num_windows=64, batch_size=4, world_size=2, seed=0)
-    one = BatchOrder(num_windows=64, batch_size=8, world_size=1, seed=0)
+    two = BatchOrder(num_windows=64, windows_per_rank=4, world_size=2, seed=0)
+    one = BatchOrder(num_windows=64, windows_per_rank=8, world_size=1, seed=0)
     for step in range(10):
         assert np.array_equal(one.indices(step, 0), np.concatenate([two.indices(step, 0), two.indices(step, 1)]))
 
 
 def test_too_little_data_for_one_global_batch():
     with pytest.raises(ValueError, match="fewer than one global batch \\(16 per rank x 4 ranks\\)"):
-        BatchOrder(num_windows=50, batch_size=16, world_size=4, seed=0)
+        BatchOrder(num_windows=50, windows_per_rank=16, world_size=4, seed=0)
 
 
 def test_warmup_then_cosine_to_the_floor():
@@ -77,11 +78,11 @@ def test_warmup_then_cosine_to_the_floor():
 
 
 def test_an_epoch_reads_every_window_once_even_when_the_world_size_changes():
-    from harness.train import LoopPosition
+    from harness.loop.trainer import LoopPosition
 
     position, read = LoopPosition(), []
     for world_size, steps in ((2, 3), (1, 4), (3, 2)):  # ranks lost, then added, mid-epoch
-        order = BatchOrder(num_windows=100, batch_size=4, world_size=world_size, seed=7)
+        order = BatchOrder(num_windows=100, windows_per_rank=4, world_size=world_size, seed=7)
         for _ in range(steps):
             # Every rank holds its own copy of the position and advances it alike.
             read += [i for rank in range(world_size) for i in replace(position).next_batch(order, rank)]
@@ -93,9 +94,9 @@ def test_an_epoch_reads_every_window_once_even_when_the_world_size_changes():
 
 
 def test_a_fixed_world_size_reads_what_the_step_based_order_reads():
-    from harness.train import LoopPosition
+    from harness.loop.trainer import LoopPosition
 
-    order, position = BatchOrder(num_windows=103, batch_size=5, world_size=2, seed=3), LoopPosition()
+    order, position = BatchOrder(num_windows=103, windows_per_rank=5, world_size=2, seed=3), LoopPosition()
     for step in range(25):  # 10 steps per epoch: crosses two epoch boundaries
         batches = [replace(position).next_batch(order, rank) for rank in range(2)]
         position.next_batch(order, 0)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.distributed import gpu_for_local_rank
+from harness.contract.distributed import gpu_for_local_rank
 
 
 def test_one_gpu_per_local_rank():
@@ -49,7 +49,7 @@ def test_tf_shows_each_rank_only_its_own_gpu_with_memory_growth(monkeypatch):
 
 
 def test_a_host_name_that_does_not_resolve_is_one_clear_error():
-    from harness.distributed import check_hostname_resolves
+    from harness.contract.distributed import check_hostname_resolves
 
     check_hostname_resolves()  # this machine's own name resolves
     with pytest.raises(ValueError, match="'no-such-host.invalid' does not resolve, and Horovod's Gloo needs it"):

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from filesystems import fill_disk
 
-from harness.checkpoint import list_checkpoints, save_checkpoint
-from harness.hooks import Reporter
-from harness.rundir import DiskFullError, disk_full_as_error
-from harness.train import LoopPosition
+from harness.loop.reporter import Reporter
+from harness.loop.trainer import LoopPosition
+from harness.storage.checkpoint import list_checkpoints, save_checkpoint
+from harness.storage.rundir import DiskFullError, disk_full_as_error
 
 
 def test_a_metrics_line_that_does_not_fit_is_cut_off_and_named(small_disk):

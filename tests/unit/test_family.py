@@ -6,17 +6,17 @@ import textwrap
 
 import pytest
 
-from harness.config import load_run_config
-from harness.family import load_family
-from harness.gpt import FAMILY as GPT
+from harness.contract.family import load_family
+from harness.families.gpt import FAMILY as GPT
+from harness.runner.config import load_run_config
 
 FAMILY_MODULE = """
 import dataclasses
 
 import numpy as np
 
-from harness.family import Family
-from harness.tasks import CausalLMTask
+from harness.contract.family import Family
+from harness.data.causal_lm import CausalLMTask
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Hugging Face interop (harness/hf.py, `harness export`, --init-from DIR): the twins and
+"""Hugging Face interop (harness/families/gpt/hf.py, `harness export`, --init-from DIR): the twins and
 transformers' GPT2LMHeadModel compute the same logits from the same weights, both ways, tied and
 untied; no hub access (every model here is made by the test)."""
 
@@ -12,13 +12,14 @@ import torch
 from click.testing import CliRunner
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from harness.checkpoint import initial_state_from, save_checkpoint, tokenizer_record
-from harness.config import load_run_config
-from harness.gpt import FAMILY, GPTConfig, init_state, state_shapes
-from harness.hf import read_hf
-from harness.inputs import default_corpus
-from harness.state import zero_optimizer_state
-from harness.tokenizer import ByteTokenizer, load_tokenizer, train_bpe
+from harness.contract.state import zero_optimizer_state
+from harness.data.inputs import default_corpus
+from harness.data.tokenizer import ByteTokenizer, load_tokenizer, train_bpe
+from harness.families.gpt import FAMILY, GPTConfig, init_state, state_shapes
+from harness.families.gpt.hf import read_hf
+from harness.runner.config import load_run_config
+from harness.runner.resume import initial_state_from
+from harness.storage.checkpoint import save_checkpoint, tokenizer_record
 from launch.cli import cli
 from models_tf import model as tf_model
 from models_tf import ops as tf_ops

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from harness.distributed import launched_rank
+from harness.contract.distributed import launched_rank
 from launch.horovodrun import (
     RANK_LINE,
     check_controller,

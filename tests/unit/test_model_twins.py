@@ -6,8 +6,8 @@ import tensorflow as tf
 import torch
 from twin_gradients import assert_gradients_agree
 
-from harness.gpt import FAMILY, GPTConfig, init_state, state_shapes
-from harness.state import load_state, save_state
+from harness.contract.state import load_state, save_state
+from harness.families.gpt import FAMILY, GPTConfig, init_state, state_shapes
 from models_tf import model as tf_model
 from models_tf import ops as tf_ops
 from models_torch import model as torch_model

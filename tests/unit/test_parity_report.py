@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from test_checkpoint import save
 
-from harness.parity import compare_runs, relative_differences
+from harness.runner.parity import compare_runs, relative_differences
 
 
 def fake_run(run_dir, losses, step=3):

@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from harness.config import build_run_config, load_run_config
-from harness.gpt import FAMILY
+from harness.families.gpt import FAMILY
+from harness.runner.config import build_run_config, load_run_config
 
 
 def test_overrides_apply_after_the_file_with_types_checked(tmp_path):
@@ -55,7 +55,7 @@ def test_bad_files_and_presets(tmp_path):
 
 
 def test_a_family_s_run_defaults_sit_beneath_the_file_and_the_overrides(tmp_path):
-    from harness.bert import FAMILY as BERT
+    from harness.families.bert import FAMILY as BERT
 
     pretraining = build_run_config(BERT, "default")
     assert (pretraining.train.lr, pretraining.train.warmup_steps, pretraining.data.val_fraction) == (1e-3, 100, 0.1)

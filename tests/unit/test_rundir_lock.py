@@ -10,12 +10,12 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from harness.rundir import LOCK_FILE, RunDirInUse, check_run_dir_free, hold_run_dir
+from harness.storage.rundir import LOCK_FILE, RunDirInUse, check_run_dir_free, hold_run_dir
 from launch.cli import cli
 
 HOLDER = """
 import sys, time
-from harness.rundir import hold_run_dir
+from harness.storage.rundir import hold_run_dir
 with hold_run_dir(sys.argv[1]):
     print("held", flush=True)
     time.sleep(600)

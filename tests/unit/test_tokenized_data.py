@@ -1,4 +1,4 @@
-"""Tokenizers, inputs and prepared data (harness/tokenizer.py, inputs.py, prepared.py): real files
+"""Tokenizers, inputs and prepared data (harness/data/: tokenizer.py, inputs.py, prepared.py): real files
 of every input kind, a real BPE, real shards on disk."""
 
 import dataclasses
@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from harness.checkpoint import check_tokenizer, latest_checkpoint, save_checkpoint, tokenizer_record
-from harness.config import DataConfig, load_run_config
-from harness.data import data_tokenizer, load_corpus, train_val_split
-from harness.gpt import FAMILY, init_state, state_shapes
-from harness.inputs import default_corpus, pieces
-from harness.prepared import INDEX_FILE, PreparedData, prepare
-from harness.state import zero_optimizer_state
-from harness.tokenizer import ByteTokenizer, load_tokenizer, train_bpe
+from harness.contract.config import DataConfig
+from harness.contract.state import zero_optimizer_state
+from harness.data.corpus import data_tokenizer, load_corpus, train_val_split
+from harness.data.inputs import default_corpus, pieces
+from harness.data.prepared import INDEX_FILE, PreparedData, prepare
+from harness.data.tokenizer import ByteTokenizer, load_tokenizer, train_bpe
+from harness.families.gpt import FAMILY, init_state, state_shapes
+from harness.runner.config import load_run_config
+from harness.storage.checkpoint import check_tokenizer, latest_checkpoint, save_checkpoint, tokenizer_record
 from launch.cli import cli
 
 
@@ -236,7 +237,7 @@ def test_the_tokenizer_travels_with_checkpoints_and_a_mismatch_is_refused(bpe_fi
 
 
 def test_a_text_file_larger_than_a_piece_is_read_in_pieces_cut_at_line_starts(tmp_path, bpe_file):
-    from harness.inputs import PIECE_BYTES
+    from harness.data.inputs import PIECE_BYTES
 
     text = (default_corpus() + "\n\n") * (2 * PIECE_BYTES // len(default_corpus().encode()) + 1)
     big = tmp_path / "big.txt"

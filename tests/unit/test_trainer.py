@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from harness.backend import StepOutcome, StepResult
-from harness.config import TrainConfig
-from harness.data import encode, train_val_split
-from harness.hooks import Hook, due
-from harness.tasks import Batch, CausalLMTask
-from harness.train import LoopPosition, NonFiniteError, Trainer, learning_rate
+from harness.contract.backend import StepOutcome, StepResult
+from harness.contract.config import TrainConfig
+from harness.contract.task import Batch
+from harness.data.causal_lm import CausalLMTask
+from harness.data.corpus import encode, train_val_split
+from harness.loop.hook import Hook, due
+from harness.loop.trainer import LoopPosition, NonFiniteError, Trainer, learning_rate
 
 SEQ_LEN = 4
 TRAIN_SPLIT, _ = train_val_split(encode("abcdefghijklmnopqrstuvwxyz" * 20), SEQ_LEN, 0.1)
@@ -155,7 +156,7 @@ def test_periodic_work_is_due_every_n_steps_and_at_the_last():
 
 
 def test_a_resumed_metrics_log_keeps_its_steps_and_drops_a_line_torn_by_a_kill(tmp_path):
-    from harness.hooks import METRICS_FILE, Reporter
+    from harness.loop.reporter import METRICS_FILE, Reporter
 
     lines = ['{"step": 1, "loss": 2.0}', '{"step": 2, "loss": 1.9}', '{"step": 3, "loss": 1.8}', '{"step": 4, "lo']
     (tmp_path / METRICS_FILE).write_text("\n".join(lines))

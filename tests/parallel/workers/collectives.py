@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from harness.frameworks import framework_module
+from harness.contract.frameworks import framework_module
 
 framework = sys.argv[1]
 dist = framework_module(framework, "distributed").init_distributed()

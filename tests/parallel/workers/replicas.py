@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.config import load_run_config
-from harness.frameworks import framework_module
-from harness.state import state_checksum
-from harness.train import run
+from harness.contract.frameworks import framework_module
+from harness.contract.state import state_checksum
+from harness.runner.config import load_run_config
+from harness.runner.run import run
 
 framework, base = sys.argv[1], Path(sys.argv[2])
 family, config = load_run_config("tiny", overrides=["train.steps=20", "eval.every=10", "checkpoint.every=10"])

@@ -22,9 +22,9 @@ from typing import TypeVar
 from horovod.common.elastic import State, run_fn
 from horovod.common.exceptions import HorovodInternalError
 
-from harness.backend import Backend
-from harness.distributed import Distributed, is_lost_rank_error
-from harness.hooks import Hook
+from harness.contract.backend import Backend
+from harness.contract.distributed import Distributed, is_lost_rank_error
+from harness.loop.hook import Hook
 
 T = TypeVar("T")
 WAITING_DIR = ".elastic-waiting"  # RUN_DIR/WAITING_DIR/<host>-<pid>: a survivor waiting for the job to re-form

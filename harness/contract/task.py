@@ -1,7 +1,7 @@
 """Tasks: how a family's batches are made from the data, in numpy, and what its evaluation reports.
 
 A task is framework-free. The loop asks it for the training and validation splits, then for each
-step's batch from the window indices that ``harness.data.BatchOrder`` assigns to this rank, with a
+step's batch from the example indices that ``harness.data.order.BatchOrder`` assigns to this rank, with a
 ``numpy.random.Generator`` seeded from ``(seed, step, rank)``: any randomness a task draws (masks,
 noise) is therefore identical in both frameworks and after a resume. The loss is the generic one
 of the backends: cross-entropy of the model's logits against ``Batch.targets``, weighted by
@@ -10,14 +10,12 @@ of the backends: cross-entropy of the model's logits against ``Batch.targets``, 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from harness.config import DataConfig
-from harness.data import Split, load_corpus, train_val_split
+from harness.contract.config import DataConfig
 
 
 @dataclass(frozen=True)
@@ -50,6 +48,13 @@ class Batch:
         return Batch(split(self.inputs), split(self.targets), split(self.weights))
 
 
+class Split(Protocol):
+    """One split of a task's examples: all the loop needs is how many there are; the task's own
+    ``batch`` reads them (token windows, labelled paragraphs, ...)."""
+
+    def __len__(self) -> int: ...
+
+
 class Task(Protocol):
     def splits(self, data: DataConfig) -> tuple[Split, Split]:
         """The training and validation splits; ``len(split)`` examples each."""
@@ -59,20 +64,3 @@ class Task(Protocol):
 
     def eval_metrics(self, mean_loss: float, accuracy: float) -> dict[str, float]:
         """Named validation metrics from the weighted mean loss and accuracy over the split."""
-
-
-@dataclass(frozen=True)
-class CausalLMTask:
-    """Next-token prediction over non-overlapping windows of ``seq_len + 1`` tokens of the corpus."""
-
-    seq_len: int
-
-    def splits(self, data: DataConfig) -> tuple[Split, Split]:
-        return train_val_split(load_corpus(data), self.seq_len, data.val_fraction)
-
-    def batch(self, split: Split, indices: np.ndarray, rng: np.random.Generator) -> Batch:
-        inputs, targets = split.windows(indices)  # (N, T) each
-        return Batch(inputs, targets)
-
-    def eval_metrics(self, mean_loss: float, accuracy: float) -> dict[str, float]:
-        return {"val_loss": mean_loss, "val_perplexity": math.exp(mean_loss)}

@@ -7,7 +7,7 @@ over ``mmap``, see ``Shard``), so a rank's memory does not grow with the corpus.
     OUT/tokens-00000.bin      token ids, uint16 (uint32 when the vocabulary needs it), in order
     OUT/tokenizer.json        the tokenizer the ids come from (none for bytes)
 
-The token stream is exactly the one an unprepared run builds in memory (harness/data.py): the same
+The token stream is exactly the one an unprepared run builds in memory (harness/data/corpus.py): the same
 documents, separators and tokenizer, cut into train and validation at the same token; so a run on
 prepared data sees the same windows, in the same global order, as one on the raw inputs.
 """
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.config import DataConfig
-from harness.inputs import pieces
-from harness.tokenizer import BPETokenizer, Tokenizer, load_tokenizer, token_dtype
+from harness.contract.config import DataConfig
+from harness.data.inputs import pieces
+from harness.data.tokenizer import BPETokenizer, Tokenizer, load_tokenizer, token_dtype
 
 INDEX_FILE = "index.json"
 FORMAT = "harness-prepared/1"

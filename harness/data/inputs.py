@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.config import DataConfig
+from harness.contract.config import DataConfig
 
 GLOB_CHARACTERS = "*?["
 READ_BATCH = 1024  # rows per read from Parquet and datasets

@@ -1,7 +1,7 @@
 """What the framework-free loop needs from a framework, and the parts of a backend that need none.
 
 A backend holds one framework's instance of a family's model, AdamW and the Horovod-wrapped step.
-Arrays crossing this boundary are numpy; states are the neutral dicts of harness/state.py. The
+Arrays crossing this boundary are numpy; states are the neutral dicts of harness/contract/state.py. The
 state conversions are written here once; a framework supplies how to read and write one tensor.
 """
 
@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.config import RunConfig
-from harness.distributed import Distributed
-from harness.family import Family
-from harness.state import Shapes, State, check_state, optimizer_moments, optimizer_state
-from harness.tasks import Batch
+from harness.contract.config import RunConfig
+from harness.contract.distributed import Distributed
+from harness.contract.family import Family
+from harness.contract.state import Shapes, State, check_state, optimizer_moments, optimizer_state
+from harness.contract.task import Batch
 
 
 class StepOutcome(enum.Enum):
@@ -34,7 +34,7 @@ class StepResult:
     grad_norm: float  # global norm of the rank-averaged gradient, before clipping
     outcome: StepOutcome  # the same on every rank: it is decided from reduced values
     loss_scale: float = 1.0  # fp16's dynamic loss scale after this step (1.0 without scaling)
-    stop: bool = False  # some rank asked to stop (harness/preemption.py): every rank ends after this step
+    stop: bool = False  # some rank asked to stop (harness/loop/preemption.py): every rank ends after this step
 
 
 def step_outcome(applied: bool, loss: float, loss_scaling: bool) -> StepOutcome:
@@ -99,7 +99,7 @@ class Backend(ABC):
             self._write(param, state[name])
 
     def export_optimizer_state(self) -> State:
-        """AdamW's step and moments, named as in ``harness.state.optimizer_state_names``."""
+        """AdamW's step and moments, named as in ``harness.contract.state.optimizer_state_names``."""
         return optimizer_state(*self._read_optimizer())
 
     def import_optimizer_state(self, state: State) -> None:

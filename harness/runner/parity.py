@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.checkpoint import latest_checkpoint
-from harness.train import METRICS_FILE
+from harness.loop.reporter import METRICS_FILE
+from harness.storage.checkpoint import latest_checkpoint
 
 # The default --tol per train.precision. fp32 twins agree to ~1e-5 (README, "Parity"); bf16 and
 # fp16 round matmul inputs at different places in the two frameworks (measured: 4.7e-3, default

@@ -1,7 +1,7 @@
 """The model-family contract: what a pair of twin implementations declares to train under the loop.
 
-A family is one object (see ``harness/gpt.py`` for the built-in one, the README's "Bring your own
-model" for a walk-through):
+A family is one object (see ``harness/families/gpt/`` for a built-in one, docs/bring-your-model.md
+for a walk-through):
 
 - ``config_class``: a frozen dataclass that validates itself in ``__post_init__``, and ``presets``
   (name -> instance; ``--model NAME`` picks one, ``[model]`` / ``--set model.KEY=...`` change it);
@@ -9,7 +9,7 @@ model" for a walk-through):
   of each tensor is the family's to document; both twins store it as is), and
   ``init_state(config, seed)`` draws float32 numpy arrays, so both frameworks start from the same
   numbers;
-- ``task(config)``: a ``harness.tasks.Task`` (data splits, numpy batches, evaluation metrics);
+- ``task(config)``: a ``harness.contract.task.Task`` (data splits, numpy batches, evaluation metrics);
   with ``tokenized_text`` its text comes through ``data.tokenizer`` and the config's ``vocab_size``
   is set to the tokenizer's;
 - its two implementations, named ``"module:attr"`` and imported only in the process that runs
@@ -19,7 +19,10 @@ model" for a walk-through):
   targets'. Their parameters (torch ``named_parameters()``; TF attribute paths, lists indexed)
   must be exactly ``state_shapes``'s names;
 - optionally ``run_defaults(config)``: the settings its configs train best with, per config table
-  (``{"train": {"lr": 1e-3}}``), beneath the TOML file and ``--set``.
+  (``{"train": {"lr": 1e-3}}``), beneath the TOML file and ``--set``;
+- optionally ``formats``: model formats from outside the harness (``ExternalFormat``, e.g. a
+  Hugging Face ``save_pretrained`` directory) that ``--init-from DIR`` reads and ``harness export``
+  writes.
 
 Everything else (AdamW and its state, decay masks, clipping, the loss, Horovod, checkpoints,
 parity, elastic state) is generic and written once in ``harness/`` or in a framework's backend.
@@ -32,13 +35,29 @@ import importlib
 import importlib.metadata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from harness.state import State
+from harness.contract.state import State
 
 ENTRY_POINT_GROUP = "harness.families"  # installed packages register families by name here
-BUILTIN_FAMILIES = {"gpt": "harness.gpt:FAMILY", "bert": "harness.bert:FAMILY"}
+# The registry of built-in names: the one place outside a family's folder that names it.
+BUILTIN_FAMILIES = {"gpt": "harness.families.gpt:FAMILY", "bert": "harness.families.bert:FAMILY"}
 DEFAULT_FAMILY = "gpt"
+
+
+@dataclass(frozen=True)
+class ExternalFormat:
+    """A model format from outside the harness that a family reads and writes: a directory of another
+    library's config and weights, converted to and from the family's neutral state (numpy only)."""
+
+    key: str  # what ``harness export --format`` calls it
+    description: str  # what the directory holds, for messages ("Hugging Face GPT-2")
+    recognizes: Callable[[Path], bool]  # is this directory in the format?
+    read_config: Callable[[Path], Any]  # the family's model config of such a directory
+    read_state: Callable[[Path], tuple[Any, State]]  # its model config and neutral state
+    # (state, model config, new directory, tokenizer.json or None) -> the file names written
+    export: Callable[[State, Any, Path, Path | None], list[str]]
 
 
 @dataclass(frozen=True)
@@ -50,7 +69,7 @@ class Family:
     presets: Mapping[str, Any]
     state_shapes: Callable[[Any], dict[str, tuple[int, ...]]]
     init_state: Callable[[Any, int], State]
-    task: Callable[[Any], Any]  # config -> harness.tasks.Task
+    task: Callable[[Any], Any]  # config -> harness.contract.task.Task
     torch_model: str  # "module:attr" of the torch.nn.Module class
     tf_model: str  # "module:attr" of the tf.Module class
     # Parameters AdamW decays; by default every tensor of two or more dimensions (matrices and
@@ -64,6 +83,7 @@ class Family:
     # Its task reads the configured text through data.tokenizer, and model.vocab_size follows the
     # tokenizer; otherwise the family takes bytes only (data.tokenizer must stay "bytes").
     tokenized_text: bool = False
+    formats: tuple[ExternalFormat, ...] = ()  # --init-from reads them, harness export writes them
     spec: str = ""  # how it was loaded (a name or "module:attr"); checkpoints record it
 
     def __post_init__(self) -> None:
@@ -92,6 +112,15 @@ class Family:
         """The model class of ``framework`` ("torch" or "tf"), imported now."""
         return import_attr(
             {"torch": self.torch_model, "tf": self.tf_model}[framework], f"{self.name}'s {framework} model"
+        )
+
+    def format(self, key: str) -> ExternalFormat:
+        """The external format ``key`` of this family; ``ValueError`` naming the ones it has."""
+        for known in self.formats:
+            if known.key == key:
+                return known
+        raise ValueError(
+            f"family {self.name!r} has no format {key!r}; it has {[known.key for known in self.formats] or 'none'}"
         )
 
     def config_from_dict(self, values: dict) -> Any:
@@ -131,5 +160,38 @@ def load_family(spec: str) -> Family:
         raise ValueError(f"unknown model family {spec!r}; expected one of {sorted(known)} or MODULE:ATTR")
     family = import_attr(known.get(spec, spec), f"model family {spec!r}")
     if not isinstance(family, Family):
-        raise ValueError(f"model family {spec!r} is a {type(family).__name__}, expected a harness.family.Family")
+        raise ValueError(f"model family {spec!r} is a {type(family).__name__}, expected a harness.Family")
     return dataclasses.replace(family, spec=spec)
+
+
+def loadable_families() -> list[Family]:
+    """Every registered family that loads (an installed one that no longer imports is left out)."""
+    found = []
+    for spec in registered_families():
+        try:
+            found.append(load_family(spec))
+        except ValueError:
+            continue
+    return found
+
+
+def format_keys() -> list[str]:
+    """The keys of every external format a registered family declares (``harness export --format``)."""
+    return sorted({known.key for family in loadable_families() for known in family.formats})
+
+
+def external_format(family: Family, source: str | Path) -> ExternalFormat | None:
+    """The format of ``family`` that the directory ``source`` is in; None for a harness run directory
+    (one no registered family's format recognises). ``ValueError`` when it starts another family."""
+    source = Path(source)
+    for known in family.formats:
+        if known.recognizes(source):
+            return known
+    for other in loadable_families():
+        for known in other.formats:
+            if known.recognizes(source):
+                raise ValueError(
+                    f"--init-from {source} is a {known.description} directory: it starts family {other.name!r}, "
+                    f"not {family.name!r}"
+                )
+    return None

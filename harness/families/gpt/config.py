@@ -1,7 +1,7 @@
 """The built-in GPT family: a decoder-only Transformer LM, the twin of models_torch/model.py and
 models_tf/model.py, trained on next-token prediction.
 
-Its neutral state (harness/state.py) is named by the twins' parameter paths (PyTorch
+Its neutral state (harness/contract/state.py) is named by the twins' parameter paths (PyTorch
 ``state_dict`` style). Every tensor is float32 in the layout below; both twins store their
 variables in this same layout, so a conversion is a copy and never a transpose. It is GPT-2's
 layout with every Linear transposed (GPT-2's Conv1D stores (in, out)).
@@ -25,15 +25,13 @@ layout with every Linear transposed (GPT-2's Conv1D stores (in, out)).
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from harness.family import Family
-from harness.state import State
-from harness.tasks import CausalLMTask
+from harness.contract.state import State
+from harness.families.transformer import block_shapes, gpt2_init
 
 POSITIONAL_ENCODINGS = ("learned", "sinusoidal")
 
@@ -131,49 +129,6 @@ PRESETS = {
 }
 
 
-def check_token_shape(config: GPTConfig, shape: tuple, dtype_name: str) -> None:
-    """Validate a token batch's static properties; both twins raise these exact messages (of any
-    family whose config has ``block_size`` and ``vocab_size``: harness/bert.py uses them too)."""
-    if len(shape) != 2:
-        raise ValueError(f"tokens must have shape (batch, seq_len), received shape {tuple(shape)}")
-    if "int" not in dtype_name:
-        raise ValueError(f"tokens must be an integer tensor, received dtype {dtype_name}")
-    if shape[1] is not None and shape[1] > config.block_size:
-        raise ValueError(f"sequence length {shape[1]} exceeds the model's block_size {config.block_size}")
-
-
-def token_range_message(config: GPTConfig) -> str:
-    return f"token ids must be in [0, {config.vocab_size}), the model's vocab_size"
-
-
-def check_token_range(config: GPTConfig, min_id: int, max_id: int) -> None:
-    if min_id < 0 or max_id >= config.vocab_size:
-        raise ValueError(f"{token_range_message(config)}; received ids in [{min_id}, {max_id}]")
-
-
-def block_shapes(n_layer: int, d: int, h: int) -> dict[str, tuple[int, ...]]:
-    """The Transformer blocks' parameters (``blocks.{i}.*``, width ``d``, MLP width ``h``), shared
-    by every family built from these blocks (harness/bert.py too)."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for i in range(n_layer):
-        p = f"blocks.{i}."
-        shapes |= {
-            p + "ln_1.weight": (d,),
-            p + "ln_1.bias": (d,),
-            p + "attn.qkv.weight": (3 * d, d),
-            p + "attn.qkv.bias": (3 * d,),
-            p + "attn.proj.weight": (d, d),
-            p + "attn.proj.bias": (d,),
-            p + "ln_2.weight": (d,),
-            p + "ln_2.bias": (d,),
-            p + "mlp.fc.weight": (h, d),
-            p + "mlp.fc.bias": (h,),
-            p + "mlp.proj.weight": (d, h),
-            p + "mlp.proj.bias": (d,),
-        }
-    return shapes
-
-
 def state_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:
     """Every parameter's name and shape, in the twins' registration order."""
     d, h = config.n_embd, config.mlp_hidden
@@ -185,28 +140,6 @@ def state_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:
     if not config.tie_embeddings:
         shapes["lm_head.weight"] = (config.vocab_size, d)
     return shapes
-
-
-def gpt2_init(shapes: dict[str, tuple[int, ...]], n_layer: int, seed: int) -> State:
-    """GPT-2 initialisation of ``shapes``, drawn in numpy so both twins can start from the same numbers.
-
-    Weights ~ N(0, 0.02), residual projections (``*proj.weight``) ~ N(0, 0.02 / sqrt(2 L)), biases
-    (``*bias``) 0, LayerNorm scales (``*.ln*``, ``ln_*``) 1.
-    """
-    rng = np.random.default_rng(seed)
-    residual_std = 0.02 / math.sqrt(2 * n_layer)
-    state = {}
-    for name, shape in shapes.items():
-        if name.endswith("bias"):
-            value = np.zeros(shape)
-        elif ".ln" in name or name.startswith("ln_"):
-            value = np.ones(shape)
-        elif name.endswith("proj.weight"):
-            value = rng.normal(0.0, residual_std, shape)
-        else:
-            value = rng.normal(0.0, 0.02, shape)
-        state[name] = value.astype(np.float32)
-    return state
 
 
 def init_state(config: GPTConfig, seed: int) -> State:
@@ -225,18 +158,3 @@ def sinusoidal_positions(block_size: int, n_embd: int) -> np.ndarray:
     table[:, 0::2] = np.sin(positions * rates)
     table[:, 1::2] = np.cos(positions * rates[: n_embd // 2])
     return table.astype(np.float32)
-
-
-FAMILY = Family(
-    name="gpt",
-    config_class=GPTConfig,
-    presets=PRESETS,
-    state_shapes=state_shapes,
-    init_state=init_state,
-    task=lambda config: CausalLMTask(seq_len=config.block_size),
-    torch_model="models_torch.model:TransformerLM",
-    tf_model="models_tf.model:TransformerLM",
-    flops_per_token=GPTConfig.flops_per_token,
-    causal_lm=True,
-    tokenized_text=True,
-)

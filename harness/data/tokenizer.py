@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-BYTES = "bytes"
+BYTES = "bytes"  # data.tokenizer's name for the byte-level tokenizer
+TOKENIZER_FILE = "tokenizer.json"  # a tokenizer as a file beside a model: in checkpoints and exports
 END_OF_TEXT = "<|endoftext|>"  # the trained tokenizer's one special token, as in GPT-2
 
 

@@ -11,6 +11,7 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 DEFAULT_STOP_SIGNAL = signal.SIGTERM  # what a stop requested on another rank reports
@@ -64,3 +65,21 @@ def exit_code(signum: int | None) -> int:
 
 def signal_name(signum: int | None) -> str:
     return signal.Signals(signum).name if signum else "a stop signal on another rank"
+
+
+class Preempted(RuntimeError):
+    """A stop signal ended the run early: every rank stopped after the same step, which rank 0 saved."""
+
+    def __init__(self, step: int, signum: int | None, checkpoint: Path | None):
+        super().__init__(step, signum, checkpoint)
+        self.step, self.signum, self.checkpoint = step, signum, checkpoint
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self.signum)
+
+    def __str__(self) -> str:
+        return (
+            f"stopped by {signal_name(self.signum)} after step {self.step}; checkpoint {self.checkpoint}: "
+            "--resume continues from it"
+        )

@@ -25,14 +25,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from harness.family import DEFAULT_FAMILY, Family, load_family
-from harness.state import State, check_state, load_state, optimizer_moments, save_state
-from harness.tokenizer import BYTES, Tokenizer, load_tokenizer
+from harness.contract.family import DEFAULT_FAMILY, Family, load_family
+from harness.contract.state import State, check_state, load_state, optimizer_moments, save_state
+from harness.data.tokenizer import BYTES, TOKENIZER_FILE, Tokenizer, load_tokenizer
 
 CHECKPOINT_DIR = re.compile(r"^step_(\d+)$")
 PARTIAL_DIR = re.compile(r"^\.step_\d+\.(tmp|old)-\d+$")  # a write or a deletion cut short
 TENSOR_FILES = ("model.safetensors", "optimizer.safetensors")
-TOKENIZER_FILE = "tokenizer.json"
 
 
 @dataclass
@@ -231,49 +230,6 @@ def latest_checkpoint(run_dir: Path, family: Family | None = None, model_config:
         checkpoint.skipped = skipped
         return checkpoint
     raise ValueError(f"no valid checkpoint in {checkpoints_dir(run_dir)}: {'; '.join(skipped)}")
-
-
-def initial_state_from(
-    source: Path, family: Family, fresh: State, tokenizer: Tokenizer
-) -> tuple[State, str, list[str]]:
-    """``fresh`` with every tensor that ``source`` holds under the same name: the newest checkpoint
-    of a run of the same family (any head, the same ``tokenizer``), e.g. a pretrained encoder under
-    a new task head; or a Hugging Face GPT-2 directory (harness/hf.py), which must hold them all.
-
-    Returns the state, what it came from and the names left fresh; ``ValueError`` when the family
-    or the tokenizer differs, a shared name has another shape, or nothing is shared.
-    """
-    from harness.hf import is_hf_directory, read_hf
-
-    if is_hf_directory(source):
-        if family.name != "gpt":
-            raise ValueError(f"--init-from {source} is a Hugging Face GPT-2 directory: it starts family 'gpt' only")
-        _, model = read_hf(source)
-        origin = f"{source} (Hugging Face GPT-2)"
-        if (Path(source) / TOKENIZER_FILE).is_file() and load_tokenizer(
-            str(Path(source) / TOKENIZER_FILE)
-        ).sha256 != tokenizer.sha256:
-            raise ValueError(
-                f"--init-from {source}: its {TOKENIZER_FILE} is not this run's tokenizer ({tokenizer.name})"
-            )
-    else:
-        checkpoint = latest_checkpoint(Path(source))
-        if checkpoint.family.name != family.name:
-            raise ValueError(
-                f"--init-from {source}: its checkpoints are of family {checkpoint.family.name!r}, not {family.name!r}"
-            )
-        check_tokenizer(checkpoint, tokenizer)
-        model, origin = checkpoint.model, f"{checkpoint.path} (step {checkpoint.step})"
-    shared = [name for name in fresh if name in model]
-    for name in shared:
-        if model[name].shape != fresh[name].shape:
-            raise ValueError(
-                f"--init-from {origin}: {name} has shape {model[name].shape} there, "
-                f"{fresh[name].shape} in this model; the two model configs differ"
-            )
-    if not shared:
-        raise ValueError(f"--init-from {origin}: no tensor of it belongs to this model")
-    return {**fresh, **{name: model[name] for name in shared}}, origin, [n for n in fresh if n not in shared]
 
 
 def tokenizer_record(tokenizer: Tokenizer) -> dict:

@@ -15,10 +15,10 @@ from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-from harness.hooks import Hook
+from harness.loop.hook import Hook
 
 if TYPE_CHECKING:
-    from harness.train import LoopPosition, StepReport, Trainer
+    from harness.loop.trainer import LoopPosition, StepReport, Trainer
 
 TENSORBOARD_DIR = "tb"
 

@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from harness.gpt import GPTConfig
-from harness.state import State
+from harness.contract.family import ExternalFormat
+from harness.contract.state import State
+from harness.data.tokenizer import TOKENIZER_FILE
+from harness.families.gpt.config import GPTConfig, state_shapes
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -114,8 +116,6 @@ def to_gpt2_state(state: State, config: GPTConfig) -> dict[str, np.ndarray]:
 
 def from_gpt2_state(tensors: dict[str, np.ndarray], config: GPTConfig, where: str) -> State:
     """GPT-2 tensors (``transformer.``-prefixed or not) as the twin's neutral state, float32."""
-    from harness.gpt import state_shapes
-
     plain = {name.removeprefix("transformer."): value for name, value in tensors.items()}
     state = {}
     for name, shape in state_shapes(config).items():
@@ -130,7 +130,7 @@ def from_gpt2_state(tensors: dict[str, np.ndarray], config: GPTConfig, where: st
 
 
 def export_hf(state: State, config: GPTConfig, out: Path, tokenizer_file: Path | None) -> list[str]:
-    """Write config.json, model.safetensors (and tokenizer.json) into the new directory ``out``;
+    """Write config.json, model.safetensors (and the tokenizer) into the new directory ``out``;
     returns the file names."""
     values = gpt2_config(config)
     tensors = to_gpt2_state(state, config)
@@ -139,8 +139,8 @@ def export_hf(state: State, config: GPTConfig, out: Path, tokenizer_file: Path |
     save_file(tensors, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
     written = [CONFIG_FILE, WEIGHTS_FILE]
     if tokenizer_file is not None:
-        shutil.copyfile(tokenizer_file, out / "tokenizer.json")
-        written.append("tokenizer.json")
+        shutil.copyfile(tokenizer_file, out / TOKENIZER_FILE)
+        written.append(TOKENIZER_FILE)
     return written
 
 
@@ -175,3 +175,13 @@ def read_hf(directory: str | Path) -> tuple[GPTConfig, State]:
     for path in files:
         tensors.update(load_file(str(path)))
     return config, from_gpt2_state(tensors, config, where)
+
+
+FORMAT = ExternalFormat(
+    key="hf",
+    description="Hugging Face GPT-2",
+    recognizes=is_hf_directory,
+    read_config=read_hf_config,
+    read_state=read_hf,
+    export=export_hf,
+)

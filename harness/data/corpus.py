@@ -1,8 +1,4 @@
-"""Token data: the corpus as token ids, the train/validation split, and the global batch order.
-
-Every rank of every framework computes the same order from (seed, epoch) in numpy, so a torch run
-and a TF run see identical batches, and a resumed run continues exactly where it stopped.
-"""
+"""Token data: the corpus as token ids and its train/validation split into windows."""
 
 from __future__ import annotations
 
@@ -10,11 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.config import DataConfig
-from harness.prepared import PreparedData, TokenView, split_point, token_stream
-from harness.tokenizer import BYTES, ByteTokenizer, Tokenizer, load_tokenizer
-
-VOCAB_SIZE = 256  # bytes
+from harness.contract.config import DataConfig
+from harness.data.prepared import PreparedData, TokenView, split_point, token_stream
+from harness.data.tokenizer import BYTES, ByteTokenizer, Tokenizer, load_tokenizer
 
 
 def encode(text: str) -> np.ndarray:
@@ -59,7 +53,7 @@ def load_corpus(config: DataConfig) -> np.ndarray | TokenView:
 
 
 @dataclass(frozen=True)
-class Split:
+class WindowSplit:
     """Non-overlapping windows of ``seq_len + 1`` tokens over one contiguous stretch of the corpus."""
 
     tokens: np.ndarray | TokenView  # in memory, or memory-mapped prepared shards
@@ -76,49 +70,15 @@ class Split:
         return rows[:, :-1], rows[:, 1:]
 
 
-def train_val_split(tokens: np.ndarray | TokenView, seq_len: int, val_fraction: float) -> tuple[Split, Split]:
+def train_val_split(
+    tokens: np.ndarray | TokenView, seq_len: int, val_fraction: float
+) -> tuple[WindowSplit, WindowSplit]:
     """The first ``1 - val_fraction`` of the corpus trains, the rest validates."""
     cut = split_point(len(tokens), val_fraction)
-    train, val = Split(tokens[:cut], seq_len), Split(tokens[cut:], seq_len)
+    train, val = WindowSplit(tokens[:cut], seq_len), WindowSplit(tokens[cut:], seq_len)
     if len(train) == 0 or len(val) == 0:
         raise ValueError(
             f"corpus of {len(tokens)} tokens is too small for seq_len {seq_len} with val_fraction "
             f"{val_fraction}: each split needs at least {seq_len + 1} tokens"
         )
     return train, val
-
-
-class BatchOrder:
-    """Which training windows each rank reads at each global step.
-
-    Epoch e uses one permutation of all windows drawn from (seed, e). Global step s of an epoch
-    takes the next ``batch_size * world_size`` entries; rank r reads its contiguous slice of them.
-    The windows left over at the end of an epoch (fewer than one global batch) are skipped, so
-    every step has the same shape on every rank.
-    """
-
-    def __init__(self, num_windows: int, batch_size: int, world_size: int, seed: int):
-        self.global_batch = batch_size * world_size
-        if num_windows < self.global_batch:
-            raise ValueError(
-                f"the training split has {num_windows} windows, fewer than one global batch "
-                f"({batch_size} per rank x {world_size} ranks)"
-            )
-        self.num_windows, self.batch_size, self.seed = num_windows, batch_size, seed
-        self.steps_per_epoch = num_windows // self.global_batch
-        self._epoch, self._permutation = -1, np.empty(0, np.int64)
-
-    def position(self, step: int) -> tuple[int, int]:
-        """(epoch, step within the epoch) of global step ``step`` (0-based)."""
-        return divmod(step, self.steps_per_epoch)
-
-    def indices(self, step: int, rank: int) -> np.ndarray:
-        epoch, offset = self.position(step)
-        return self.window_slice(epoch, offset * self.global_batch + rank * self.batch_size, self.batch_size)
-
-    def window_slice(self, epoch: int, start: int, count: int) -> np.ndarray:
-        """Entries ``start:start + count`` of epoch ``epoch``'s permutation of the windows."""
-        if epoch != self._epoch:
-            self._epoch = epoch
-            self._permutation = np.random.default_rng([self.seed, epoch]).permutation(self.num_windows)
-        return self._permutation[start : start + count]

@@ -1,0 +1,1 @@
+"""Data: inputs, tokenizers, prepared shards, token windows and the global batch order (numpy only)."""

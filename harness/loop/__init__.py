@@ -1,0 +1,1 @@
+"""The training loop: the trainer, the hook interface and the loop's own hooks."""

@@ -1,0 +1,1 @@
+"""A run put together: its config, where it starts, the run itself, parity reports and sampling."""

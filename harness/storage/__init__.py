@@ -1,0 +1,1 @@
+"""What a run leaves on disk: atomic checkpoints and the run directory's lock."""
