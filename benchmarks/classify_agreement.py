@@ -1,6 +1,6 @@
 """How far two `classify` fine-tunes agree on their held-out paragraphs: each run's newest checkpoint
 evaluated by the twin of the framework it trained in, its accuracy beside the majority baseline,
-and how many of the predictions the two runs share (the README's BERT-style pipeline figures).
+and how many of the predictions the two runs share (docs/measurements.md's BERT pipeline figures).
 
 usage: python benchmarks/classify_agreement.py RUN_DIR_A RUN_DIR_B
 """

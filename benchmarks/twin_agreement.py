@@ -1,5 +1,5 @@
 """How closely the torch and TF twins agree, on the twin tests' own configs and batches (fp32, CPU,
-same weights), and how far padding moves a BERT output: the README's tables. The tests assert
+same weights), and how far padding moves a BERT output: docs/twins.md's tables. The tests assert
 bounds; this prints the measured figures.
 
 usage: python benchmarks/twin_agreement.py

@@ -333,7 +333,7 @@ def write_marker(marker: Path, key: str, features: set[str]) -> None:
 def build_switches() -> dict[str, str]:
     """The environment the build runs with: the caller's, plus HOROVOD_WITH_MPI=1 where mpicxx is
     and the environment says nothing either way (MPI's controller and CPU operations beat Gloo's
-    on one machine: README, "Benchmarks")."""
+    on one machine: docs/measurements.md, "Benchmarks")."""
     env = dict(os.environ)
     if not {"HOROVOD_WITH_MPI", "HOROVOD_WITHOUT_MPI"} & set(env) and shutil.which("mpicxx"):
         env["HOROVOD_WITH_MPI"] = "1"

@@ -491,7 +491,9 @@ def export(run_dir, export_format, out):
         written = known.export(checkpoint.model, checkpoint.model_config, out, checkpoint_tokenizer(checkpoint).path)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
-    click.echo(f"exported {checkpoint.path} (step {checkpoint.step}) as {known.description}: {', '.join(written)} -> {out}")
+    click.echo(
+        f"exported {checkpoint.path} (step {checkpoint.step}) as {known.description}: {', '.join(written)} -> {out}"
+    )
 
 
 DATA_OPTIONS = [

@@ -34,7 +34,7 @@ RANK_LINE = re.compile(
 
 # What coordinates the ranks and reduces their tensors: Gloo's controller and CPU operations (TCP),
 # the default, or Horovod's MPI ones (Open MPI: shared memory between the ranks of one machine;
-# launch/build_horovod.py builds them where mpicxx is). MPI's step is the faster one here (README,
+# launch/build_horovod.py builds them where mpicxx is). MPI's step is the faster one here (docs/measurements.md,
 # "Benchmarks"), but preemption (SIGTERM passed on by horovodrun to mpirun) and the frozen-rank
 # detection are verified on Gloo only, and Horovod's elastic mode runs on Gloo alone.
 CONTROLLERS = ("gloo", "mpi")
@@ -51,7 +51,7 @@ HOROVOD_DEFAULTS = {
 # glibc's malloc returns freed blocks above its (adaptive) mmap threshold to the system and trims
 # the heap: each step's activations then come back as fresh pages, page-faulted in again (534k
 # faults in 25 steps of the default model, against 107k with these). Fixed thresholds keep freed
-# memory in the heap for the next step. README, "Benchmarks", measures the effect; other C
+# memory in the heap for the next step. docs/measurements.md, "Benchmarks", measures the effect; other C
 # libraries ignore the variables.
 ALLOCATOR_DEFAULTS = {"MALLOC_MMAP_THRESHOLD_": str(2**34), "MALLOC_TRIM_THRESHOLD_": str(2**34)}
 # Seconds a rank may stop responding before the job fails (`harness train --hang-timeout`).

@@ -44,7 +44,7 @@ class TrainConfig:
     # Grouped allreduces the gradients travel in per step: 1 (default) reduces all of them in one
     # after the backward pass, N > 1 in N groups of parameters, each sent once its gradients are all
     # ready, 0 each tensor as soon as it is ready (Horovod's default). One group measured fastest
-    # here in both frameworks (README, "Benchmarks"); on GPUs, measure with `harness bench`.
+    # here in both frameworks (docs/measurements.md, "Benchmarks"); on GPUs, measure with `harness bench`.
     gradient_groups: int = 1
     # Label smoothing epsilon of the cross-entropy: the target distribution puts 1 - epsilon on the
     # true class and spreads epsilon uniformly over all classes (Szegedy et al. 2016; torch's rule).

@@ -10,7 +10,7 @@ import numpy as np
 from harness.loop.reporter import METRICS_FILE
 from harness.storage.checkpoint import latest_checkpoint
 
-# The default --tol per train.precision. fp32 twins agree to ~1e-5 (README, "Parity"); bf16 and
+# The default --tol per train.precision. fp32 twins agree to ~1e-5 (docs/parity.md); bf16 and
 # fp16 round matmul inputs at different places in the two frameworks (measured: 4.7e-3, default
 # model, 50 steps).
 DEFAULT_TOLERANCES = {"fp32": 1e-3, "bf16": 1e-2, "fp16": 1e-2}

@@ -25,10 +25,11 @@ __all__ = [
 
 
 def run_defaults(config: BERTConfig) -> dict[str, dict]:
-    """What each head trains best with, measured on the default presets (README, "The BERT-style
-    twin"). Masked LM: lr 1e-3 with 100 warm-up steps; at the loop's 2e-3 with 30 the loss spikes,
-    and at each spike the torch and TF runs part (fp32 rounding amplified), so that their fine-tunes
-    no longer agree. Classify: lr 3e-4, as stable; a fifth of the paragraphs (102) held out."""
+    """What each head trains best with, measured on the default presets (docs/measurements.md,
+    "Why the BERT family's run_defaults"). Masked LM: lr 1e-3 with 100 warm-up steps; at the
+    loop's 2e-3 with 30 the loss spikes, and at each spike the torch and TF runs part (fp32 rounding
+    amplified), so that their fine-tunes no longer agree. Classify: lr 3e-4, as stable; a fifth of
+    the paragraphs (102) held out."""
     if config.head == "mlm":
         return {"train": {"lr": 1e-3, "warmup_steps": 100}}
     return {"train": {"lr": 3e-4}, "data": {"val_fraction": 0.2}}
