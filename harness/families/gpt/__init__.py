@@ -2,7 +2,7 @@
 twin of models_torch/model.py and models_tf/model.py; reads and writes Hugging Face GPT-2
 directories (``hf.py``)."""
 
-from harness.contract.family import Family
+from harness.contract.family import BenchSize, Family
 from harness.data.causal_lm import CausalLMTask
 from harness.families.gpt import hf
 from harness.families.gpt.config import PRESETS, GPTConfig, init_state, sinusoidal_positions, state_shapes
@@ -22,4 +22,7 @@ FAMILY = Family(
     causal_lm=True,
     tokenized_text=True,
     formats=(hf.FORMAT,),
+    # The size table's larger models take seconds per step on one core: few steps, smaller batches.
+    bench_sizes=(BenchSize("medium", 4, 8, 2), BenchSize("gpt2-small", 1, 4, 1)),
+    reference_loops=True,
 )
