@@ -5,9 +5,11 @@ directories (``hf.py``)."""
 from harness.contract.family import BenchSize, Family
 from harness.data.causal_lm import CausalLMTask
 from harness.families.gpt import hf
-from harness.families.gpt.config import PRESETS, GPTConfig, init_state, sinusoidal_positions, state_shapes
+from harness.families.gpt.config import PRESETS, GPTConfig, init_state, sinusoidal_positions
 
 __all__ = ["FAMILY", "PRESETS", "GPTConfig", "init_state", "sinusoidal_positions", "state_shapes"]
+
+state_shapes = GPTConfig.state_shapes  # the contract's config -> {name: shape}
 
 FAMILY = Family(
     name="gpt",
