@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from harness.runner.config import load_run_config
+from harness.runner.config import build_data_config, read_config_file
 from launch.cli.options import data_options, non_empty
 
 
@@ -30,15 +30,15 @@ def prepare(out, shard_tokens, config_file, overrides):
     from harness.data.prepared import prepare as prepare_data
 
     try:
-        _, config = load_run_config("default", config_file, list(overrides))
-        if config.data.prepared:
+        data = build_data_config(read_config_file(config_file), list(overrides))
+        if data.prepared:
             raise ValueError("data.prepared is set: prepare reads data.paths (and data.tokenizer), not prepared data")
-        found = sources(config.data)
+        found = sources(data)
         known = all(source.kind == "text" for source in found)  # else the text's size is not known up front
         total = sum(source.path.stat().st_size for source in found) if known else None
         started = time.perf_counter()
         with tqdm(total=total, unit="B", unit_scale=True, desc="prepare", file=sys.stderr, delay=2) as bar:
-            index = prepare_data(config.data, Path(out), shard_tokens, progress=lambda done: bar.update(done - bar.n))
+            index = prepare_data(data, Path(out), shard_tokens, progress=lambda done: bar.update(done - bar.n))
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     seconds = time.perf_counter() - started

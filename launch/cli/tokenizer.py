@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from harness.runner.config import load_run_config
+from harness.runner.config import build_data_config, read_config_file
 from launch.cli.options import data_options, non_empty
 
 
@@ -33,9 +33,9 @@ def tokenizer_train(vocab_size, out, config_file, overrides):
             raise ValueError(f"--out {out} already exists; choose another path (a tokenizer is never overwritten)")
         if not out.parent.resolve().is_dir():
             raise ValueError(f"--out {out}: its directory does not exist")
-        _, config = load_run_config("default", config_file, list(overrides))
+        data = build_data_config(read_config_file(config_file), list(overrides))
         started = time.perf_counter()
-        texts = (piece.decode("utf-8", errors="replace") for piece, _ in pieces(config.data))
+        texts = (piece.decode("utf-8", errors="replace") for piece, _ in pieces(data))
         trained = train_bpe(texts, vocab_size, out)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
