@@ -40,7 +40,11 @@ def test_the_tree_keeps_the_contract(tree):
     ("module", "line", "broken"),
     [
         # the generic run layer reaching into a family's format
-        ("harness/runner/config.py", "from harness.families.gpt import hf", "harness.runner.config -> harness.families.gpt"),
+        (
+            "harness/runner/config.py",
+            "from harness.families.gpt import hf",
+            "harness.runner.config -> harness.families.gpt",
+        ),
         # a lower layer importing a higher one
         ("harness/data/order.py", "from harness.loop import trainer", "harness.data.order -> harness.loop.trainer"),
         # the loop importing a framework
