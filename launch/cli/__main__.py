@@ -1,4 +1,4 @@
-"""``python -m launch.cli``: how horovodrun starts each rank of `harness train`."""
+"""``python -m launch.cli``: the command line without the installed script, as train_argv starts each rank."""
 
 from launch.cli import main
 

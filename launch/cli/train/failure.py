@@ -10,7 +10,7 @@ import click
 
 from harness.contract.config import RunConfig
 from harness.contract.family import Family
-from harness.loop.preemption import StopRequest
+from harness.loop.preemption import StopRequest, exit_code, signal_name
 from harness.storage.checkpoint import latest_checkpoint
 from launch.cli.train.options import TrainOptions
 from launch.horovodrun import GRACE_SECONDS
@@ -28,7 +28,6 @@ def explain_failure(
     """The one line (and exit code) for a job that horovodrun ended with ``returncode``, or that was
     asked to stop; ``survivors``: the ranks of an elastic job that were still waiting for it to
     re-form when it ended. Returns only for a job that finished before a stop took effect."""
-    from harness.loop.preemption import exit_code, signal_name
     from harness.storage.rundir import wait_for_run_dir
 
     run_dir = options.run_dir
