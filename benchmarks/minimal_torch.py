@@ -12,7 +12,7 @@ import torch
 from loops import random_batch, report, time_steps
 
 from harness.families.gpt import FAMILY, init_state
-from models_torch.model import TransformerLM
+from models_torch.gpt import TransformerLM
 from models_torch.ops import cross_entropy, import_state
 
 model_name, batch_size, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

@@ -69,7 +69,7 @@ class TFBackend(Backend):
         t = config.train
         if t.deterministic:
             tf.config.experimental.enable_op_determinism()
-        # Dropout draws from the global Generator (models_tf/model.py); seed_step resets it in place.
+        # Dropout draws from the global Generator (models_tf/layers.py); seed_step resets it in place.
         tf.random.set_global_generator(tf.random.Generator.from_seed(init_seed))
         self.model = family.implementation("tf")(config.model, compute_dtype=COMPUTE_DTYPES[t.precision])
         self.parameters = dict(named_parameters(self.model))

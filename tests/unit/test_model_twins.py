@@ -8,9 +8,9 @@ from twin_gradients import assert_gradients_agree
 
 from harness.contract.state import load_state, save_state
 from harness.families.gpt import FAMILY, GPTConfig, init_state, state_shapes
-from models_tf import model as tf_model
+from models_tf import gpt as tf_gpt
 from models_tf import ops as tf_ops
-from models_torch import model as torch_model
+from models_torch import gpt as torch_gpt
 from models_torch import ops as torch_ops
 
 CONFIGS = {
@@ -25,10 +25,10 @@ CONFIGS = {
 
 def twins(config: GPTConfig, seed: int = 0):
     state = init_state(config, seed)
-    pt = torch_model.TransformerLM(config)
+    pt = torch_gpt.TransformerLM(config)
     torch_ops.import_state(pt, state)
     pt.eval()
-    tfm = tf_model.TransformerLM(config)
+    tfm = tf_gpt.TransformerLM(config)
     tf_ops.import_state(tfm, state)
     return pt, tfm
 
@@ -81,13 +81,13 @@ def test_changing_a_later_token_never_changes_earlier_logits(name):
 @pytest.mark.parametrize("name", CONFIGS)
 def test_state_round_trip_through_both_frameworks_is_bitwise(name, tmp_path):
     config = CONFIGS[name]
-    pt = torch_model.TransformerLM(config)
+    pt = torch_gpt.TransformerLM(config)
     torch_ops.import_state(pt, init_state(config, seed=7))
     original = torch_ops.export_state(pt)
-    tfm = tf_model.TransformerLM(config)
+    tfm = tf_gpt.TransformerLM(config)
     tf_ops.import_state(tfm, original)
     save_state(tmp_path / "model.safetensors", tf_ops.export_state(tfm))
-    back = torch_model.TransformerLM(config)
+    back = torch_gpt.TransformerLM(config)
     torch_ops.import_state(back, load_state(tmp_path / "model.safetensors"))
     final = torch_ops.export_state(back)
     assert list(final) == list(original) == list(state_shapes(config))
@@ -169,10 +169,10 @@ def test_a_state_from_another_config_is_refused():
 def test_reduced_precision_twins_agree_to_its_rounding_and_differ_from_fp32(precision, torch_dtype, tf_dtype):
     config = CONFIGS["odd"]
     state = init_state(config, 0)
-    pt = torch_model.TransformerLM(config, compute_dtype=torch_dtype)
+    pt = torch_gpt.TransformerLM(config, compute_dtype=torch_dtype)
     torch_ops.import_state(pt, state)
     pt.eval()
-    tfm = tf_model.TransformerLM(config, compute_dtype=tf_dtype)
+    tfm = tf_gpt.TransformerLM(config, compute_dtype=tf_dtype)
     tf_ops.import_state(tfm, state)
     fp32, _ = twins(config)
     x, _ = batch(config)
