@@ -13,7 +13,7 @@ from loops import random_batch, report, time_steps
 
 from harness.contract.config import TrainConfig
 from harness.families.gpt import FAMILY, init_state
-from models_tf.backend import AdamW
+from models_tf.adamw import AdamW
 from models_tf.gpt import TransformerLM
 from models_tf.ops import cross_entropy, import_state, named_parameters
 

@@ -48,7 +48,7 @@ def train(model_name: str, batch_size: int, steps: int) -> None:
 
     from harness.contract.config import TrainConfig
     from harness.families.gpt import FAMILY, init_state
-    from models_tf.backend import AdamW
+    from models_tf.adamw import AdamW
     from models_tf.gpt import TransformerLM
     from models_tf.ops import cross_entropy, import_state, named_parameters
 
