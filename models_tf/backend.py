@@ -20,11 +20,9 @@ COMPUTE_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
 SCALE_GROWTH_INTERVAL = 2000  # fp16: finite steps before the loss scale doubles (GradScaler's default)
 
 
-def build_model(family: Family, config: Any, state: State, precision: str = "fp32") -> tf.Module:
-    """The family's TF model holding ``state``."""
-    model = family.implementation("tf")(config, compute_dtype=COMPUTE_DTYPES[precision])
-    import_state(model, state)
-    return model
+def build_model(family: Family, config: Any, precision: str = "fp32") -> tf.Module:
+    """The family's TF model computing in ``precision``; its weights are for the caller to set."""
+    return family.implementation("tf")(config, compute_dtype=COMPUTE_DTYPES[precision])
 
 
 class TFBackend(Backend):
@@ -35,7 +33,7 @@ class TFBackend(Backend):
             tf.config.experimental.enable_op_determinism()
         # Dropout draws from the global Generator (models_tf/layers.py); seed_step resets it in place.
         tf.random.set_global_generator(tf.random.Generator.from_seed(init_seed))
-        self.model = family.implementation("tf")(config.model, compute_dtype=COMPUTE_DTYPES[t.precision])
+        self.model = build_model(family, config.model, t.precision)
         self.parameters = dict(named_parameters(self.model))
         self.check_parameters("tf", {name: tuple(v.shape) for name, v in self.parameters.items()})
         self.import_model_state(family.init_state(config.model, init_seed))
@@ -169,5 +167,6 @@ def make_backend(family: Family, config: RunConfig, dist: Distributed, init_seed
 
 def make_predictor(family: Family, config: Any, state: State):
     """Inputs (B, ...) -> logits, float32 numpy, for sampling; no Horovod."""
-    model = build_model(family, config, state)
+    model = build_model(family, config)
+    import_state(model, state)
     return lambda inputs: model(tf.constant(inputs), training=False).numpy()
