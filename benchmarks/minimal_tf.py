@@ -13,7 +13,7 @@ from loops import random_batch, report, time_steps
 
 from harness.contract.config import TrainConfig
 from harness.contract.family import load_family
-from models_tf.backend import AdamW
+from models_tf.adamw import AdamW
 from models_tf.ops import cross_entropy, import_state, named_parameters
 
 family, model_name, batch_size, steps = load_family(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])

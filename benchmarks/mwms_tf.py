@@ -48,7 +48,7 @@ def train(family_spec: str, model_name: str, batch_size: int, steps: int) -> Non
 
     from harness.contract.config import TrainConfig
     from harness.contract.family import load_family
-    from models_tf.backend import AdamW
+    from models_tf.adamw import AdamW
     from models_tf.ops import cross_entropy, import_state, named_parameters
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy(

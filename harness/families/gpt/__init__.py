@@ -1,5 +1,5 @@
 """The built-in GPT family: a decoder-only Transformer LM trained on next-token prediction, the
-twin of models_torch/model.py and models_tf/model.py; reads and writes Hugging Face GPT-2
+twin of models_torch/gpt.py and models_tf/gpt.py; reads and writes Hugging Face GPT-2
 directories (``hf.py``)."""
 
 from harness.contract.family import BenchSize, Family
@@ -18,8 +18,8 @@ FAMILY = Family(
     state_shapes=state_shapes,
     init_state=init_state,
     task=lambda config: CausalLMTask(seq_len=config.block_size),
-    torch_model="models_torch.model:TransformerLM",
-    tf_model="models_tf.model:TransformerLM",
+    torch_model="models_torch.gpt:TransformerLM",
+    tf_model="models_tf.gpt:TransformerLM",
     flops_per_token=GPTConfig.flops_per_token,
     causal_lm=True,
     tokenized_text=True,

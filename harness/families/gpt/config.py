@@ -1,5 +1,5 @@
-"""The built-in GPT family: a decoder-only Transformer LM, the twin of models_torch/model.py and
-models_tf/model.py, trained on next-token prediction.
+"""The built-in GPT family: a decoder-only Transformer LM, the twin of models_torch/gpt.py and
+models_tf/gpt.py, trained on next-token prediction.
 
 Its neutral state (harness/contract/state.py) is named by the twins' parameter paths (PyTorch
 ``state_dict`` style). Every tensor is float32 in the layout below; both twins store their
