@@ -25,15 +25,18 @@ $(SETUP_STAMP): versions.env pyproject.toml launch/build_horovod.py
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-# The demo: train the default model with each framework on 2 ranks, then sample from each.
+# The demo: the default model trained on 2 ranks by each framework from the same weights on the same
+# batches (`harness parity`: both runs, their measured difference, the plot), then the torch run's
+# checkpoint continued in TensorFlow for DEMO_MORE steps.
 DEMO_STEPS ?= 150
+DEMO_MORE ?= 50
 demo: setup
 	$(VENV)/bin/harness doctor
-	rm -rf runs/demo-torch runs/demo-tf
-	$(VENV)/bin/harness train --framework torch --np 2 --steps $(DEMO_STEPS) --model default --run-dir runs/demo-torch
-	$(VENV)/bin/harness train --framework tf --np 2 --steps $(DEMO_STEPS) --model default --run-dir runs/demo-tf
-	$(VENV)/bin/harness generate --run-dir runs/demo-torch --framework torch --prompt "The " --max-new-tokens 160
-	$(VENV)/bin/harness generate --run-dir runs/demo-tf --framework tf --prompt "The " --max-new-tokens 160
+	rm -rf runs/demo
+	$(VENV)/bin/harness parity --np 2 --steps $(DEMO_STEPS) --model default --out runs/demo
+	cp -r runs/demo/torch runs/demo/torch-then-tf
+	$(VENV)/bin/harness train --framework tf --np 2 --steps $$(($(DEMO_STEPS) + $(DEMO_MORE))) --model default \
+		--run-dir runs/demo/torch-then-tf --resume --no-progress
 
 lint: setup
 	$(VENV)/bin/ruff check .

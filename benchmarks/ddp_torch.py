@@ -1,6 +1,6 @@
 """The minimal torch loop with DistributedDataParallel in place of Horovod: the peer a user would
 pick instead (torchrun + DDP, Gloo on CPU). Same model, batch, AdamW and clipping as
-benchmarks/minimal_torch.py. Usage: torchrun --nproc-per-node N ddp_torch.py MODEL BATCH_PER_RANK STEPS.
+benchmarks/minimal_torch.py. Usage: torchrun --nproc-per-node N ddp_torch.py FAMILY MODEL BATCH_PER_RANK STEPS.
 Rank 0 prints one JSON line: {"step_times": [...]}.
 """
 
@@ -12,15 +12,14 @@ import torch.distributed as dist
 from loops import random_batch, report, time_steps
 from torch.nn.parallel import DistributedDataParallel
 
-from harness.families.gpt import FAMILY, init_state
-from models_torch.model import TransformerLM
+from harness.contract.family import load_family
 from models_torch.ops import cross_entropy, import_state
 
-model_name, batch_size, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+family, model_name, batch_size, steps = load_family(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 dist.init_process_group("gloo")
-config = FAMILY.preset(model_name)
-model = TransformerLM(config)
-import_state(model, init_state(config, seed=0))
+config = family.preset(model_name)
+model = family.implementation("torch")(config)
+import_state(model, family.init_state(config, seed=0))
 # DDP: broadcasts rank 0's weights, then averages gradients in buckets while backward runs.
 model = DistributedDataParallel(model)
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1, foreach=False)

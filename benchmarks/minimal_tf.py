@@ -1,7 +1,7 @@
 """The smallest honest Horovod training loop for the twin model in TensorFlow: the harness's speed reference.
 
 Same model, batch, AdamW and clipping as the harness, none of its plumbing (data order, metrics,
-loss allreduce, checkpoints). Usage (any np): minimal_tf.py MODEL BATCH_PER_RANK STEPS.
+loss allreduce, checkpoints). Usage (any np): minimal_tf.py FAMILY MODEL BATCH_PER_RANK STEPS, as minimal_torch.py.
 Rank 0 prints one JSON line: {"step_times": [...]}.
 """
 
@@ -12,18 +12,17 @@ import tensorflow as tf
 from loops import random_batch, report, time_steps
 
 from harness.contract.config import TrainConfig
-from harness.families.gpt import FAMILY, init_state
-from models_tf.backend import AdamW
-from models_tf.model import TransformerLM
+from harness.contract.family import load_family
+from models_tf.adamw import AdamW
 from models_tf.ops import cross_entropy, import_state, named_parameters
 
-model_name, batch_size, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+family, model_name, batch_size, steps = load_family(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 hvd.init()
-config = FAMILY.preset(model_name)
-model = TransformerLM(config)
-import_state(model, init_state(config, seed=0))
+config = family.preset(model_name)
+model = family.implementation("tf")(config)
+import_state(model, family.init_state(config, seed=0))
 named = dict(named_parameters(model))
-optimizer = AdamW(named, FAMILY.decayed(config), TrainConfig())
+optimizer = AdamW(named, family.decayed(config), TrainConfig())
 # Horovod: start from rank 0's weights.
 hvd.broadcast_variables(list(named.values()), root_rank=0)
 

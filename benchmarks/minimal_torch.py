@@ -1,7 +1,8 @@
-"""The smallest honest Horovod training loop for the twin model in PyTorch: the harness's speed reference.
+"""The smallest honest Horovod training loop for a family's torch twin: the harness's speed reference.
 
 Same model, batch, AdamW and clipping as the harness, none of its plumbing (data order, metrics,
-loss allreduce, checkpoints). Usage (any np): minimal_torch.py MODEL BATCH_PER_RANK STEPS.
+loss allreduce, checkpoints). Usage (any np): minimal_torch.py FAMILY MODEL BATCH_PER_RANK STEPS, for a
+family that declares ``reference_loops`` (a causal LM: random tokens, next-token targets).
 Rank 0 prints one JSON line: {"step_times": [...]}.
 """
 
@@ -11,15 +12,14 @@ import horovod.torch as hvd
 import torch
 from loops import random_batch, report, time_steps
 
-from harness.families.gpt import FAMILY, init_state
-from models_torch.model import TransformerLM
+from harness.contract.family import load_family
 from models_torch.ops import cross_entropy, import_state
 
-model_name, batch_size, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+family, model_name, batch_size, steps = load_family(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 hvd.init()
-config = FAMILY.preset(model_name)
-model = TransformerLM(config)
-import_state(model, init_state(config, seed=0))
+config = family.preset(model_name)
+model = family.implementation("torch")(config)
+import_state(model, family.init_state(config, seed=0))
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1, foreach=False)
 # Horovod: average gradients across ranks; start from rank 0's weights.
 optimizer = hvd.DistributedOptimizer(optimizer, named_parameters=model.named_parameters())

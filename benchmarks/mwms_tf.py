@@ -1,7 +1,7 @@
 """The minimal TF loop with tf.distribute.MultiWorkerMirroredStrategy in place of Horovod: the peer a
 TensorFlow user would pick instead. Same model, batch, AdamW and clipping as benchmarks/minimal_tf.py.
 
-Usage: mwms_tf.py NUM_WORKERS MODEL BATCH_PER_RANK STEPS. It starts the workers itself on this
+Usage: mwms_tf.py NUM_WORKERS FAMILY MODEL BATCH_PER_RANK STEPS. It starts the workers itself on this
 machine (one process each, TF_CONFIG naming them all); worker 0 prints one JSON line:
 {"step_times": [...]}.
 
@@ -42,14 +42,13 @@ def launch(num_workers: int, args: list[str]) -> None:
         sys.exit(f"mwms_tf: worker exit codes {codes}")
 
 
-def train(model_name: str, batch_size: int, steps: int) -> None:
+def train(family_spec: str, model_name: str, batch_size: int, steps: int) -> None:
     import tensorflow as tf
     from loops import random_batch, report, time_steps
 
     from harness.contract.config import TrainConfig
-    from harness.families.gpt import FAMILY, init_state
-    from models_tf.backend import AdamW
-    from models_tf.model import TransformerLM
+    from harness.contract.family import load_family
+    from models_tf.adamw import AdamW
     from models_tf.ops import cross_entropy, import_state, named_parameters
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy(
@@ -58,11 +57,12 @@ def train(model_name: str, batch_size: int, steps: int) -> None:
         )
     )
     rank = strategy.cluster_resolver.task_id
-    config = FAMILY.preset(model_name)
-    model = TransformerLM(config)
-    import_state(model, init_state(config, seed=0))
+    family = load_family(family_spec)
+    config = family.preset(model_name)
+    model = family.implementation("tf")(config)
+    import_state(model, family.init_state(config, seed=0))
     named = dict(named_parameters(model))
-    optimizer = AdamW(named, FAMILY.decayed(config), TrainConfig())
+    optimizer = AdamW(named, family.decayed(config), TrainConfig())
 
     def replica_step(inputs, targets):
         with tf.GradientTape() as tape:
@@ -85,6 +85,6 @@ def train(model_name: str, batch_size: int, steps: int) -> None:
 
 if __name__ == "__main__":
     if "TF_CONFIG" in os.environ:
-        train(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+        train(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:
         launch(int(sys.argv[1]), sys.argv[2:])

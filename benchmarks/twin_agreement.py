@@ -1,23 +1,17 @@
-"""How closely the torch and TF twins agree, on the twin tests' own configs and batches (fp32, CPU,
-same weights), and how far padding moves a BERT output: docs/twins.md's tables. The tests assert
+"""How closely the torch and TF twins agree, on the twin tests' own configs and batches (harness/testing/;
+fp32, CPU, same weights), and how far padding moves a BERT output: docs/twins.md's tables. The tests assert
 bounds; this prints the measured figures.
 
 usage: python benchmarks/twin_agreement.py
 """
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import tensorflow as tf
 import torch
 
-TESTS = Path(__file__).resolve().parent.parent / "tests"
-sys.path[:0] = [str(TESTS), str(TESTS / "unit")]
-
-import test_bert_twins as bert_tests  # noqa: E402
-import test_model_twins as gpt_tests  # noqa: E402
-from twin_gradients import twin_results  # noqa: E402
+from harness.families.bert import PAD_ID
+from harness.testing import bert, gpt
+from harness.testing.twins import twin_results
 
 
 def agreement(pt, tfm, inputs, targets, weights=None) -> tuple[float, float, float]:
@@ -28,23 +22,23 @@ def agreement(pt, tfm, inputs, targets, weights=None) -> tuple[float, float, flo
 
 
 def rows():
-    for name, config in gpt_tests.CONFIGS.items():
-        yield f"gpt {name}", agreement(*gpt_tests.twins(config), *gpt_tests.batch(config))
-    for name, config in bert_tests.CONFIGS.items():
-        yield f"bert {name}", agreement(*bert_tests.twins(config), *bert_tests.masked_batch(config))
-    for name, config in bert_tests.CLASSIFY.items():
-        yield f"bert {name}", agreement(*bert_tests.twins(config), *bert_tests.labelled_batch(config))
+    for name, config in gpt.CONFIGS.items():
+        yield f"gpt {name}", agreement(*gpt.twins(config), *gpt.batch(config))
+    for name, config in bert.CONFIGS.items():
+        yield f"bert {name}", agreement(*bert.twins(config), *bert.masked_batch(config))
+    for name, config in bert.CLASSIFY.items():
+        yield f"bert {name}", agreement(*bert.twins(config), *bert.labelled_batch(config))
 
 
 def padding_effect(name: str) -> tuple[float, float]:
     """How far padding moves a real position's output, (torch, TF): the outputs at the real positions
     of a sequence padded with 4 PAD ids against the unpadded sequence's, max abs."""
-    config = bert_tests.CONFIGS[name]
-    pt, tfm = bert_tests.twins(config)
-    tokens, _, _ = bert_tests.masked_batch(config, count=1, padded=0)
+    config = bert.CONFIGS[name]
+    pt, tfm = bert.twins(config)
+    tokens, _, _ = bert.masked_batch(config, count=1, padded=0)
     real = config.block_size - 4
     padded = tokens.copy()
-    padded[:, real:] = bert_tests.PAD_ID
+    padded[:, real:] = PAD_ID
     with torch.no_grad():
         pt_moved = pt(torch.from_numpy(padded))[:, :real] - pt(torch.from_numpy(tokens[:, :real]))
     tf_moved = tfm(tf.constant(padded))[:, :real] - tfm(tf.constant(tokens[:, :real]))

@@ -12,7 +12,7 @@ def torch_passes(config: GPTConfig, inputs, targets) -> tuple[Pass, Pass]:
     """(forward, forward + backward) of the torch twin; each returns once its pass is done."""
     import torch
 
-    from models_torch.model import TransformerLM
+    from models_torch.gpt import TransformerLM
     from models_torch.ops import cross_entropy, import_state
 
     torch.set_num_threads(1)
@@ -36,7 +36,7 @@ def tf_passes(config: GPTConfig, inputs, targets, jit_compile: bool = False) -> 
     with ``jit_compile``); each returns once its pass is done."""
     import tensorflow as tf
 
-    from models_tf.model import TransformerLM
+    from models_tf.gpt import TransformerLM
     from models_tf.ops import cross_entropy, import_state, named_parameters
 
     tf.config.threading.set_intra_op_parallelism_threads(1)

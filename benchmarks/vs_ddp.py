@@ -24,14 +24,14 @@ from launch.bench import (
 
 
 def main(rounds: int) -> None:
-    family = load_family("gpt")
+    family = load_family(FULL.family)
     tokens_per_row = tokens_per_example(family, build_run_config(family, FULL.model))
     env = one_thread_env()
     for round_ in range(1, rounds + 1):
         for num_ranks in (1, 2):
-            harness = stats(harness_step_times("torch", num_ranks, FULL, env, tokens_per_row))["median"]
+            harness = stats(harness_step_times("torch", num_ranks, FULL, FULL.family, env, tokens_per_row))["median"]
             minimal = stats(minimal_step_times("torch", num_ranks, FULL, env))["median"]
-            ddp = stats(ddp_step_times(num_ranks, FULL, env))["median"]
+            ddp = stats(ddp_step_times(num_ranks, FULL, FULL.family, env))["median"]
             print(
                 f"round {round_} np={num_ranks}: harness {harness:.4f} s, minimal Horovod {minimal:.4f} s, "
                 f"DDP {ddp:.4f} s; harness/DDP {harness / ddp:.3f}, minimal/DDP {minimal / ddp:.3f}",

@@ -21,23 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from harness.contract.config import RunConfig
-from harness.contract.family import Family, load_family
+from harness.contract.family import DEFAULT_FAMILY, BenchSize, Family, load_family
 from harness.runner.config import build_run_config
 from launch.horovodrun import RANK_LINE, horovodrun_command, mpi_built, rank_environment, train_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 2**20
-
-
-@dataclass(frozen=True)
-class SizeRun:
-    """One row of the model-size table: a GPT preset, its windows per rank and its timed steps."""
-
-    model: str
-    batch_size: int
-    steps: int
-    warmup: int
-    family: str = "gpt"  # the size table is the GPT family's
 
 
 @dataclass(frozen=True)
@@ -49,9 +38,10 @@ class BenchPlan:
     allreduce_sizes_mb: tuple[float, ...]
     allreduce_repeats: int
     tune: bool
-    family: str = "gpt"  # any family times the harness; the minimal loops are the GPT twin's
-    # How cost grows with the model: harness torch and DDP at np=1 and 2 on each (the GPT family).
-    sizes: tuple[SizeRun, ...] = ()
+    family: str = DEFAULT_FAMILY  # any family times the harness; its declarations add the rest
+    # The model-size table's rows (harness torch and DDP at np=1 and 2 on each), for families that
+    # declare bench_sizes; None: the family's own.
+    sizes: tuple[BenchSize, ...] | None = None
 
 
 def tokens_per_example(family: Family, config: RunConfig) -> int:
@@ -61,10 +51,8 @@ def tokens_per_example(family: Family, config: RunConfig) -> int:
     return task.batch(train_split, np.arange(1), np.random.default_rng(0)).inputs.size
 
 
-# The size table's larger models take seconds per step on one core: few steps, smaller batches.
-SIZES = (SizeRun("medium", 4, 8, 2), SizeRun("gpt2-small", 1, 4, 1))
-FULL = BenchPlan("default", 16, 25, 5, (1, 16, 64), 10, tune=True, sizes=SIZES)
-QUICK = BenchPlan("tiny", 8, 8, 3, (1,), 3, tune=False, sizes=(SizeRun("tiny", 4, 4, 1),))
+FULL = BenchPlan("default", 16, 25, 5, (1, 16, 64), 10, tune=True)
+QUICK = BenchPlan("tiny", 8, 8, 3, (1,), 3, tune=False, sizes=(BenchSize("tiny", 4, 4, 1),))
 # Settings tried by the tuning pass, each on top of the harness's defaults (the tuned run is
 # `harness train --np 2` with the torch twin).
 TUNING_CANDIDATES = (
@@ -140,7 +128,7 @@ def memcpy_gbps(size_mb: float = 64, repeats: int = 10) -> dict:
 
 
 def harness_step_times(
-    framework: str, num_ranks: int, plan: BenchPlan | SizeRun, env: dict[str, str], tokens_per_row: int
+    framework: str, num_ranks: int, plan: BenchPlan | BenchSize, family: str, env: dict[str, str], tokens_per_row: int
 ) -> list[float]:
     """Seconds per step of `harness train`, read from its metrics log, warm-up dropped.
     HARNESS_BENCH_SET in ``env`` adds one --set; HARNESS_BENCH_CONTROLLER picks --controller."""
@@ -148,7 +136,7 @@ def harness_step_times(
     with tempfile.TemporaryDirectory(prefix="bench-") as run_dir:
         sets = [f"train.steps={plan.steps}", f"train.batch_size={plan.batch_size}", "eval.every=0"]
         sets += ["checkpoint.every=0", *([env["HARNESS_BENCH_SET"]] if "HARNESS_BENCH_SET" in env else [])]
-        cmd = train_argv(framework, run_dir, plan.model, num_ranks, sets, family=plan.family)
+        cmd = train_argv(framework, run_dir, plan.model, num_ranks, sets, family=family)
         cmd += ["--controller", controller(env)]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, cwd=ROOT)
         if proc.returncode != 0:
@@ -158,18 +146,18 @@ def harness_step_times(
 
 
 def minimal_step_times(framework: str, num_ranks: int, plan: BenchPlan, env: dict[str, str]) -> list[float]:
-    """The minimal loop's seconds per step (the GPT twin's), warm-up dropped."""
+    """The minimal Horovod loop's seconds per step, warm-up dropped."""
     script = ROOT / "benchmarks" / f"minimal_{framework}.py"
-    program = [sys.executable, str(script), plan.model, str(plan.batch_size), str(plan.steps)]
+    program = [sys.executable, str(script), plan.family, plan.model, str(plan.batch_size), str(plan.steps)]
     return run_program(num_ranks, program, env)["step_times"][plan.warmup :]
 
 
-def ddp_step_times(num_ranks: int, plan: BenchPlan | SizeRun, env: dict[str, str]) -> list[float]:
+def ddp_step_times(num_ranks: int, plan: BenchPlan | BenchSize, family: str, env: dict[str, str]) -> list[float]:
     """torch's own DistributedDataParallel on the minimal loop (benchmarks/ddp_torch.py, torchrun,
     Gloo): the peer a user would otherwise pick. Seconds per step, warm-up dropped."""
     script = ROOT / "benchmarks" / "ddp_torch.py"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(num_ranks)]
-    cmd += [str(script), plan.model, str(plan.batch_size), str(plan.steps)]
+    cmd += [str(script), family, plan.model, str(plan.batch_size), str(plan.steps)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -180,25 +168,29 @@ def mwms_step_times(num_ranks: int, plan: BenchPlan, env: dict[str, str]) -> lis
     """TensorFlow's own MultiWorkerMirroredStrategy on the minimal TF loop (benchmarks/mwms_tf.py):
     the TF user's alternative to Horovod. Seconds per step, warm-up dropped."""
     script = ROOT / "benchmarks" / "mwms_tf.py"
-    program = [sys.executable, str(script), str(num_ranks), plan.model, str(plan.batch_size), str(plan.steps)]
+    program = [sys.executable, str(script), str(num_ranks), plan.family, plan.model, str(plan.batch_size)]
+    program += [str(plan.steps)]
     return run_program(1, program, env)["step_times"][plan.warmup :]
 
 
-def size_table(plan: BenchPlan, env: dict[str, str], peak_per_rank: float, log) -> list[dict]:
-    """Harness torch and DDP at np=1 and 2 on each of ``plan.sizes`` (GPT presets)."""
-    family = load_family("gpt")
+def size_table(
+    family: Family, sizes: tuple[BenchSize, ...], env: dict[str, str], peak_per_rank: float, log
+) -> list[dict]:
+    """Harness torch and DDP at np=1 and 2 on each of ``sizes`` (presets of ``family``)."""
     rows = []
-    for size in plan.sizes:
-        config = family.preset(size.model)
+    for size in sizes:
+        config = build_run_config(family, size.model)
         log(f"size {size.model}: harness torch and DDP, np=1 and 2 ...")
-        tokens_per_row = config.block_size
-        row = {"model": size.model, "params": config.num_params(), "batch_size": size.batch_size}
+        tokens_per_row = tokens_per_example(family, config)
+        params = sum(int(np.prod(shape)) for shape in family.state_shapes(config.model).values())
+        row = {"model": size.model, "params": params, "batch_size": size.batch_size}
         row["tokens"] = tokens_per_row
         row["steps"], row["warmup"] = size.steps, size.warmup
         timings = {
-            "harness": {n: harness_step_times("torch", n, size, env, tokens_per_row) for n in (1, 2)},
-            "ddp": {n: ddp_step_times(n, size, env) for n in (1, 2)},
+            "harness": {n: harness_step_times("torch", n, size, family.spec, env, tokens_per_row) for n in (1, 2)},
+            "ddp": {n: ddp_step_times(n, size, family.spec, env) for n in (1, 2)},
         }
+        flops_per_token = family.flops_per_token(config.model) if family.flops_per_token else None
         for name, times in timings.items():
             step = {n: float(np.median(times[n])) for n in (1, 2)}
             tokens_per_s = {n: size.batch_size * n * tokens_per_row / step[n] for n in (1, 2)}
@@ -206,7 +198,7 @@ def size_table(plan: BenchPlan, env: dict[str, str], peak_per_rank: float, log) 
                 "step_s_np1": step[1],
                 "step_s_np2": step[2],
                 "tokens_per_s_np2": tokens_per_s[2],
-                "mfu_np2": tokens_per_s[2] * config.flops_per_token() / (2 * peak_per_rank),
+                "mfu_np2": tokens_per_s[2] * flops_per_token / (2 * peak_per_rank) if flops_per_token else None,
                 # The share of the 2-rank step not spent computing as one rank does alone.
                 "communication_share": max(0.0, 1 - step[1] / step[2]),
                 "scaling_efficiency": step[1] / step[2],
@@ -265,7 +257,7 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
             for candidate, sample in zip(TUNING_CANDIDATES, samples, strict=True):
                 log(f"tuning round {round_ + 1}: {candidate} ...")
                 tuned_env = one_thread_env(candidate)
-                sample["step"] += harness_step_times("torch", 2, plan, tuned_env, tokens_per_row)
+                sample["step"] += harness_step_times("torch", 2, plan, plan.family, tuned_env, tokens_per_row)
                 largest = str(float(plan.allreduce_sizes_mb[-1]))
                 sample["allreduce"].append(allreduce_gbps("horovod", plan, tuned_env)[largest]["median"])
         for candidate, sample in zip(TUNING_CANDIDATES, samples, strict=True):
@@ -283,10 +275,14 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
         for num_ranks in (1, 2):
             log(f"{framework} np={num_ranks}: harness and minimal loop ...")
             tokens_per_step = plan.batch_size * num_ranks * tokens_per_row
-            harness_times = harness_step_times(framework, num_ranks, plan, env, tokens_per_row)
-            minimal_times = minimal_step_times(framework, num_ranks, plan, env) if family.name == "gpt" else None
-            peer = ddp_step_times if framework == "torch" else mwms_step_times
-            peer_times = peer(num_ranks, plan, env) if minimal_times else None
+            harness_times = harness_step_times(framework, num_ranks, plan, plan.family, env, tokens_per_row)
+            minimal_times = minimal_step_times(framework, num_ranks, plan, env) if family.reference_loops else None
+            if not minimal_times:
+                peer_times = None
+            elif framework == "torch":
+                peer_times = ddp_step_times(num_ranks, plan, plan.family, env)
+            else:
+                peer_times = mwms_step_times(num_ranks, plan, env)
             tokens_per_s = throughput(harness_times, tokens_per_step)
             runs[f"{framework}_np{num_ranks}"] = {
                 "harness_step_s": stats(harness_times),
@@ -297,7 +293,8 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
                 "mfu": tokens_per_s * flops_per_token / (peak_per_rank * num_ranks) if flops_per_token else None,
             }
     raw["runs"] = runs
-    raw["sizes"] = size_table(plan, env, peak_per_rank, log) if plan.sizes and family.name == "gpt" else []
+    sizes = family.bench_sizes if plan.sizes is None else plan.sizes
+    raw["sizes"] = size_table(family, sizes, env, peak_per_rank, log) if family.bench_sizes else []
 
     log("allreduce bandwidth: Horovod vs torch.distributed ...")
     raw["allreduce_horovod_gbps"] = allreduce_gbps("horovod", plan, env)
@@ -342,7 +339,8 @@ def markdown_table(bench: dict) -> str:
     raw = bench["raw"]
     plan = raw["plan"]
     lines = [
-        f"Family `{plan.get('family', 'gpt')}`, model `{plan['model']}`, {plan['batch_size']} windows per rank, "
+        f"Family `{plan.get('family', DEFAULT_FAMILY)}`, model `{plan['model']}`, "
+        f"{plan['batch_size']} windows per rank, "
         "one thread per rank, "
         f"median of {plan['steps'] - plan['warmup']} steps after {plan['warmup']} warm-up "
         f"(interquartile range in brackets). Machine: {raw['machine']['cpus']} CPUs; fp32 GEMM peak "

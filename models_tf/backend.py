@@ -8,59 +8,21 @@ import numpy as np
 import tensorflow as tf
 
 from harness.contract.backend import Backend, EvalSums, StepResult, loss_shares, step_outcome
-from harness.contract.config import RunConfig, TrainConfig
+from harness.contract.config import RunConfig
 from harness.contract.distributed import Distributed
 from harness.contract.family import Family
 from harness.contract.state import State, zero_optimizer_state
 from harness.contract.task import Batch
-from models_tf import kernels
+from models_tf.adamw import AdamW
 from models_tf.ops import cross_entropy, eval_sums, import_state, named_parameters, read, write
 
 COMPUTE_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
 SCALE_GROWTH_INTERVAL = 2000  # fp16: finite steps before the loss scale doubles (GradScaler's default)
 
 
-def build_model(family: Family, config: Any, state: State, precision: str = "fp32") -> tf.Module:
-    """The family's TF model holding ``state``."""
-    model = family.implementation("tf")(config, compute_dtype=COMPUTE_DTYPES[precision])
-    import_state(model, state)
-    return model
-
-
-class AdamW(tf.Module):
-    """AdamW with torch.optim.AdamW's exact update, on plain tf.Variables.
-
-    Keras 3's AdamW differs from torch's: it adds epsilon to sqrt(v) before bias correction
-    (torch: to sqrt(v_hat)), and its slots are Keras variables that Horovod cannot broadcast. This
-    mirrors torch's single-tensor kernel: p *= 1 - lr*wd; m = lerp(m, g, 1-b1);
-    v = b2 v + (1-b2) g^2; p -= lr / (1-b1^t) * m / (sqrt(v) / sqrt(1-b2^t) + eps).
-    """
-
-    def __init__(self, named: dict[str, tf.Variable], decay: set[str], config: TrainConfig):
-        super().__init__()
-        self.step = tf.Variable(tf.zeros([1], tf.int64))
-        self.exp_avg = {n: tf.Variable(tf.zeros_like(v)) for n, v in named.items()}
-        self.exp_avg_sq = {n: tf.Variable(tf.zeros_like(v)) for n, v in named.items()}
-        self._decay = {n: config.weight_decay if n in decay else 0.0 for n in named}
-        self._beta1, self._beta2, self._eps = config.beta1, config.beta2, config.eps
-
-    @kernels.fused  # every parameter's update in one compiled function
-    def apply(self, grads: dict[str, tf.Tensor], named: dict[str, tf.Variable], lr: tf.Tensor) -> None:
-        self.step.assign_add([1])
-        t = tf.cast(self.step[0], tf.float32)
-        bias_correction1 = 1.0 - self._beta1**t
-        bias_correction2_sqrt = tf.sqrt(1.0 - self._beta2**t)
-        for name, param in named.items():
-            g, m, v = grads[name], self.exp_avg[name], self.exp_avg_sq[name]
-            if self._decay[name]:
-                param.assign(param * (1.0 - lr * self._decay[name]))
-            m.assign(m + (g - m) * (1.0 - self._beta1))
-            v.assign(v * self._beta2 + g * g * (1.0 - self._beta2))
-            denom = tf.sqrt(v) / bias_correction2_sqrt + self._eps
-            param.assign_sub((lr / bias_correction1) * m / denom)
-
-    def variables_in_order(self) -> list[tf.Variable]:
-        return [self.step, *self.exp_avg.values(), *self.exp_avg_sq.values()]
+def build_model(family: Family, config: Any, precision: str = "fp32") -> tf.Module:
+    """The family's TF model computing in ``precision``; its weights are for the caller to set."""
+    return family.implementation("tf")(config, compute_dtype=COMPUTE_DTYPES[precision])
 
 
 class TFBackend(Backend):
@@ -69,9 +31,9 @@ class TFBackend(Backend):
         t = config.train
         if t.deterministic:
             tf.config.experimental.enable_op_determinism()
-        # Dropout draws from the global Generator (models_tf/model.py); seed_step resets it in place.
+        # Dropout draws from the global Generator (models_tf/layers.py); seed_step resets it in place.
         tf.random.set_global_generator(tf.random.Generator.from_seed(init_seed))
-        self.model = family.implementation("tf")(config.model, compute_dtype=COMPUTE_DTYPES[t.precision])
+        self.model = build_model(family, config.model, t.precision)
         self.parameters = dict(named_parameters(self.model))
         self.check_parameters("tf", {name: tuple(v.shape) for name, v in self.parameters.items()})
         self.import_model_state(family.init_state(config.model, init_seed))
@@ -205,5 +167,6 @@ def make_backend(family: Family, config: RunConfig, dist: Distributed, init_seed
 
 def make_predictor(family: Family, config: Any, state: State):
     """Inputs (B, ...) -> logits, float32 numpy, for sampling; no Horovod."""
-    model = build_model(family, config, state)
+    model = build_model(family, config)
+    import_state(model, state)
     return lambda inputs: model(tf.constant(inputs), training=False).numpy()

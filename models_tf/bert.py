@@ -1,7 +1,7 @@
 """BERT-style bidirectional Transformer encoder in TensorFlow; twin of models_torch/bert.py.
 
-Parameter paths and shapes follow harness/families/bert/. The encoder is built from the GPT twin's pieces
-(models_tf/model.py): its Block with bidirectional attention over the non-padding keys.
+Parameter paths and shapes follow harness/families/bert/. Built from layers.py's pieces, as the GPT twin
+is: its Block with bidirectional attention over the non-padding keys.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from harness.families.bert import PAD_ID, BERTConfig
 from models_tf import kernels
-from models_tf.model import Block, Embedding, LayerNorm, Linear, _dropout, check_tokens
+from models_tf.layers import Block, Embedding, LayerNorm, Linear, _dropout, check_tokens
 
 
 class MaskedLMHead(tf.Module):
@@ -25,8 +25,10 @@ class MaskedLMHead(tf.Module):
 
     def __call__(self, x: tf.Tensor, embedding: tf.Tensor) -> tf.Tensor:
         h = self.ln(kernels.gelu(self.dense(x)))  # (B, T, C)
-        logits = tf.matmul(tf.cast(h, self.compute_dtype), tf.cast(embedding, self.compute_dtype), transpose_b=True)
-        return tf.cast(logits, tf.float32) + self.bias  # (B, T, vocab_size)
+        logits = tf.matmul(
+            tf.cast(h, self.compute_dtype), tf.cast(embedding, self.compute_dtype), transpose_b=True
+        )  # (B, T, vocab_size)
+        return tf.cast(logits, tf.float32) + self.bias
 
 
 class Encoder(tf.Module):

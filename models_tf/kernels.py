@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 # ``fused``: a tf.function that XLA compiles, its elementwise work fused into few loops, where no GPU
-# is visible (the kernels here, and AdamW's update in backend.py); elsewhere a plain tf.function.
+# is visible (the kernels here, and AdamW's update in adamw.py); elsewhere a plain tf.function.
 fused = tf.function(jit_compile=not tf.config.list_physical_devices("GPU"))
 
 _SQRT_HALF = np.float32(np.sqrt(0.5))

@@ -18,11 +18,9 @@ from models_torch.ops import cross_entropy, eval_sums, import_state, read, write
 COMPUTE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def build_model(family: Family, config: Any, state: State, precision: str = "fp32") -> torch.nn.Module:
-    """The family's torch model holding ``state``."""
-    model = family.implementation("torch")(config, compute_dtype=COMPUTE_DTYPES[precision])
-    import_state(model, state)
-    return model
+def build_model(family: Family, config: Any, precision: str = "fp32") -> torch.nn.Module:
+    """The family's torch model computing in ``precision``; its weights are for the caller to set."""
+    return family.implementation("torch")(config, compute_dtype=COMPUTE_DTYPES[precision])
 
 
 class TorchBackend(Backend):
@@ -32,8 +30,7 @@ class TorchBackend(Backend):
         t = config.train
         torch.use_deterministic_algorithms(t.deterministic)
         self.device = dist.device  # this rank's GPU, or the CPU
-        model_class = family.implementation("torch")
-        self.model = model_class(config.model, compute_dtype=COMPUTE_DTYPES[t.precision]).to(self.device)
+        self.model = build_model(family, config.model, t.precision).to(self.device)
         self.parameters = dict(self.model.named_parameters())
         self.check_parameters("torch", {name: tuple(p.shape) for name, p in self.parameters.items()})
         self.import_model_state(family.init_state(config.model, init_seed))
@@ -151,7 +148,8 @@ def make_backend(family: Family, config: RunConfig, dist: Distributed, init_seed
 
 def make_predictor(family: Family, config: Any, state: State):
     """Inputs (B, ...) -> logits, float32 numpy, for sampling; no Horovod."""
-    model = build_model(family, config, state)
+    model = build_model(family, config)
+    import_state(model, state)
     model.eval()
 
     def predict(inputs: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """BERT-style bidirectional Transformer encoder in PyTorch; twin of models_tf/bert.py.
 
-Parameter paths and shapes follow harness/families/bert/. The encoder is built from the GPT twin's pieces
-(models_torch/model.py): its Block with bidirectional attention over the non-padding keys.
+Parameter paths and shapes follow harness/families/bert/. Built from layers.py's pieces, as the GPT twin
+is: its Block with bidirectional attention over the non-padding keys.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.families.bert import PAD_ID, BERTConfig
-from models_torch.model import Block, Embedding, LayerNorm, Linear, check_tokens
+from models_torch.layers import Block, Embedding, LayerNorm, Linear, check_tokens
 
 
 class MaskedLMHead(nn.Module):

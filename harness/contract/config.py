@@ -35,7 +35,7 @@ class TrainConfig:
     # Micro-batches of batch_size per optimizer step and rank, with one allreduce per step:
     # the same update as a batch of accumulation_steps * batch_size.
     accumulation_steps: int = 1
-    # "fp32"; "bf16": matmul inputs in bfloat16, weights, norms and the loss in fp32 (model.py);
+    # "fp32"; "bf16": matmul inputs in bfloat16, weights, norms and the loss in fp32 (models_*/layers.py);
     # "fp16": matmuls in float16 with dynamic loss scaling (meant for CUDA; runs on CPUs too).
     precision: str = "fp32"
     initial_loss_scale: float = 2.0**16  # fp16 only; torch.amp.GradScaler's default

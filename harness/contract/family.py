@@ -22,7 +22,8 @@ for a walk-through):
   (``{"train": {"lr": 1e-3}}``), beneath the TOML file and ``--set``;
 - optionally ``formats``: model formats from outside the harness (``ExternalFormat``, e.g. a
   Hugging Face ``save_pretrained`` directory) that ``--init-from DIR`` reads and ``harness export``
-  writes.
+  writes; and what ``harness bench`` may time beyond the harness itself (``bench_sizes``,
+  ``reference_loops``).
 
 Everything else (AdamW and its state, decay masks, clipping, the loss, Horovod, checkpoints,
 parity, elastic state) is generic and written once in ``harness/`` or in a framework's backend.
@@ -61,6 +62,16 @@ class ExternalFormat:
 
 
 @dataclass(frozen=True)
+class BenchSize:
+    """A row of ``harness bench``'s model-size table: a preset, and how much of it to time."""
+
+    model: str  # the family's preset
+    batch_size: int  # windows per rank
+    steps: int
+    warmup: int  # of ``steps``, not timed
+
+
+@dataclass(frozen=True)
 class Family:
     """A model family: its config, neutral state, task and twin implementations (module docstring)."""
 
@@ -84,6 +95,11 @@ class Family:
     # tokenizer; otherwise the family takes bytes only (data.tokenizer must stay "bytes").
     tokenized_text: bool = False
     formats: tuple[ExternalFormat, ...] = ()  # --init-from reads them, harness export writes them
+    # ``harness bench``: the presets of its model-size table (how cost grows with the model), and
+    # whether benchmarks/' reference loops (minimal Horovod loops, DDP, MultiWorkerMirroredStrategy)
+    # can train it: they feed a causal LM random tokens, from its config's vocab_size and block_size.
+    bench_sizes: tuple[BenchSize, ...] = ()
+    reference_loops: bool = False
     spec: str = ""  # how it was loaded (a name or "module:attr"); checkpoints record it
 
     def __post_init__(self) -> None:

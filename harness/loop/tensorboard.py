@@ -7,7 +7,9 @@ shows them; a resumed run appends to the same directory.
 
 from __future__ import annotations
 
+import sys
 import time
+import types
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +25,19 @@ if TYPE_CHECKING:
 TENSORBOARD_DIR = "tb"
 
 
+def event_writer(log_dir: Path) -> EventFileWriter:
+    """tensorboard's event file writer, without TensorFlow where this process has not loaded it.
+
+    The writer's file I/O goes through ``tensorboard.compat.tf``, which imports TensorFlow whenever
+    it is installed: seconds, hundreds of MB and TF's log lines in a torch rank. Where TensorFlow is
+    not loaded, tensorboard's own stub of its file API serves instead (tensorboard's no-TensorFlow
+    mode, chosen by the presence of the module ``tensorboard.compat.notf``).
+    """
+    if "tensorflow" not in sys.modules:
+        sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+    return EventFileWriter(str(log_dir))
+
+
 class TensorBoard(Hook):
     """Writes ``train/*`` scalars after every step and ``val/*`` metrics after every evaluation."""
 
@@ -34,7 +49,7 @@ class TensorBoard(Hook):
     def on_train_start(self, trainer: Trainer, position: LoopPosition) -> None:
         if self._writer is None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            self._writer = EventFileWriter(str(self.log_dir))
+            self._writer = event_writer(self.log_dir)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         summary = Summary(value=[Summary.Value(tag=tag, simple_value=value) for tag, value in values.items()])

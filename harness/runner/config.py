@@ -1,6 +1,6 @@
 """A run's configuration, built: a family's preset and run defaults, a TOML file and ``--set``
 overrides, each value checked by name; then the model follows ``--init-from`` (a format the family
-reads) and the data's tokenizer."""
+reads) and the data's tokenizer. For the commands that build no model, the [data] table alone."""
 
 from __future__ import annotations
 
@@ -55,6 +55,34 @@ def build_run_config(
 
     Raises ``ValueError`` naming the key for unknown keys, wrong types and invalid values.
     """
+    values = _given_tables(file_values, overrides)
+    built = {"model": _build_table("model", family.preset(preset), values["model"])}
+    tables = TABLES
+    suggested = _family_defaults(family, built["model"], tables)
+    for section, cls in tables.items():
+        built[section] = _build_table(section, cls(), {**suggested.get(section, {}), **values[section]})
+    built["model"], built["data"], imported = _follow_init_from(family, built, values["model"])
+    built["model"] = _follow_tokenizer(
+        family, built["model"], built["data"], imported or "vocab_size" in values["model"]
+    )
+    return RunConfig(**built)
+
+
+def build_data_config(file_values: dict | None = None, overrides: list[str] = ()) -> DataConfig:
+    """The [data] table alone, for the commands that read data but build no model (``harness prepare``,
+    ``harness tokenizer train``): no family, so [model] and ``model.*`` go unread, but every other
+    table is checked as ``build_run_config`` checks it (the same file and overrides serve ``harness
+    train``), and the data's tokenizer is loaded, so a bad data.tokenizer or data.prepared is refused
+    here with the same message."""
+    values = _given_tables(file_values, overrides)
+    built = {section: _build_table(section, cls(), values[section]) for section, cls in TABLES.items()}
+    data_tokenizer(built["data"])
+    return built["data"]
+
+
+def _given_tables(file_values: dict | None, overrides: list[str]) -> dict[str, dict]:
+    """The TOML file's tables, then the ``key=value`` overrides, by RunConfig table; ``ValueError``
+    for an unknown table, a malformed override and one that names the model family."""
     sections = {f.name: f for f in dataclasses.fields(RunConfig)}
     values: dict[str, dict] = {name: {} for name in sections}
     for section, table in (file_values or {}).items():
@@ -72,16 +100,7 @@ def build_run_config(
         if (section, name) == ("model", "family"):
             raise ValueError("the model family is chosen with --family (or [model] family in the config file)")
         values[section][name] = _parse_value(text.strip())
-    built = {"model": _build_table("model", family.preset(preset), values["model"])}
-    tables = TABLES
-    suggested = _family_defaults(family, built["model"], tables)
-    for section, cls in tables.items():
-        built[section] = _build_table(section, cls(), {**suggested.get(section, {}), **values[section]})
-    built["model"], built["data"], imported = _follow_init_from(family, built, values["model"])
-    built["model"] = _follow_tokenizer(
-        family, built["model"], built["data"], imported or "vocab_size" in values["model"]
-    )
-    return RunConfig(**built)
+    return values
 
 
 def _build_table(section: str, base: Any, given: dict) -> Any:

@@ -1,10 +1,9 @@
-"""A model family the project has never seen, written as twins in this test's own files outside the
-package, trains under the loop: `--family MODULE:ATTR`, 2 ranks per framework, parity, and a torch
-checkpoint resumed in TF.
+"""A model family the project has never seen trains under the loop from a directory outside the
+package: `--family MODULE:ATTR`, 2 ranks per framework, parity, and a torch checkpoint resumed in TF.
 
-The family is an n-gram MLP language model (each position sees the embeddings of its last
-`context` tokens, then a tanh layer and a softmax head), built from torch's stock `nn.Embedding` and
-`nn.Linear` and, in TF, from two small `tf.Module`s: nothing of the project's own model code.
+The family is examples/ngram_family/ (an n-gram MLP language model built from torch's stock
+`nn.Embedding` and `nn.Linear` and, in TF, from two small `tf.Module`s: nothing of the project's own
+model code), copied to a temporary directory as a user's own code would sit.
 """
 
 import json
@@ -12,7 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
+from pathlib import Path
 
 import pytest
 from horovod_job import harness_cli, split_by_rank
@@ -21,165 +20,18 @@ from harness.runner.parity import relative_differences, step_losses
 from harness.storage.checkpoint import list_checkpoints
 from launch.horovodrun import horovodrun_command, rank_environment
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ngram_family"
 STEPS = 30
 FAMILY = "ngram_family:FAMILY"
 SCHEDULE = ["--set", "train.warmup_steps=5", "--set", "train.lr=5e-3"]  # a short warmup for 30 steps
 
-FAMILY_SOURCE = '''
-"""An n-gram MLP language model family: config, neutral state and task."""
-
-import dataclasses
-
-import numpy as np
-
-from harness.contract.family import Family
-from harness.data.causal_lm import CausalLMTask
-
-
-@dataclasses.dataclass(frozen=True)
-class NGramConfig:
-    vocab_size: int = 256
-    context: int = 3  # tokens each position sees: itself and the context - 1 before it
-    n_embd: int = 16
-    hidden: int = 64
-    block_size: int = 32
-
-    def __post_init__(self):
-        for name in ("vocab_size", "context", "n_embd", "hidden", "block_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
-                raise ValueError(f"NGramConfig.{name} must be a positive integer, received {getattr(self, name)!r}")
-
-
-def state_shapes(config):
-    """embed (V, E); hidden (H, context * E), (H,); out (V, H), (V,): Linear weights are (out, in)."""
-    v, e, h = config.vocab_size, config.n_embd, config.hidden
-    return {
-        "embed.weight": (v, e),
-        "hidden.weight": (h, config.context * e),
-        "hidden.bias": (h,),
-        "out.weight": (v, h),
-        "out.bias": (v,),
-    }
-
-
-def init_state(config, seed):
-    rng = np.random.default_rng(seed)
-    return {
-        name: (np.zeros(shape) if name.endswith("bias") else rng.normal(0, 0.1, shape)).astype(np.float32)
-        for name, shape in state_shapes(config).items()
-    }
-
-
-FAMILY = Family(
-    name="ngram",
-    config_class=NGramConfig,
-    presets={"tiny": NGramConfig(), "default": NGramConfig(n_embd=32, hidden=128, block_size=64)},
-    state_shapes=state_shapes,
-    init_state=init_state,
-    task=lambda config: CausalLMTask(seq_len=config.block_size),
-    torch_model="ngram_torch:NGramLM",
-    tf_model="ngram_tf:NGramLM",
-    causal_lm=True,
-)
-'''
-
-TORCH_SOURCE = '''
-"""The n-gram LM in PyTorch; twin of ngram_tf.py."""
-
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-
-class NGramLM(nn.Module):
-    def __init__(self, config, compute_dtype=torch.float32):
-        super().__init__()
-        self.context = config.context
-        self.embed = nn.Embedding(config.vocab_size, config.n_embd)
-        self.hidden = nn.Linear(config.context * config.n_embd, config.hidden)
-        self.out = nn.Linear(config.hidden, config.vocab_size)
-
-    def forward(self, tokens):
-        T = tokens.shape[1]
-        x = self.embed(tokens)  # (B, T, E)
-        shifted = [F.pad(x, (0, 0, k, 0))[:, :T] for k in reversed(range(self.context))]  # context x (B, T, E)
-        return self.out(torch.tanh(self.hidden(torch.cat(shifted, dim=-1))))  # (B, T, V)
-'''
-
-TF_SOURCE = '''
-"""The n-gram LM in TensorFlow; twin of ngram_torch.py."""
-
-import tensorflow as tf
-
-
-class Table(tf.Module):
-    def __init__(self, rows, dim):
-        super().__init__()
-        self.weight = tf.Variable(tf.zeros([rows, dim]))
-
-
-class Dense(tf.Module):
-    def __init__(self, in_features, out_features):
-        super().__init__()
-        self.weight = tf.Variable(tf.zeros([out_features, in_features]))
-        self.bias = tf.Variable(tf.zeros([out_features]))
-
-    def __call__(self, x):
-        return tf.matmul(x, self.weight, transpose_b=True) + self.bias
-
-
-class NGramLM(tf.Module):
-    def __init__(self, config, compute_dtype=tf.float32):
-        super().__init__()
-        self._context = config.context
-        self.embed = Table(config.vocab_size, config.n_embd)
-        self.hidden = Dense(config.context * config.n_embd, config.hidden)
-        self.out = Dense(config.hidden, config.vocab_size)
-
-    def __call__(self, tokens, training=False):
-        T = tf.shape(tokens)[1]
-        x = tf.gather(self.embed.weight, tokens)  # (B, T, E)
-        shifted = [tf.pad(x, [[0, 0], [k, 0], [0, 0]])[:, :T] for k in reversed(range(self._context))]
-        return self.out(tf.tanh(self.hidden(tf.concat(shifted, axis=-1))))  # (B, T, V)
-'''
-
-
-SCRIPT_SOURCE = '''
-"""A user's own launch script: the Python API under `horovodrun -np 2 python my_script.py RUN_DIR`."""
-
-import json
-import sys
-
-from harness import Hook, build_run_config, run
-from ngram_family import FAMILY
-
-
-class CountSteps(Hook):
-    def __init__(self):
-        self.steps = 0
-
-    def after_step(self, report, position):
-        self.steps += 1
-
-
-counter = CountSteps()
-config = build_run_config(FAMILY, "tiny", overrides=["train.steps=6", "eval.every=3"])
-summary = run("tf", FAMILY, config, sys.argv[1], progress=False, hooks=[counter])
-print(json.dumps({"steps_seen_by_hook": counter.steps, "summary": summary and summary.final_val_metrics}))
-'''
-
 
 @pytest.fixture(scope="module")
 def family_dir(tmp_path_factory):
-    """A directory outside the project holding the family's three modules."""
+    """A directory outside the project holding the example family's modules and launch script."""
     root = tmp_path_factory.mktemp("user_code")
-    for name, source in (
-        ("ngram_family", FAMILY_SOURCE),
-        ("ngram_torch", TORCH_SOURCE),
-        ("ngram_tf", TF_SOURCE),
-        ("my_script", SCRIPT_SOURCE),
-    ):
-        (root / f"{name}.py").write_text(textwrap.dedent(source).lstrip())
+    for source in EXAMPLE.glob("*.py"):
+        shutil.copy(source, root)
     return root
 
 

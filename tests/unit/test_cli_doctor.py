@@ -17,10 +17,10 @@ def test_doctor_reports_versions_and_build():
 
 
 def test_doctor_fails_with_one_line_when_horovod_is_missing(monkeypatch):
-    import launch.cli
+    from launch.cli import doctor
 
-    real = launch.cli.installed_version
-    monkeypatch.setattr(launch.cli, "installed_version", lambda *d: None if d == ("horovod",) else real(*d))
+    real = doctor.installed_stack
+    monkeypatch.setattr(doctor, "installed_stack", lambda: {**real(), "horovod": None})
     result = CliRunner().invoke(cli, ["doctor"])
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1] == "Error: Horovod is not installed; run `make setup`"

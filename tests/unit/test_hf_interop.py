@@ -21,9 +21,9 @@ from harness.runner.config import load_run_config
 from harness.runner.resume import initial_state_from
 from harness.storage.checkpoint import save_checkpoint, tokenizer_record
 from launch.cli import cli
-from models_tf import model as tf_model
+from models_tf import gpt as tf_gpt
 from models_tf import ops as tf_ops
-from models_torch import model as torch_model
+from models_torch import gpt as torch_gpt
 from models_torch import ops as torch_ops
 
 CONFIGS = {
@@ -35,10 +35,10 @@ CONFIGS = {
 
 
 def twin_logits(config: GPTConfig, state, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pt = torch_model.TransformerLM(config)
+    pt = torch_gpt.TransformerLM(config)
     torch_ops.import_state(pt, state)
     pt.eval()
-    tfm = tf_model.TransformerLM(config)
+    tfm = tf_gpt.TransformerLM(config)
     tf_ops.import_state(tfm, state)
     with torch.no_grad():
         return pt(torch.from_numpy(tokens)).numpy(), tfm(tf.constant(tokens)).numpy()

@@ -49,6 +49,12 @@ def test_the_tree_keeps_the_contract(tree):
         ("harness/data/order.py", "from harness.loop import trainer", "harness.data.order -> harness.loop.trainer"),
         # the loop importing a framework
         ("harness/loop/trainer.py", "import torch", "harness.loop.trainer -> torch"),
+        # the loop importing the twin checks, which import both frameworks
+        (
+            "harness/loop/evaluator.py",
+            "from harness.testing import twins",
+            "harness.loop is not allowed to import harness.testing",
+        ),
         # one framework's package importing the other's
         ("models_torch/ops.py", "from models_tf import ops", "models_torch.ops -> models_tf.ops"),
         # a cycle between two sibling modules of one layer

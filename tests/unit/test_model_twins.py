@@ -4,39 +4,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import torch
-from twin_gradients import assert_gradients_agree
 
 from harness.contract.state import load_state, save_state
-from harness.families.gpt import FAMILY, GPTConfig, init_state, state_shapes
-from models_tf import model as tf_model
+from harness.families.gpt import FAMILY, init_state, state_shapes
+from harness.testing.gpt import CONFIGS, batch, twins
+from harness.testing.twins import assert_gradients_agree
+from models_tf import gpt as tf_gpt
 from models_tf import ops as tf_ops
-from models_torch import model as torch_model
+from models_torch import gpt as torch_gpt
 from models_torch import ops as torch_ops
-
-CONFIGS = {
-    "tiny": FAMILY.preset("tiny"),
-    # Odd sizes everywhere, an untied LM head and an odd vocabulary.
-    "odd": GPTConfig(vocab_size=53, n_layer=3, n_head=3, n_embd=21, mlp_hidden=37, block_size=13, tie_embeddings=False),
-    "sinusoidal": GPTConfig(n_layer=2, n_head=3, n_embd=15, mlp_hidden=40, block_size=24, pos_encoding="sinusoidal"),
-    # Dropout is part of the config but inactive in inference mode.
-    "dropout": GPTConfig(n_layer=2, n_head=4, n_embd=32, mlp_hidden=64, block_size=16, dropout=0.3),
-}
-
-
-def twins(config: GPTConfig, seed: int = 0):
-    state = init_state(config, seed)
-    pt = torch_model.TransformerLM(config)
-    torch_ops.import_state(pt, state)
-    pt.eval()
-    tfm = tf_model.TransformerLM(config)
-    tf_ops.import_state(tfm, state)
-    return pt, tfm
-
-
-def batch(config: GPTConfig, seed: int = 1, batch_size: int = 3, seq_len: int | None = None):
-    rng = np.random.default_rng(seed)
-    tokens = rng.integers(0, config.vocab_size, (batch_size, (seq_len or config.block_size) + 1))
-    return tokens[:, :-1], tokens[:, 1:]  # inputs, next-token targets
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -81,13 +57,13 @@ def test_changing_a_later_token_never_changes_earlier_logits(name):
 @pytest.mark.parametrize("name", CONFIGS)
 def test_state_round_trip_through_both_frameworks_is_bitwise(name, tmp_path):
     config = CONFIGS[name]
-    pt = torch_model.TransformerLM(config)
+    pt = torch_gpt.TransformerLM(config)
     torch_ops.import_state(pt, init_state(config, seed=7))
     original = torch_ops.export_state(pt)
-    tfm = tf_model.TransformerLM(config)
+    tfm = tf_gpt.TransformerLM(config)
     tf_ops.import_state(tfm, original)
     save_state(tmp_path / "model.safetensors", tf_ops.export_state(tfm))
-    back = torch_model.TransformerLM(config)
+    back = torch_gpt.TransformerLM(config)
     torch_ops.import_state(back, load_state(tmp_path / "model.safetensors"))
     final = torch_ops.export_state(back)
     assert list(final) == list(original) == list(state_shapes(config))
@@ -169,10 +145,10 @@ def test_a_state_from_another_config_is_refused():
 def test_reduced_precision_twins_agree_to_its_rounding_and_differ_from_fp32(precision, torch_dtype, tf_dtype):
     config = CONFIGS["odd"]
     state = init_state(config, 0)
-    pt = torch_model.TransformerLM(config, compute_dtype=torch_dtype)
+    pt = torch_gpt.TransformerLM(config, compute_dtype=torch_dtype)
     torch_ops.import_state(pt, state)
     pt.eval()
-    tfm = tf_model.TransformerLM(config, compute_dtype=tf_dtype)
+    tfm = tf_gpt.TransformerLM(config, compute_dtype=tf_dtype)
     tf_ops.import_state(tfm, state)
     fp32, _ = twins(config)
     x, _ = batch(config)

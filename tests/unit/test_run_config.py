@@ -4,8 +4,9 @@ import dataclasses
 
 import pytest
 
+from harness.contract.config import DataConfig
 from harness.families.gpt import FAMILY
-from harness.runner.config import build_run_config, load_run_config
+from harness.runner.config import build_data_config, build_run_config, load_run_config, read_config_file
 
 
 def test_overrides_apply_after_the_file_with_types_checked(tmp_path):
@@ -84,3 +85,30 @@ def test_bad_run_defaults_are_refused_in_one_line(defaults, message):
     family = dataclasses.replace(FAMILY, run_defaults=lambda config: defaults)
     with pytest.raises(ValueError, match=message):
         build_run_config(family, "tiny")
+
+
+def test_the_data_table_needs_no_family(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('[model]\nfamily = "nosuch"\nn_layer = 2\n[data]\nval_fraction = 0.2\n')
+    data = build_data_config(read_config_file(str(path)), ["data.paths=corpus.txt"])
+    assert data == DataConfig(paths=("corpus.txt",), val_fraction=0.2)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["train.foo=1"],
+        ["checkpoint.keep=0"],
+        ["data.val_fraction=2"],
+        ["model.family=bert"],
+        ["x"],
+        ["data.tokenizer=/no/such.json"],
+        ["data.prepared=/no/such"],
+    ],
+)
+def test_the_data_table_is_refused_as_a_run_config_is(overrides):
+    with pytest.raises(ValueError) as run_error:
+        build_run_config(FAMILY, "tiny", overrides=overrides)
+    with pytest.raises(ValueError) as data_error:
+        build_data_config(overrides=overrides)
+    assert str(data_error.value) == str(run_error.value)

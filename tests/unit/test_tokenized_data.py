@@ -170,6 +170,18 @@ def test_prepare_refuses_an_existing_directory_and_leaves_nothing_when_an_input_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["late.jsonl", "taken"]
 
 
+def test_prepare_reads_the_data_table_without_a_model_family(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('[model]\nfamily = "nosuch"\n[data]\nval_fraction = 0.2\n')
+    result = CliRunner().invoke(cli, ["prepare", "--out", str(tmp_path / "out"), "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert PreparedData(tmp_path / "out").index["val_fraction"] == 0.2
+    args = ["prepare", "--out", str(tmp_path / "again"), "--config", str(config), "--set", "train.nope=1"]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 1 and "unknown config key 'train.nope'" in refused.output, refused.output
+    assert not (tmp_path / "again").exists()
+
+
 def test_a_changed_shard_fails_its_checksum_with_one_error_line(tmp_path):
     prepare(DataConfig(), tmp_path / "prepared", shard_tokens=100_000)
     shard = tmp_path / "prepared" / "tokens-00001.bin"

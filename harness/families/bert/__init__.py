@@ -3,7 +3,7 @@ models_torch/bert.py and models_tf/bert.py, pretrained with BERT's masked-LM obj
 (``head = "mlm"``), then fine-tuned to classify text (``head = "classify"``)."""
 
 from harness.contract.family import Family
-from harness.families.bert.config import CLS_ID, MASK_ID, PAD_ID, PRESETS, BERTConfig, init_state, state_shapes
+from harness.families.bert.config import CLS_ID, MASK_ID, PAD_ID, PRESETS, BERTConfig, init_state
 from harness.families.bert.tasks import LabelledSplit, MaskedLMTask, TopicTask, majority_baseline
 
 __all__ = [
@@ -40,6 +40,8 @@ def task(config: BERTConfig) -> MaskedLMTask | TopicTask:
         return MaskedLMTask(seq_len=config.block_size)
     return TopicTask(block_size=config.block_size, num_labels=config.num_labels)
 
+
+state_shapes = BERTConfig.state_shapes  # the contract's config -> {name: shape}
 
 FAMILY = Family(
     name="bert",

@@ -38,14 +38,11 @@ Neutral state (float32, Linear weights (out_features, in_features), as in the GP
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-
 from harness.contract.state import State
-from harness.families.transformer import block_shapes, gpt2_init
+from harness.families.transformer import TransformerConfig, block_shapes, gpt2_init
 
 BYTE_IDS = 256  # ids 0-255 are the bytes; the special ids follow
 PAD_ID, MASK_ID, CLS_ID = BYTE_IDS, BYTE_IDS + 1, BYTE_IDS + 2
@@ -54,71 +51,56 @@ HEADS = ("mlm", "classify")
 
 
 @dataclass(frozen=True)
-class BERTConfig:
-    """A bidirectional Transformer encoder; both twins build exactly this architecture.
+class BERTConfig(TransformerConfig):
+    """A bidirectional Transformer encoder; both twins build exactly this architecture. The common
+    fields are ``TransformerConfig``'s (``block_size`` counts [CLS]); besides:
 
     Attributes:
         vocab_size: token ids: the 256 bytes, then PAD_ID, MASK_ID, CLS_ID (at least 259).
-        n_layer: number of Transformer blocks (L).
-        n_head: attention heads per block (H); ``n_embd`` must be divisible by it.
-        n_embd: model width (d_model).
-        mlp_hidden: width of each block's GELU MLP (usually 4 * n_embd).
-        block_size: maximum sequence length, [CLS] included (T_max).
-        dropout: dropout rate on embeddings, attention output and MLP output (0 disables).
-        layer_norm_eps: epsilon of every LayerNorm.
         head: ``"mlm"`` (logits (B, T, vocab_size)) or ``"classify"`` (logits (B, num_labels)).
         num_labels: classes of the ``"classify"`` head.
     """
 
     vocab_size: int = BYTE_IDS + SPECIAL_IDS
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 192
-    mlp_hidden: int = 768
-    block_size: int = 128
-    dropout: float = 0.0
-    layer_norm_eps: float = 1e-5
     head: Literal["mlm", "classify"] = "mlm"
     num_labels: int = 8
 
+    POSITIVE = (*TransformerConfig.POSITIVE, "num_labels")
+
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "n_layer", "n_head", "n_embd", "mlp_hidden", "block_size", "num_labels"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"BERTConfig.{name} must be a positive integer, received {value!r}")
+        super().__post_init__()
         if self.vocab_size < BYTE_IDS + SPECIAL_IDS:
             raise ValueError(
                 f"BERTConfig.vocab_size must be at least {BYTE_IDS + SPECIAL_IDS} (256 bytes, PAD, MASK, CLS), "
                 f"received {self.vocab_size}"
             )
-        if self.n_embd % self.n_head:
-            raise ValueError(
-                f"BERTConfig.n_embd must be divisible by n_head, received n_embd={self.n_embd}, n_head={self.n_head}"
-            )
         if self.block_size < 2:
             raise ValueError(
                 f"BERTConfig.block_size must be at least 2 ([CLS] and a token), received {self.block_size}"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"BERTConfig.dropout must be in [0, 1), received {self.dropout!r}")
-        if not self.layer_norm_eps > 0:
-            raise ValueError(f"BERTConfig.layer_norm_eps must be positive, received {self.layer_norm_eps!r}")
         if self.head not in HEADS:
             raise ValueError(f"BERTConfig.head must be one of {HEADS}, received {self.head!r}")
 
-    @property
-    def head_size(self) -> int:
-        return self.n_embd // self.n_head
-
-    def replace(self, **changes) -> BERTConfig:
-        return dataclasses.replace(self, **changes)
-
-    def flops_per_token(self, seq_len: int | None = None) -> int:
-        """Training FLOPs per token, 6N + 12·L·H·Q·T, as for the GPT family (attention is bidirectional
-        here, but the dense kernels compute the full T x T scores in both)."""
-        T = seq_len or self.block_size
-        parameters = sum(int(np.prod(shape)) for shape in state_shapes(self).values())
-        return 6 * parameters + 12 * self.n_layer * self.n_head * self.head_size * T
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every parameter's name and shape, in the twins' registration order."""
+        d, h = self.n_embd, self.mlp_hidden
+        shapes: dict[str, tuple[int, ...]] = {"wte.weight": (self.vocab_size, d), "wpe.weight": (self.block_size, d)}
+        shapes |= block_shapes(self.n_layer, d, h)
+        shapes |= {"ln_f.weight": (d,), "ln_f.bias": (d,)}
+        if self.head == "mlm":
+            return shapes | {
+                "mlm.dense.weight": (d, d),
+                "mlm.dense.bias": (d,),
+                "mlm.ln.weight": (d,),
+                "mlm.ln.bias": (d,),
+                "mlm.bias": (self.vocab_size,),
+            }
+        return shapes | {
+            "pooler.weight": (d, d),
+            "pooler.bias": (d,),
+            "classifier.weight": (self.num_labels, d),
+            "classifier.bias": (self.num_labels,),
+        }
 
 
 PRESETS = {
@@ -129,28 +111,6 @@ PRESETS = {
 }
 
 
-def state_shapes(config: BERTConfig) -> dict[str, tuple[int, ...]]:
-    """Every parameter's name and shape, in the twins' registration order."""
-    d, h = config.n_embd, config.mlp_hidden
-    shapes: dict[str, tuple[int, ...]] = {"wte.weight": (config.vocab_size, d), "wpe.weight": (config.block_size, d)}
-    shapes |= block_shapes(config.n_layer, d, h)
-    shapes |= {"ln_f.weight": (d,), "ln_f.bias": (d,)}
-    if config.head == "mlm":
-        return shapes | {
-            "mlm.dense.weight": (d, d),
-            "mlm.dense.bias": (d,),
-            "mlm.ln.weight": (d,),
-            "mlm.ln.bias": (d,),
-            "mlm.bias": (config.vocab_size,),
-        }
-    return shapes | {
-        "pooler.weight": (d, d),
-        "pooler.bias": (d,),
-        "classifier.weight": (config.num_labels, d),
-        "classifier.bias": (config.num_labels,),
-    }
-
-
 def init_state(config: BERTConfig, seed: int) -> State:
     """GPT-2's initialisation rule (``harness.families.transformer.gpt2_init``), for both twins."""
-    return gpt2_init(state_shapes(config), config.n_layer, seed)
+    return gpt2_init(config.state_shapes(), config.n_layer, seed)

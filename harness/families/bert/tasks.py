@@ -14,8 +14,15 @@ from harness.data.corpus import WindowSplit, load_corpus, train_val_split
 from harness.families.bert.config import BYTE_IDS, CLS_ID, MASK_ID, PAD_ID
 
 
+class AccuracyMetrics:
+    """What both tasks report: the validation loss and accuracy (masked tokens, or paragraphs)."""
+
+    def eval_metrics(self, mean_loss: float, accuracy: float) -> dict[str, float]:
+        return {"val_loss": mean_loss, "val_accuracy": accuracy}
+
+
 @dataclass(frozen=True)
-class MaskedLMTask:
+class MaskedLMTask(AccuracyMetrics):
     """BERT's masked-LM objective over windows of the corpus, each [CLS] + ``seq_len - 1`` bytes.
 
     In every sequence ``round(mask_rate * (seq_len - 1))`` byte positions (at least one) are chosen;
@@ -44,9 +51,6 @@ class MaskedLMTask:
         inputs = np.where(chosen & (action >= 0.8) & (action < 0.9), random_bytes, inputs)
         return Batch(inputs, tokens, chosen.astype(np.float32))
 
-    def eval_metrics(self, mean_loss: float, accuracy: float) -> dict[str, float]:
-        return {"val_loss": mean_loss, "val_accuracy": accuracy}
-
 
 @dataclass(frozen=True)
 class LabelledSplit:
@@ -60,7 +64,7 @@ class LabelledSplit:
 
 
 @dataclass(frozen=True)
-class TopicTask:
+class TopicTask(AccuracyMetrics):
     """Which CPython documentation topic (``pydoc_data.topics``, shipped with every interpreter) a
     paragraph comes from: real labelled text with no download.
 
@@ -105,9 +109,6 @@ class TopicTask:
 
     def batch(self, split: LabelledSplit, indices: np.ndarray, rng: np.random.Generator) -> Batch:
         return Batch(split.inputs[indices], split.labels[indices])
-
-    def eval_metrics(self, mean_loss: float, accuracy: float) -> dict[str, float]:
-        return {"val_loss": mean_loss, "val_accuracy": accuracy}
 
 
 def majority_baseline(split: LabelledSplit) -> float:

@@ -21,7 +21,7 @@ from safetensors.numpy import load_file, save_file
 from harness.contract.family import ExternalFormat
 from harness.contract.state import State
 from harness.data.tokenizer import TOKENIZER_FILE
-from harness.families.gpt.config import GPTConfig, state_shapes
+from harness.families.gpt.config import GPTConfig
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -118,7 +118,7 @@ def from_gpt2_state(tensors: dict[str, np.ndarray], config: GPTConfig, where: st
     """GPT-2 tensors (``transformer.``-prefixed or not) as the twin's neutral state, float32."""
     plain = {name.removeprefix("transformer."): value for name, value in tensors.items()}
     state = {}
-    for name, shape in state_shapes(config).items():
+    for name, shape in config.state_shapes().items():
         theirs = _gpt2_name(name).removeprefix("transformer.")
         if theirs not in plain:
             raise ValueError(f"{where}: no tensor {theirs!r} (the GPT-2 form of {name})")

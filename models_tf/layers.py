@@ -1,6 +1,7 @@
-"""GPT-style decoder-only Transformer LM in TensorFlow; twin of models_torch/model.py.
+"""Transformer layers in TensorFlow, the pieces both twins here are built from (gpt.py, bert.py); twin of
+models_torch/layers.py.
 
-Parameter paths and shapes follow harness/families/gpt/, so a state moves between the twins by copy.
+A Block's parameter paths and shapes follow harness/families/transformer.py, the same in both frameworks.
 Variables are plain ``tf.Variable``s inside ``tf.Module``s, not Keras 3 layers: Horovod's
 DistributedGradientTape needs real tf.Variables (horovod/horovod#4290).
 """
@@ -10,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from harness.families.gpt import GPTConfig, sinusoidal_positions
-from harness.families.transformer import check_token_range, check_token_shape, token_range_message
+from harness.families.transformer import TransformerConfig, check_token_range, check_token_shape, token_range_message
 from models_tf import kernels
 
 
@@ -61,7 +61,7 @@ class Linear(tf.Module):
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         bias = None if self.bias is None else tf.cast(self.bias, self.compute_dtype)
-        return project(x, self.weight, self.compute_dtype, bias)
+        return project(x, self.weight, self.compute_dtype, bias)  # (..., out)
 
 
 class Embedding(tf.Module):
@@ -79,7 +79,7 @@ class SelfAttention(tf.Module):
     """Multi-head self-attention: causal (position t attends to positions <= t), or bidirectional
     over the keys that ``keep`` marks as real tokens."""
 
-    def __init__(self, config: GPTConfig, compute_dtype=tf.float32, *, causal: bool):
+    def __init__(self, config: TransformerConfig, compute_dtype=tf.float32, *, causal: bool):
         super().__init__()
         self.qkv = Linear(config.n_embd, 3 * config.n_embd, compute_dtype=compute_dtype)
         self.proj = Linear(config.n_embd, config.n_embd, compute_dtype=compute_dtype)
@@ -108,7 +108,7 @@ class SelfAttention(tf.Module):
 class MLP(tf.Module):
     """Position-wise feed-forward network with an exact (erf) GELU."""
 
-    def __init__(self, config: GPTConfig, compute_dtype=tf.float32):
+    def __init__(self, config: TransformerConfig, compute_dtype=tf.float32):
         super().__init__()
         self.fc = Linear(config.n_embd, config.mlp_hidden, compute_dtype=compute_dtype)
         self.proj = Linear(config.mlp_hidden, config.n_embd, compute_dtype=compute_dtype)
@@ -122,7 +122,7 @@ class MLP(tf.Module):
 class Block(tf.Module):
     """Pre-LayerNorm Transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 
-    def __init__(self, config: GPTConfig, compute_dtype=tf.float32, *, causal: bool):
+    def __init__(self, config: TransformerConfig, compute_dtype=tf.float32, *, causal: bool):
         super().__init__()
         self.ln_1 = LayerNorm(config.n_embd, config.layer_norm_eps)
         self.attn = SelfAttention(config, compute_dtype, causal=causal)
@@ -134,7 +134,7 @@ class Block(tf.Module):
         return x + self.mlp(self.ln_2(x), training)
 
 
-def check_tokens(config: GPTConfig, tokens: tf.Tensor) -> tf.Tensor:
+def check_tokens(config: TransformerConfig, tokens: tf.Tensor) -> tf.Tensor:
     """Raise ValueError unless ``tokens`` is a (B, T) integer tensor of ids below config.vocab_size;
     inside a tf.function the range check is a graph assertion, so use the tokens this returns."""
     check_token_shape(config, tuple(tokens.shape), tokens.dtype.name)
@@ -148,40 +148,3 @@ def check_tokens(config: GPTConfig, tokens: tf.Tensor) -> tf.Tensor:
     ]
     with tf.control_dependencies(checks):  # before the embedding lookup
         return tf.identity(tokens)
-
-
-class TransformerLM(tf.Module):
-    """Token ids (B, T) -> next-token logits (B, T, vocab_size).
-
-    ``compute_dtype`` bfloat16 is mixed precision: every matmul (the Linears, attention, the LM
-    head) takes bfloat16 inputs; weights, LayerNorm, softmax and the loss stay float32.
-    """
-
-    def __init__(self, config: GPTConfig, compute_dtype=tf.float32):
-        super().__init__()
-        self._config = config
-        self._compute_dtype = compute_dtype
-        self.wte = Embedding(config.vocab_size, config.n_embd)
-        if config.pos_encoding == "learned":
-            self.wpe = Embedding(config.block_size, config.n_embd)
-        else:
-            self._sinusoid = tf.constant(sinusoidal_positions(config.block_size, config.n_embd))
-        self.blocks = [Block(config, compute_dtype, causal=True) for _ in range(config.n_layer)]
-        self.ln_f = LayerNorm(config.n_embd, config.layer_norm_eps)
-        if not config.tie_embeddings:
-            self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False, compute_dtype=compute_dtype)
-
-    @property
-    def config(self) -> GPTConfig:
-        return self._config
-
-    def __call__(self, tokens: tf.Tensor, training: bool = False) -> tf.Tensor:
-        tokens = check_tokens(self.config, tokens)
-        T = tf.shape(tokens)[1]
-        positions = self.wpe.weight[:T] if self.config.pos_encoding == "learned" else self._sinusoid[:T]  # (T, C)
-        x = _dropout(self.wte(tokens) + positions, self.config.dropout, training)  # (B, T, C)
-        for block in self.blocks:
-            x = block(x, training=training)  # (B, T, C)
-        x = self.ln_f(x)
-        head = self.wte.weight if self.config.tie_embeddings else self.lm_head.weight
-        return project(x, head, self._compute_dtype)  # (B, T, vocab_size)

@@ -1,6 +1,7 @@
-"""GPT-style decoder-only Transformer LM in PyTorch; twin of models_tf/model.py.
+"""Transformer layers in PyTorch, the pieces both twins here are built from (gpt.py, bert.py); twin of
+models_tf/layers.py.
 
-Parameter paths and shapes follow harness/families/gpt/, so a state moves between the twins by copy.
+A Block's parameter paths and shapes follow harness/families/transformer.py, the same in both frameworks.
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.families.gpt import GPTConfig, sinusoidal_positions
-from harness.families.transformer import check_token_range, check_token_shape
+from harness.families.transformer import TransformerConfig, check_token_range, check_token_shape
 
 
 class LayerNorm(nn.Module):
@@ -38,7 +38,7 @@ class Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else self.bias.to(self.compute_dtype)
-        return F.linear(x.to(self.compute_dtype), self.weight.to(self.compute_dtype), bias).float()
+        return F.linear(x.to(self.compute_dtype), self.weight.to(self.compute_dtype), bias).float()  # (..., out)
 
 
 class Embedding(nn.Module):
@@ -56,7 +56,7 @@ class SelfAttention(nn.Module):
     """Multi-head self-attention: causal (position t attends to positions <= t), or bidirectional
     over the keys that ``keep`` marks as real tokens."""
 
-    def __init__(self, config: GPTConfig, compute_dtype=torch.float32, *, causal: bool):
+    def __init__(self, config: TransformerConfig, compute_dtype=torch.float32, *, causal: bool):
         super().__init__()
         self.qkv = Linear(config.n_embd, 3 * config.n_embd, compute_dtype=compute_dtype)
         self.proj = Linear(config.n_embd, config.n_embd, compute_dtype=compute_dtype)
@@ -81,7 +81,7 @@ class SelfAttention(nn.Module):
 class MLP(nn.Module):
     """Position-wise feed-forward network with an exact (erf) GELU."""
 
-    def __init__(self, config: GPTConfig, compute_dtype=torch.float32):
+    def __init__(self, config: TransformerConfig, compute_dtype=torch.float32):
         super().__init__()
         self.fc = Linear(config.n_embd, config.mlp_hidden, compute_dtype=compute_dtype)
         self.proj = Linear(config.mlp_hidden, config.n_embd, compute_dtype=compute_dtype)
@@ -95,7 +95,7 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-LayerNorm Transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 
-    def __init__(self, config: GPTConfig, compute_dtype=torch.float32, *, causal: bool):
+    def __init__(self, config: TransformerConfig, compute_dtype=torch.float32, *, causal: bool):
         super().__init__()
         self.ln_1 = LayerNorm(config.n_embd, config.layer_norm_eps)
         self.attn = SelfAttention(config, compute_dtype, causal=causal)
@@ -107,42 +107,7 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-def check_tokens(config: GPTConfig, tokens: torch.Tensor) -> None:
+def check_tokens(config: TransformerConfig, tokens: torch.Tensor) -> None:
     """Raise ValueError unless ``tokens`` is a (B, T) integer tensor of ids below config.vocab_size."""
     check_token_shape(config, tuple(tokens.shape), str(tokens.dtype).removeprefix("torch."))
     check_token_range(config, int(tokens.min()), int(tokens.max()))
-
-
-class TransformerLM(nn.Module):
-    """Token ids (B, T) -> next-token logits (B, T, vocab_size).
-
-    ``compute_dtype`` bfloat16 is mixed precision: every matmul (the Linears, attention, the LM
-    head) takes bfloat16 inputs; weights, LayerNorm and the loss stay float32 (the softmax runs
-    inside scaled_dot_product_attention, at its kernel's precision).
-    """
-
-    def __init__(self, config: GPTConfig, compute_dtype=torch.float32):
-        super().__init__()
-        self.config = config
-        self.compute_dtype = compute_dtype
-        self.wte = Embedding(config.vocab_size, config.n_embd)
-        if config.pos_encoding == "learned":
-            self.wpe = Embedding(config.block_size, config.n_embd)
-        else:
-            table = torch.from_numpy(sinusoidal_positions(config.block_size, config.n_embd))
-            self.register_buffer("sinusoid", table, persistent=False)
-        self.blocks = nn.ModuleList(Block(config, compute_dtype, causal=True) for _ in range(config.n_layer))
-        self.ln_f = LayerNorm(config.n_embd, config.layer_norm_eps)
-        if not config.tie_embeddings:
-            self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False, compute_dtype=compute_dtype)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        check_tokens(self.config, tokens)
-        B, T = tokens.shape
-        positions = self.wpe.weight[:T] if self.config.pos_encoding == "learned" else self.sinusoid[:T]  # (T, C)
-        x = F.dropout(self.wte(tokens) + positions, self.config.dropout, self.training)  # (B, T, C)
-        for block in self.blocks:
-            x = block(x)  # (B, T, C)
-        x = self.ln_f(x)
-        head = self.wte.weight if self.config.tie_embeddings else self.lm_head.weight
-        return (x.to(self.compute_dtype) @ head.to(self.compute_dtype).T).float()  # (B, T, vocab_size)

@@ -1,0 +1,43 @@
+"""`harness tokenizer train`: a byte-level BPE for the configured data."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from harness.runner.config import build_data_config, read_config_file
+from launch.cli.options import data_options, non_empty
+
+
+@click.group()
+def tokenizer() -> None:
+    """Train a byte-level BPE tokenizer for the configured data."""
+
+
+@tokenizer.command("train")
+@click.option("--vocab-size", type=click.IntRange(257, 2**20), required=True, help="Ids: 256 bytes, 1 special, merges.")
+@click.option(
+    "--out", required=True, callback=non_empty, type=click.Path(dir_okay=False), help="tokenizer.json to write."
+)
+@data_options
+def tokenizer_train(vocab_size, out, config_file, overrides):
+    """Train a byte-level BPE (Hugging Face tokenizers) over the configured data and write --out."""
+    from harness.data.inputs import pieces
+    from harness.data.tokenizer import train_bpe
+
+    out = Path(out)
+    try:
+        if out.exists():
+            raise ValueError(f"--out {out} already exists; choose another path (a tokenizer is never overwritten)")
+        if not out.parent.resolve().is_dir():
+            raise ValueError(f"--out {out}: its directory does not exist")
+        data = build_data_config(read_config_file(config_file), list(overrides))
+        started = time.perf_counter()
+        texts = (piece.decode("utf-8", errors="replace") for piece, _ in pieces(data))
+        trained = train_bpe(texts, vocab_size, out)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"tokenizer: {trained.vocab_size} ids, sha256 {trained.sha256[:12]}, "
+               f"trained in {time.perf_counter() - started:.1f} s -> {out}")  # fmt: skip

@@ -1,0 +1,74 @@
+"""`harness train` in this process: one rank of a horovodrun job, or a run of one process."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from harness.contract.config import RunConfig
+from harness.contract.distributed import is_lost_rank_error, launched_rank
+from harness.contract.family import Family
+from launch.cli.train.options import TrainOptions
+
+
+def load_hook(spec: str):
+    """``MODULE:ATTR`` of a callable that returns a ``harness.Hook`` (a Hook subclass will do)."""
+    from harness.contract.family import import_attr
+    from harness.loop.hook import Hook
+
+    factory = import_attr(spec, f"--hook {spec}")
+    hook = factory() if callable(factory) else factory
+    if not isinstance(hook, Hook):
+        raise ValueError(f"--hook {spec} made a {type(hook).__name__}, expected a harness.Hook")
+    return hook
+
+
+def train_here(options: TrainOptions, family: Family, config: RunConfig, hooks: list) -> None:
+    """Train, and on rank 0 print the summary; every way a rank fails ends in one line."""
+    from harness.loop.preemption import Preempted
+    from harness.loop.trainer import NonFiniteError
+    from harness.runner.run import ElasticSettings, run
+    from harness.storage.rundir import DiskFullError
+
+    elastic = ElasticSettings(options.commit_every) if options.elastic else None
+    try:
+        summary = run(
+            options.framework,
+            family,
+            config,
+            options.run_dir,
+            resume=options.resume,
+            progress=options.progress,
+            elastic=elastic,
+            hooks=hooks,
+            tensorboard=options.tensorboard,
+        )
+    except (NonFiniteError, DiskFullError, ValueError) as err:
+        raise click.ClickException(str(err)) from None
+    except Preempted as err:
+        if not launched_rank():
+            click.echo(str(err), err=True)
+        sys.exit(err.exit_code)
+    except Exception as err:
+        # Another rank died or stopped responding (hang timeout): say so in one line.
+        if not is_lost_rank_error(err):
+            raise
+        raise click.ClickException(
+            f"rank {launched_rank() or 0} lost the job: another rank exited or stopped "
+            f"responding for {os.environ.get('HOROVOD_GLOO_TIMEOUT_SECONDS', '?')} s (--hang-timeout)"
+        ) from None
+    if summary is not None:  # rank 0
+        _echo_summary(summary.__dict__)
+
+
+def _echo_summary(summary: dict) -> None:
+    click.echo(
+        f"{summary['framework']} x{summary['world_size']}: {summary['steps']} steps, "
+        f"final loss {summary['final_loss']:.4f}, "
+        + "".join(f"{name} {value:.4f}, " for name, value in summary["final_val_metrics"].items())
+        + f"{summary['tokens_per_second']:.0f} tokens/s, "
+        f"peak RSS per rank {summary['peak_rss_mib_per_rank']} MiB, hosts {summary['hostname_per_rank']}"
+    )
+    click.echo(f"checkpoint: {summary['checkpoint']}")
