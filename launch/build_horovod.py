@@ -85,6 +85,14 @@ PATCHES = (
         "    # Kill shell itself.\n    try:\n        p.kill()\n",
         "the rank's shell was SIGSTOPped just before: a SIGTERM waits the whole grace period for a SIGCONT",
     ),
+    (
+        "horovod/common/util.py",
+        "            sys.stderr = open(os.devnull, 'w')\n",
+        "            sys.stderr = open(os.devnull, 'w')\n"
+        "            os.dup2(sys.stdout.fileno(), 1)\n"
+        "            os.dup2(sys.stderr.fileno(), 2)\n",
+        "horovodrun's extension probe mutes only Python's streams: TensorFlow's C++ start-up lines leaked",
+    ),
     # Idle wait: Horovod's background thread negotiates with every rank each cycle (a collective of
     # bit vectors) even when no tensor is pending, taking CPU from the training step between
     # gradient bursts. Patched, a rank with nothing pending in its only process set waits for a tensor
