@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from horovod.common.elastic import State, run_fn
+from horovod.common.elastic import State as HorovodState
+from horovod.common.elastic import run_fn
 from horovod.common.exceptions import HorovodInternalError
 
 from harness.contract.backend import Backend
@@ -30,7 +31,7 @@ T = TypeVar("T")
 WAITING_DIR = ".elastic-waiting"  # RUN_DIR/WAITING_DIR/<host>-<pid>: a survivor waiting for the job to re-form
 
 
-class ElasticTrainingState(State):
+class ElasticTrainingState(HorovodState):
     """Weights, AdamW state and loop position (step, data offset): what a rollback returns to."""
 
     def __init__(self, backend: Backend, dist: Distributed, position):
