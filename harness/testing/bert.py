@@ -4,11 +4,8 @@ the configs, both twins from one state, and the masked-LM and labelled batches."
 import numpy as np
 
 from harness.data.corpus import encode, train_val_split
-from harness.families.bert import CLS_ID, FAMILY, PAD_ID, BERTConfig, MaskedLMTask, init_state
-from models_tf import bert as tf_bert
-from models_tf import ops as tf_ops
-from models_torch import bert as torch_bert
-from models_torch import ops as torch_ops
+from harness.families.bert import CLS_ID, FAMILY, PAD_ID, BERTConfig, MaskedLMTask
+from harness.testing.twins import family_twins
 
 CONFIGS = {
     "tiny": FAMILY.preset("tiny"),
@@ -21,13 +18,7 @@ TEXT = encode("The quick brown fox jumps over the lazy dog; pack my box with fiv
 
 
 def twins(config: BERTConfig, seed: int = 0):
-    state = init_state(config, seed)
-    pt = torch_bert.Encoder(config)
-    torch_ops.import_state(pt, state)
-    pt.eval()
-    tfm = tf_bert.Encoder(config)
-    tf_ops.import_state(tfm, state)
-    return pt, tfm
+    return family_twins(FAMILY, config, seed)
 
 
 def masked_batch(config: BERTConfig, count: int = 4, padded: int = 3, seed: int = 1):

@@ -3,11 +3,8 @@ configs, both twins from one state, and the batches."""
 
 import numpy as np
 
-from harness.families.gpt import FAMILY, GPTConfig, init_state
-from models_tf import gpt as tf_gpt
-from models_tf import ops as tf_ops
-from models_torch import gpt as torch_gpt
-from models_torch import ops as torch_ops
+from harness.families.gpt import FAMILY, GPTConfig
+from harness.testing.twins import family_twins
 
 CONFIGS = {
     "tiny": FAMILY.preset("tiny"),
@@ -20,13 +17,7 @@ CONFIGS = {
 
 
 def twins(config: GPTConfig, seed: int = 0):
-    state = init_state(config, seed)
-    pt = torch_gpt.TransformerLM(config)
-    torch_ops.import_state(pt, state)
-    pt.eval()
-    tfm = tf_gpt.TransformerLM(config)
-    tf_ops.import_state(tfm, state)
-    return pt, tfm
+    return family_twins(FAMILY, config, seed)
 
 
 def batch(config: GPTConfig, seed: int = 1, batch_size: int = 3, seq_len: int | None = None):

@@ -1,6 +1,6 @@
 """The gradient check both twin test files make: torch and TF gradients of the same loss, from the
-same weights, agree for every parameter within 1e-4 of that parameter's gradient norm; and the
-results it compares, which benchmarks/twin_agreement.py prints."""
+same weights, agree for every parameter within 1e-4 of that parameter's gradient norm; the results
+it compares, which benchmarks/twin_agreement.py prints; and a family's two twins from one state."""
 
 import numpy as np
 import tensorflow as tf
@@ -8,6 +8,18 @@ import torch
 
 from models_tf import ops as tf_ops
 from models_torch import ops as torch_ops
+
+
+def family_twins(family, config, seed: int = 0):
+    """``family``'s torch and TF models for ``config``, both holding its initial state of ``seed``
+    (the torch one in eval mode)."""
+    state = family.init_state(config, seed)
+    pt = family.implementation("torch")(config)
+    torch_ops.import_state(pt, state)
+    pt.eval()
+    tfm = family.implementation("tf")(config)
+    tf_ops.import_state(tfm, state)
+    return pt, tfm
 
 
 def twin_results(pt, tfm, inputs, targets, weights=None) -> tuple[tuple, tuple]:
