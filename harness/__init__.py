@@ -24,8 +24,7 @@ if TYPE_CHECKING:
     from harness.contract.family import Family, load_family
     from harness.contract.task import Batch, Task
     from harness.data.causal_lm import CausalLMTask
-    from harness.loop.hook import Hook
-    from harness.loop.trainer import Trainer
+    from harness.loop.trainer import Hook, Trainer
     from harness.runner.config import build_run_config, load_run_config
     from harness.runner.run import ElasticSettings, RunSummary, run
 
@@ -34,7 +33,7 @@ _HOMES = {
     "CausalLMTask": "harness.data.causal_lm",
     "ElasticSettings": "harness.runner.run",
     "Family": "harness.contract.family",
-    "Hook": "harness.loop.hook",
+    "Hook": "harness.loop.trainer",
     "RunConfig": "harness.contract.config",
     "RunSummary": "harness.runner.run",
     "Task": "harness.contract.task",

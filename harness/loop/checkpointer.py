@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from harness.contract.backend import Backend
-from harness.loop.hook import Hook, due
+from harness.loop.trainer import Hook, LoopPosition, StepReport, Trainer, due
 from harness.storage.checkpoint import save_checkpoint
 from harness.storage.rundir import disk_full_as_error
-
-if TYPE_CHECKING:
-    from harness.loop.trainer import LoopPosition, StepReport, Trainer
 
 
 class Checkpointer(Hook):

@@ -25,7 +25,7 @@ from horovod.common.exceptions import HorovodInternalError
 
 from harness.contract.backend import Backend
 from harness.contract.distributed import Distributed, is_lost_rank_error
-from harness.loop.hook import Hook
+from harness.loop.trainer import Hook
 
 T = TypeVar("T")
 WAITING_DIR = ".elastic-waiting"  # RUN_DIR/WAITING_DIR/<host>-<pid>: a survivor waiting for the job to re-form

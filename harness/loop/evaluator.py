@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from harness.contract.backend import Backend, EvalSums
 from harness.contract.config import EvalConfig, TrainConfig
 from harness.contract.task import Split, Task
-from harness.loop.hook import Hook, due
-
-if TYPE_CHECKING:
-    from harness.loop.trainer import LoopPosition, StepReport
+from harness.loop.trainer import Hook, LoopPosition, StepReport, due
 
 EVAL_STREAM = 2**32 - 1  # evaluation batches draw from (seed, EVAL_STREAM, first index), never a step's stream
 

@@ -8,15 +8,11 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from harness.loop.hook import Hook
+from harness.loop.trainer import Hook, LoopPosition, StepReport, Trainer
 from harness.storage.rundir import disk_full_as_error
-
-if TYPE_CHECKING:
-    from harness.loop.trainer import LoopPosition, StepReport, Trainer
 
 METRICS_FILE = "metrics.jsonl"
 

@@ -11,16 +11,12 @@ import sys
 import time
 import types
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-from harness.loop.hook import Hook
-
-if TYPE_CHECKING:
-    from harness.loop.trainer import LoopPosition, StepReport, Trainer
+from harness.loop.trainer import Hook, LoopPosition, StepReport, Trainer
 
 TENSORBOARD_DIR = "tb"
 

@@ -1,9 +1,13 @@
-"""The data-parallel training loop: framework-free and family-free.
+"""The data-parallel training loop: framework-free and family-free, and the interface of its hooks.
 
 ``Trainer.train_step`` is one small function (learning rate, batch, seeds, the backend's step, the
-non-finite policy); ``Trainer.fit`` repeats it and runs everything periodic as hooks
-(``harness.loop.hook``). ``LoopPosition`` is where training stands, ``StepReport`` what a step did:
-the types every hook is written against. ``harness.runner.run`` puts a rank's run together.
+non-finite policy); ``Trainer.fit`` repeats it and runs everything periodic as hooks (flax's lm1b
+style). ``LoopPosition`` is where training stands, ``StepReport`` what a step did, ``Hook`` what a
+hook overrides: the types every hook is written against, here with the Trainer that calls them.
+The loop's own hooks each have a module beside this one (reporter, evaluator, checkpointer,
+watchdog, tensorboard, elastic); ``harness.runner.run`` assembles them. Users add their own
+(``harness.run(hooks=...)``, ``harness train --hook MODULE:ATTR``), and the tests inject faults
+through the same methods.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from harness.contract.config import TrainConfig
 from harness.contract.distributed import Distributed
 from harness.contract.task import Split, Task
 from harness.data.order import BatchOrder, batch_order
-from harness.loop.hook import Hook, Hooks
 from harness.loop.preemption import StopRequest
 from harness.storage.checkpoint import Checkpoint
 
@@ -119,6 +122,60 @@ class StepReport:
     @property
     def applied(self) -> bool:
         return self.outcome is StepOutcome.APPLIED
+
+
+class Hook:
+    """Override what you need. ``step`` counts optimizer steps done; reports carry 1-based steps."""
+
+    def on_train_start(self, trainer: Trainer, position: LoopPosition) -> None:
+        """Before the first step of a fit (again after an elastic rollback, from the restored position)."""
+
+    def before_step(self, step: int) -> None:
+        """Before the step that follows ``step`` completed steps."""
+
+    def after_step(self, report: StepReport, position: LoopPosition) -> None:
+        """After a step, with the position it leaves (what a checkpoint must save)."""
+
+    def on_checkpoint_file(self, path: Path) -> None:
+        """A checkpoint file was written into its (still hidden) directory."""
+
+    def on_train_end(self) -> None:
+        """After the last step, or when the fit ends with an error."""
+
+
+class Hooks(Hook):
+    """Hooks called in order, as one."""
+
+    def __init__(self, hooks: Iterable[Hook] = ()):
+        self.hooks = list(hooks)
+
+    def append(self, hook: Hook) -> None:
+        self.hooks.append(hook)
+
+    def on_train_start(self, trainer: Trainer, position: LoopPosition) -> None:
+        for hook in self.hooks:
+            hook.on_train_start(trainer, position)
+
+    def before_step(self, step: int) -> None:
+        for hook in self.hooks:
+            hook.before_step(step)
+
+    def after_step(self, report: StepReport, position: LoopPosition) -> None:
+        for hook in self.hooks:
+            hook.after_step(report, position)
+
+    def on_checkpoint_file(self, path: Path) -> None:
+        for hook in self.hooks:
+            hook.on_checkpoint_file(path)
+
+    def on_train_end(self) -> None:
+        for hook in self.hooks:
+            hook.on_train_end()
+
+
+def due(every: int, step: int, steps: int) -> bool:
+    """Periodic work is due every ``every`` steps (0: never) and at the last step."""
+    return (every > 0 and step % every == 0) or step == steps
 
 
 class Trainer:

@@ -6,12 +6,8 @@ import os
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING
 
-from harness.loop.hook import Hook
-
-if TYPE_CHECKING:
-    from harness.loop.trainer import LoopPosition, StepReport, Trainer
+from harness.loop.trainer import Hook, LoopPosition, StepReport, Trainer
 
 HANG_TIMEOUT_VARIABLE = "HARNESS_HANG_TIMEOUT"  # seconds without a step before a rank gives up
 

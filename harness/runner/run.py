@@ -25,11 +25,10 @@ from harness.data.order import batch_order
 from harness.data.tokenizer import TOKENIZER_FILE
 from harness.loop.checkpointer import Checkpointer
 from harness.loop.evaluator import Evaluator
-from harness.loop.hook import Hook
 from harness.loop.preemption import Preempted
 from harness.loop.reporter import Reporter, Throughput
 from harness.loop.tensorboard import TensorBoard
-from harness.loop.trainer import LoopPosition, NonFiniteError, Trainer
+from harness.loop.trainer import Hook, LoopPosition, NonFiniteError, Trainer
 from harness.loop.watchdog import HANG_TIMEOUT_VARIABLE, Watchdog
 from harness.runner.resume import initial_state, open_resume_point
 from harness.storage.checkpoint import tokenizer_record

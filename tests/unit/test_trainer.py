@@ -12,8 +12,7 @@ from harness.contract.config import TrainConfig
 from harness.contract.task import Batch
 from harness.data.causal_lm import CausalLMTask
 from harness.data.corpus import encode, train_val_split
-from harness.loop.hook import Hook, due
-from harness.loop.trainer import LoopPosition, NonFiniteError, Trainer, learning_rate
+from harness.loop.trainer import Hook, LoopPosition, NonFiniteError, Trainer, due, learning_rate
 
 SEQ_LEN = 4
 TRAIN_SPLIT, _ = train_val_split(encode("abcdefghijklmnopqrstuvwxyz" * 20), SEQ_LEN, 0.1)

@@ -16,7 +16,7 @@ from launch.cli.train.options import TrainOptions
 def load_hook(spec: str):
     """``MODULE:ATTR`` of a callable that returns a ``harness.Hook`` (a Hook subclass will do)."""
     from harness.contract.family import import_attr
-    from harness.loop.hook import Hook
+    from harness.loop.trainer import Hook
 
     factory = import_attr(spec, f"--hook {spec}")
     hook = factory() if callable(factory) else factory

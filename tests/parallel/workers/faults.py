@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.loop.hook import Hook
+from harness.loop.trainer import Hook
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the tests tree's helpers
 from filesystems import fill_disk  # noqa: E402
