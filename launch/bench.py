@@ -164,12 +164,11 @@ def ddp_step_times(num_ranks: int, plan: BenchPlan | BenchSize, family: str, env
     return last_json(proc.stdout)["step_times"][plan.warmup :]
 
 
-def mwms_step_times(num_ranks: int, plan: BenchPlan, env: dict[str, str]) -> list[float]:
+def mwms_step_times(num_ranks: int, plan: BenchPlan, family: str, env: dict[str, str]) -> list[float]:
     """TensorFlow's own MultiWorkerMirroredStrategy on the minimal TF loop (benchmarks/mwms_tf.py):
     the TF user's alternative to Horovod. Seconds per step, warm-up dropped."""
     script = ROOT / "benchmarks" / "mwms_tf.py"
-    program = [sys.executable, str(script), str(num_ranks), plan.family, plan.model, str(plan.batch_size)]
-    program += [str(plan.steps)]
+    program = [sys.executable, str(script), str(num_ranks), family, plan.model, str(plan.batch_size), str(plan.steps)]
     return run_program(1, program, env)["step_times"][plan.warmup :]
 
 
@@ -277,12 +276,8 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
             tokens_per_step = plan.batch_size * num_ranks * tokens_per_row
             harness_times = harness_step_times(framework, num_ranks, plan, plan.family, env, tokens_per_row)
             minimal_times = minimal_step_times(framework, num_ranks, plan, env) if family.reference_loops else None
-            if not minimal_times:
-                peer_times = None
-            elif framework == "torch":
-                peer_times = ddp_step_times(num_ranks, plan, plan.family, env)
-            else:
-                peer_times = mwms_step_times(num_ranks, plan, env)
+            peer = ddp_step_times if framework == "torch" else mwms_step_times
+            peer_times = peer(num_ranks, plan, plan.family, env) if minimal_times else None
             tokens_per_s = throughput(harness_times, tokens_per_step)
             runs[f"{framework}_np{num_ranks}"] = {
                 "harness_step_s": stats(harness_times),

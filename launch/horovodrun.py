@@ -163,8 +163,6 @@ def rank_environment(
     env.update(HOROVOD_DEFAULTS)
     env.update(ALLOCATOR_DEFAULTS)
     env.update(hang_environment(hang_timeout))
-    # TF's C++ log lines stay out of every rank's stderr unless the user asks for them (models_tf).
-    env["TF_CPP_MIN_LOG_LEVEL"] = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")
     return env
 
 

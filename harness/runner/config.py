@@ -9,12 +9,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from harness.contract.config import CheckpointConfig, DataConfig, EvalConfig, RunConfig, TrainConfig
+from harness.contract.config import DataConfig, RunConfig
 from harness.contract.family import DEFAULT_FAMILY, Family, external_format, load_family
 from harness.data.corpus import data_tokenizer
 from harness.data.tokenizer import BYTES, TOKENIZER_FILE
 
-TABLES = {"train": TrainConfig, "data": DataConfig, "eval": EvalConfig, "checkpoint": CheckpointConfig}
+# RunConfig's tables but the family's own ``model``: name -> config dataclass (each table's default's).
+TABLES = {f.name: type(f.default) for f in dataclasses.fields(RunConfig) if f.name != "model"}
 
 
 def _parse_value(text: str):
@@ -57,9 +58,8 @@ def build_run_config(
     """
     values = _given_tables(file_values, overrides)
     built = {"model": _build_table("model", family.preset(preset), values["model"])}
-    tables = TABLES
-    suggested = _family_defaults(family, built["model"], tables)
-    for section, cls in tables.items():
+    suggested = _family_defaults(family, built["model"])
+    for section, cls in TABLES.items():
         built[section] = _build_table(section, cls(), {**suggested.get(section, {}), **values[section]})
     built["model"], built["data"], imported = _follow_init_from(family, built, values["model"])
     built["model"] = _follow_tokenizer(
@@ -114,20 +114,20 @@ def _build_table(section: str, base: Any, given: dict) -> Any:
     )
 
 
-def _family_defaults(family: Family, model: Any, tables: dict[str, type]) -> dict[str, dict]:
-    """The family's suggested settings for ``model``, by table of ``tables`` (``TABLES``);
-    the model table is its presets' job."""
+def _family_defaults(family: Family, model: Any) -> dict[str, dict]:
+    """The family's suggested settings for ``model``, by table of ``TABLES``; the model table is its
+    presets' job."""
     suggested = family.run_defaults(model) if family.run_defaults else {}
     unknown = [
         f"{table}.{key}"
         for table, settings in suggested.items()
         for key in settings
-        if table not in tables or key not in {f.name for f in dataclasses.fields(tables[table])}
+        if table not in TABLES or key not in {f.name for f in dataclasses.fields(TABLES[table])}
     ]
     if unknown:
         raise ValueError(
             f"family {family.name!r}: run_defaults sets {unknown}, which the run config does not have "
-            f"(its tables: {sorted(tables)})"
+            f"(its tables: {sorted(TABLES)})"
         )
     return {table: dict(settings) for table, settings in suggested.items()}
 
