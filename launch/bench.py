@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,8 +233,26 @@ def throughput(step_times: list[float], tokens_per_step: int) -> float:
     return tokens_per_step / float(np.median(step_times))
 
 
-def run_bench(plan: BenchPlan, log=print) -> dict:
-    """Measure everything in one run; returns the bench.json document."""
+@dataclass(frozen=True)
+class Measurements:
+    """What run_bench measures with: the functions above by default. A test passes fakes, to check
+    what a plan runs and how the document is computed from it without launching anything."""
+
+    matmul_peak_gflops: Callable[[int], dict] = matmul_peak_gflops
+    memcpy_gbps: Callable[[], dict] = memcpy_gbps
+    harness_step_times: Callable[..., list[float]] = harness_step_times
+    minimal_step_times: Callable[..., list[float]] = minimal_step_times
+    ddp_step_times: Callable[..., list[float]] = ddp_step_times
+    mwms_step_times: Callable[..., list[float]] = mwms_step_times
+    size_table: Callable[..., list[dict]] = size_table
+    allreduce_gbps: Callable[..., dict[str, dict]] = allreduce_gbps
+
+
+MEASURE = Measurements()
+
+
+def run_bench(plan: BenchPlan, log=print, measure: Measurements = MEASURE) -> dict:
+    """Measure everything in one run, through ``measure``; returns the bench.json document."""
     family = load_family(plan.family)
     config = build_run_config(family, plan.model)
     flops_per_token = family.flops_per_token(config.model) if family.flops_per_token else None
@@ -243,9 +262,9 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
     raw["controller"] = controller(env)
 
     log("matmul peak and memcpy ...")
-    raw["matmul_gflops_1_thread"] = matmul_peak_gflops(1)
-    raw["matmul_gflops_all_threads"] = matmul_peak_gflops(os.cpu_count() or 1)
-    raw["memcpy_gbps"] = memcpy_gbps()
+    raw["matmul_gflops_1_thread"] = measure.matmul_peak_gflops(1)
+    raw["matmul_gflops_all_threads"] = measure.matmul_peak_gflops(os.cpu_count() or 1)
+    raw["memcpy_gbps"] = measure.memcpy_gbps()
     peak_per_rank = raw["matmul_gflops_1_thread"]["median"] * 1e9
 
     tuning = []
@@ -256,9 +275,9 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
             for candidate, sample in zip(TUNING_CANDIDATES, samples, strict=True):
                 log(f"tuning round {round_ + 1}: {candidate} ...")
                 tuned_env = one_thread_env(candidate)
-                sample["step"] += harness_step_times("torch", 2, plan, plan.family, tuned_env, tokens_per_row)
+                sample["step"] += measure.harness_step_times("torch", 2, plan, plan.family, tuned_env, tokens_per_row)
                 largest = str(float(plan.allreduce_sizes_mb[-1]))
-                sample["allreduce"].append(allreduce_gbps("horovod", plan, tuned_env)[largest]["median"])
+                sample["allreduce"].append(measure.allreduce_gbps("horovod", plan, tuned_env)[largest]["median"])
         for candidate, sample in zip(TUNING_CANDIDATES, samples, strict=True):
             tuning.append(
                 {
@@ -274,9 +293,11 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
         for num_ranks in (1, 2):
             log(f"{framework} np={num_ranks}: harness and minimal loop ...")
             tokens_per_step = plan.batch_size * num_ranks * tokens_per_row
-            harness_times = harness_step_times(framework, num_ranks, plan, plan.family, env, tokens_per_row)
-            minimal_times = minimal_step_times(framework, num_ranks, plan, env) if family.reference_loops else None
-            peer = ddp_step_times if framework == "torch" else mwms_step_times
+            harness_times = measure.harness_step_times(framework, num_ranks, plan, plan.family, env, tokens_per_row)
+            minimal_times = (
+                measure.minimal_step_times(framework, num_ranks, plan, env) if family.reference_loops else None
+            )
+            peer = measure.ddp_step_times if framework == "torch" else measure.mwms_step_times
             peer_times = peer(num_ranks, plan, plan.family, env) if minimal_times else None
             tokens_per_s = throughput(harness_times, tokens_per_step)
             runs[f"{framework}_np{num_ranks}"] = {
@@ -289,11 +310,11 @@ def run_bench(plan: BenchPlan, log=print) -> dict:
             }
     raw["runs"] = runs
     sizes = family.bench_sizes if plan.sizes is None else plan.sizes
-    raw["sizes"] = size_table(family, sizes, env, peak_per_rank, log) if family.bench_sizes else []
+    raw["sizes"] = measure.size_table(family, sizes, env, peak_per_rank, log) if family.bench_sizes else []
 
     log("allreduce bandwidth: Horovod vs torch.distributed ...")
-    raw["allreduce_horovod_gbps"] = allreduce_gbps("horovod", plan, env)
-    raw["allreduce_torch_distributed_gbps"] = allreduce_gbps("torch_distributed", plan, env)
+    raw["allreduce_horovod_gbps"] = measure.allreduce_gbps("horovod", plan, env)
+    raw["allreduce_torch_distributed_gbps"] = measure.allreduce_gbps("torch_distributed", plan, env)
 
     def ratio(a: str, b: str) -> float:
         return runs[a]["harness_step_s"]["median"] / runs[b]["harness_step_s"]["median"]
