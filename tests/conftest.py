@@ -5,11 +5,35 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import contextlib
+import os
 import subprocess
 
 import pytest
 
 SMALL_DISK_MIB = 4
+# Under CI (.ci/run exports CI=true) every test must run: a skip there, for a missing tool or a
+# refused privilege, fails the session with the reasons, so a CI in a weaker container cannot pass
+# without the tests it could not run.
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+_skipped: list[tuple[str, str]] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _skipped.append((report.nodeid, reason))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if IN_CI and _skipped:
+        terminalreporter.section("skipped under CI=true: each of these must run in CI", red=True)
+        for nodeid, reason in _skipped:
+            terminalreporter.line(f"{nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session):
+    if IN_CI and _skipped:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from harness.storage.checkpoint import list_checkpoints
 from launch.horovodrun import DEFAULT_HANG_TIMEOUT, RANK_LINE, run_horovodrun
 
 WORKERS = Path(__file__).resolve().parent / "parallel" / "workers"
+# The training the resume and preemption tests interrupt and compare with an uninterrupted run of it
+# (one per framework, trained once: tests/parallel/conftest.py): evaluated and saved every 50 steps,
+# with dropout on, so a resumed run must redraw the masks it would have drawn.
+UNINTERRUPTED_STEPS = 200
+UNINTERRUPTED = ["--steps", str(UNINTERRUPTED_STEPS), "--set", "model.dropout=0.1"]
+UNINTERRUPTED += ["--set", "eval.every=50", "--set", "checkpoint.every=50", "--set", "checkpoint.keep=4"]
 
 
 @dataclass
@@ -84,17 +94,65 @@ def harness_cli(
     return proc
 
 
-def harness_train(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+def harness_train(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``harness train --np 2 --model tiny`` (override either by passing it again) in a subprocess."""
-    return harness_cli("train", "--np", "2", "--model", "tiny", "--no-progress", *args, check=check, timeout=600)
+    train = ["train", "--np", "2", "--model", "tiny", "--no-progress", *args]
+    return harness_cli(*train, check=check, env=env, timeout=600)
+
+
+def start_training(*args: str) -> subprocess.Popen:
+    """``harness train --np 2 --model tiny ARGS`` started in the background, its output piped."""
+    cmd = [sys.executable, "-m", "launch.cli", "train", "--np", "2", "--model", "tiny", "--no-progress", *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(job: subprocess.Popen, ready: Callable[[], bool], timeout: float = 300) -> None:
+    """Poll ``ready`` until it holds; fail with the job's output if the job ends or ``timeout`` passes first."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if job.poll() is not None:
+            why = f"exited with {job.returncode}"
+        elif time.monotonic() > deadline:
+            why = f"was still waiting after {timeout:.0f} s"
+            job.kill()
+        else:
+            time.sleep(0.05)
+            continue
+        out, err = job.communicate()
+        pytest.fail(f"the job {why}\n{(out or '')[-3000:]}\n{(err or '')[-6000:]}")
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+def logged_steps(run_dir: Path) -> list[dict]:
+    """The training steps a running job has logged so far (none before its log exists; a line being
+    written right now is not counted)."""
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return []
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            break
+    return [r for r in records if "loss" in r]
+
+
 def train_loss_by_step(records: list[dict]) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in records if "loss" in r}
+
+
+def copy_up_to(source: Path, run_dir: Path, step: int) -> None:
+    """A copy of the run ``source`` in ``run_dir`` as if it had crashed after its checkpoint of ``step``."""
+    shutil.copytree(source, run_dir)
+    for saved, path in list_checkpoints(run_dir):
+        if saved > step:
+            shutil.rmtree(path)
+    assert list_checkpoints(run_dir)[-1][0] == step
 
 
 def rank_pid(run_dir: Path, rank: int) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +24,22 @@ def step_losses(run_dir: Path) -> dict[int, float]:
 
 
 def relative_differences(reference: dict[int, float], other: dict[int, float]) -> dict[int, float]:
-    """|other - reference| / |reference| at every step both runs logged."""
+    """|other - reference| / |reference| at every step both runs logged: NaN where either loss is NaN,
+    inf where either is infinite or the reference alone is 0."""
     if sorted(reference) != sorted(other):
         raise ValueError(f"the runs logged different steps: {sorted(reference)[:3]}... vs {sorted(other)[:3]}...")
-    return {s: abs(other[s] - reference[s]) / abs(reference[s]) for s in sorted(reference)}
+    return {s: _relative(other[s] - reference[s], reference[s]) for s in sorted(reference)}
+
+
+def _relative(diff: float, reference: float) -> float:
+    if reference == 0:
+        return 0.0 if diff == 0 else math.inf
+    return abs(diff) / abs(reference)
+
+
+def _worst(values) -> float:
+    """The largest value, NaN if any is NaN (the built-in max skips a NaN unless it comes first)."""
+    return float(np.max(np.asarray(list(values), np.float64)))
 
 
 def compare_runs(torch_dir: Path, tf_dir: Path) -> dict:
@@ -46,10 +59,26 @@ def compare_runs(torch_dir: Path, tf_dir: Path) -> dict:
         "loss_torch": [torch_losses[s] for s in sorted(rel)],
         "loss_tf": [tf_losses[s] for s in sorted(rel)],
         "rel_loss_diff": [rel[s] for s in sorted(rel)],
-        "max_rel_loss_diff": max(rel.values()),
+        "max_rel_loss_diff": _worst(rel.values()),
+        # Where a loss or a weight difference is NaN or infinite: the gate fails on these whatever --tol is.
+        "nonfinite_loss_steps": [s for s in sorted(rel) if not math.isfinite(rel[s])],
+        "nonfinite_weights": [n for n, w in weights.items() if not all(map(math.isfinite, w.values()))],
         "final_weight_divergence": weights,
-        "max_weight_rel_norm_diff": max(w["rel_norm_diff"] for w in weights.values()),
+        "max_weight_rel_norm_diff": _worst(w["rel_norm_diff"] for w in weights.values()),
     }
+
+
+def parity_failure(report: dict, tol: float) -> str | None:
+    """Why ``report`` fails the parity gate at ``tol``, or None when it passes."""
+    if steps := report["nonfinite_loss_steps"]:
+        at = report["steps"].index(steps[0])
+        losses = f"torch {report['loss_torch'][at]}, tf {report['loss_tf'][at]}"
+        return f"parity failed: a loss is not finite at step {steps[0]} ({losses}; {len(steps)} such step(s))"
+    if names := report["nonfinite_weights"]:
+        return f"parity failed: the final weights differ by a non-finite amount in {', '.join(names)}"
+    if report["max_rel_loss_diff"] > tol:
+        return f"parity failed: max_rel_loss_diff {report['max_rel_loss_diff']:.3e} exceeds --tol {tol:g}"
+    return None
 
 
 def plot_report(report: dict, path: Path, title: str) -> None:

@@ -40,13 +40,18 @@ def open_resume_point(run_dir: Path, family: Family, config: RunConfig, resume: 
     """``resume_point``, saying on stderr what it skipped and removed."""
     checkpoint = resume_point(run_dir, family, config, resume)
     if checkpoint is not None:
-        for reason in checkpoint.skipped:
-            print(f"skipped a checkpoint: {reason}", file=sys.stderr, flush=True)
+        say_skipped(checkpoint)
         removed = remove_partial_checkpoints(run_dir)
         if removed:
             print(f"removed what an interrupted writer left: {', '.join(removed)}", file=sys.stderr, flush=True)
         print(f"resuming from {checkpoint.path} (step {checkpoint.step})", file=sys.stderr, flush=True)
     return checkpoint
+
+
+def say_skipped(checkpoint: Checkpoint) -> None:
+    """Name on stderr what ``latest_checkpoint`` passed over to reach ``checkpoint`` (newer corrupt ones)."""
+    for reason in checkpoint.skipped:
+        print(f"skipped a checkpoint: {reason}", file=sys.stderr, flush=True)
 
 
 def initial_state(init_from: str, family: Family, fresh: State, tokenizer: Tokenizer) -> State:
@@ -87,6 +92,7 @@ def initial_state_from(
                 f"--init-from {source}: its checkpoints are of family {checkpoint.family.name!r}, not {family.name!r}"
             )
         check_tokenizer(checkpoint, tokenizer)
+        say_skipped(checkpoint)
         model, origin = checkpoint.model, f"{checkpoint.path} (step {checkpoint.step})"
     shared = [name for name in fresh if name in model]
     for name in shared:

@@ -26,6 +26,7 @@ from launch.cli.options import non_empty
 def export(run_dir, export_format, out):
     """Export the newest checkpoint of --run-dir in an external format of its family."""
     from harness.contract.family import format_keys
+    from harness.runner.resume import say_skipped
 
     out = Path(out)
     try:
@@ -34,6 +35,7 @@ def export(run_dir, export_format, out):
         if out.exists():
             raise ValueError(f"--out {out} already exists; choose a new directory")
         checkpoint = latest_checkpoint(Path(run_dir))
+        say_skipped(checkpoint)
         known = checkpoint.family.format(export_format)
         written = known.export(checkpoint.model, checkpoint.model_config, out, checkpoint_tokenizer(checkpoint).path)
     except ValueError as err:

@@ -35,6 +35,7 @@ from launch.cli.options import NEW_TOKENS_RANGE, POSITIVE, SEED_RANGE, finite, n
 def generate(run_dir, framework, prompt, max_new_tokens, temperature, top_k, seed, family):
     """Continue --prompt with the newest checkpoint of --run-dir (a causal-LM family's)."""
     from harness.contract.family import load_family
+    from harness.runner.resume import say_skipped
 
     try:
         check_framework(framework)
@@ -43,6 +44,7 @@ def generate(run_dir, framework, prompt, max_new_tokens, temperature, top_k, see
         checkpoint = latest_checkpoint(Path(run_dir), load_family(family) if family else None)
         if not checkpoint.family.causal_lm:
             raise ValueError(f"model family {checkpoint.family.name!r} is not a causal LM: it cannot generate text")
+        say_skipped(checkpoint)
         tokenizer = checkpoint_tokenizer(checkpoint)
         backend = framework_module(framework, "backend")
         predict = backend.make_predictor(checkpoint.family, checkpoint.model_config, checkpoint.model)

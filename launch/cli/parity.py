@@ -33,7 +33,7 @@ def parity(steps, num_ranks, family, model, out, oversubscribe, tol, config_file
     Dropout is off and deterministic kernels are on in both. Writes OUT/parity.json and
     OUT/parity.png; exits 1 when the largest per-step relative loss difference exceeds --tol.
     """
-    from harness.runner.parity import DEFAULT_TOLERANCES
+    from harness.runner.parity import DEFAULT_TOLERANCES, parity_failure
     from launch.parity import ParityPlan, compare_twins, train_twins
 
     try:
@@ -54,7 +54,5 @@ def parity(steps, num_ranks, family, model, out, oversubscribe, tol, config_file
         f"(tolerance {tol:g}); largest final weight difference (relative norm) "
         f"{report['max_weight_rel_norm_diff']:.2e}; report {out / 'parity.json'}, plot {out / 'parity.png'}"
     )
-    if report["max_rel_loss_diff"] > tol:
-        raise click.ClickException(
-            f"parity failed: max_rel_loss_diff {report['max_rel_loss_diff']:.3e} exceeds --tol {tol:g}"
-        )
+    if failure := parity_failure(report, tol):
+        raise click.ClickException(failure)

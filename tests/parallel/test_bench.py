@@ -5,23 +5,7 @@ import math
 import subprocess
 import sys
 
-KEYS = {
-    "overhead_ratio_torch",
-    "overhead_ratio_tf",
-    "tf_over_torch_np1",
-    "tf_over_torch_np2",
-    "allreduce_vs_torch_distributed_1mb",
-    "scaling_efficiency_torch",
-    "scaling_efficiency_tf",
-    "mfu_torch",
-    "mfu_tf",
-    "vs_ddp_np1",
-    "vs_ddp_np2",
-    "scaling_efficiency_ddp",
-    "vs_tf_mwms_np1",
-    "vs_tf_mwms_np2",
-    "scaling_efficiency_mwms",
-}
+from bench_keys import KEYS
 
 
 def test_quick_bench_writes_every_key(tmp_path):

@@ -14,10 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from horovod_job import harness_cli, split_by_rank
+from horovod_job import copy_up_to, harness_cli, harness_train, split_by_rank
 
 from harness.runner.parity import relative_differences, step_losses
-from harness.storage.checkpoint import list_checkpoints
 from launch.horovodrun import horovodrun_command, rank_environment
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ngram_family"
@@ -74,14 +73,10 @@ def test_the_unseen_family_trains_on_two_ranks_in_both_frameworks_within_parity(
 
 def test_a_torch_checkpoint_of_the_unseen_family_resumes_in_tf(parity_run, family_dir, tmp_path):
     run_dir = tmp_path / "torch-then-tf"
-    shutil.copytree(parity_run / "torch", run_dir)
-    for step, path in list_checkpoints(run_dir):
-        if step > STEPS // 2:
-            shutil.rmtree(path)
-    args = ["train", "--framework", "tf", "--family", FAMILY, "--np", "2", "--steps", str(STEPS)]
-    args += ["--model", "tiny", "--run-dir", str(run_dir), "--resume", "--no-progress"]
+    copy_up_to(parity_run / "torch", run_dir, STEPS // 2)
+    args = ["--framework", "tf", "--family", FAMILY, "--steps", str(STEPS), "--run-dir", str(run_dir), "--resume"]
     sets = ["checkpoint.every=15", "eval.every=0", "train.deterministic=true"]
-    proc = harness_cli(*args, *SCHEDULE, *[a for s in sets for a in ("--set", s)], env=user_env(family_dir))
+    proc = harness_train(*args, *SCHEDULE, *[a for s in sets for a in ("--set", s)], env=user_env(family_dir))
     assert f"resuming from {run_dir / 'checkpoints' / 'step_15'} (step 15)" in proc.stderr
     rel = relative_differences(step_losses(parity_run / "torch"), step_losses(run_dir))
     continued = max(rel[s] for s in range(STEPS // 2 + 1, STEPS + 1))
@@ -118,15 +113,3 @@ def test_a_users_own_launch_script_runs_the_loop_through_the_python_api(family_d
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["family"] == "ngram" and summary["world_size"] == 2
     assert len(set(summary["weights_sha256_per_rank"])) == 1
-
-
-def test_bench_times_the_unseen_family(family_dir, tmp_path):
-    harness_cli("bench", "--quick", "--family", FAMILY, "--out", str(tmp_path), env=user_env(family_dir))
-    bench = json.loads((tmp_path / "bench.json").read_text())
-    # The minimal loops and the MFU formula are the GPT twin's: for this family only the harness runs.
-    keys = {"tf_over_torch_np1", "tf_over_torch_np2", "scaling_efficiency_torch", "scaling_efficiency_tf"}
-    assert set(bench) == keys | {"allreduce_vs_torch_distributed_1mb", "raw"}
-    assert bench["raw"]["sizes"] == []  # the size table is the GPT family's
-    for run in bench["raw"]["runs"].values():
-        assert run["harness_step_s"]["n"] == 5 and run["minimal_step_s"] is None and run["mfu"] is None
-    assert "| torch_np2 |" in (tmp_path / "bench.md").read_text()

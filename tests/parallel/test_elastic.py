@@ -8,37 +8,24 @@ needs the interface named (--network-interface lo).
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from horovod_job import rank_pid, read_metrics
+from horovod_job import logged_steps, rank_pid, start_training, wait_for
 
 STEPS, COMMIT_EVERY, KILL_AFTER = 60, 5, 12
-
-
-def logged_steps(run_dir: Path) -> list[dict]:
-    try:
-        return [r for r in read_metrics(run_dir) if "loss" in r]
-    except (OSError, ValueError):  # not written yet, or a line half-written right now
-        return []
 
 
 # Elastic state is generic: the BERT-style family's masked-LM run rolls back and goes on the same way.
 @pytest.mark.parametrize(("framework", "family"), [("torch", "gpt"), ("tf", "gpt"), ("torch", "bert")])
 def test_killing_a_worker_loses_at_most_one_commit_interval(framework, family, tmp_path):
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "launch.cli", "train", "--framework", framework, "--family", family, "--model", "tiny"]
-    cmd += ["--run-dir", str(run_dir), "--steps", str(STEPS), "--no-progress", "--set", "eval.every=0"]
-    cmd += ["--np", "2", "--elastic", "--min-np", "1", "--max-np", "2", "--commit-every", str(COMMIT_EVERY)]
-    cmd += ["--hosts", "localhost:1,127.0.0.1:1", "--network-interface", "lo"]
-    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while len(logged_steps(run_dir)) < KILL_AFTER:
-        assert job.poll() is None and time.monotonic() < deadline, job.communicate()[1][-4000:]
-        time.sleep(0.05)
+    job = start_training(
+        "--framework", framework, "--family", family, "--run-dir", str(run_dir), "--steps", str(STEPS),
+        "--set", "eval.every=0", "--elastic", "--min-np", "1", "--max-np", "2", "--commit-every", str(COMMIT_EVERY),
+        "--hosts", "localhost:1,127.0.0.1:1", "--network-interface", "lo",
+    )  # fmt: skip
+    wait_for(job, lambda: len(logged_steps(run_dir)) >= KILL_AFTER)
     victim = rank_pid(run_dir, 1)
     assert victim is not None
     last_step_seen = logged_steps(run_dir)[-1]["step"]

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from horovod_job import WORKERS, harness_train, rank_pid, read_metrics, run_job
+from horovod_job import WORKERS, harness_train, logged_steps, rank_pid, read_metrics, run_job, start_training, wait_for
 
 from harness.storage.checkpoint import list_checkpoints
 from launch.horovodrun import horovodrun_command, rank_environment
@@ -52,10 +52,7 @@ def test_sigkill_while_writing_a_checkpoint_loses_nothing_committed(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    deadline = time.monotonic() + 300
-    while not marker.exists():
-        assert job.poll() is None and time.monotonic() < deadline, job.communicate()[0][-4000:]
-        time.sleep(0.2)
+    wait_for(job, marker.exists)
     os.kill(int(marker.read_text()), signal.SIGKILL)  # rank 0, halfway through writing step 10
     output = job.communicate(timeout=120)[0]
     assert job.returncode != 0, output[-4000:]
@@ -85,13 +82,16 @@ def test_a_rank_stuck_in_python_fails_the_job_within_the_hang_timeout(tmp_path):
 
 def test_a_frozen_rank_fails_the_job_within_the_hang_timeout(tmp_path):
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "launch.cli", "train", "--np", "2", "--framework", "tf", "--run-dir", str(run_dir)]
-    cmd += ["--model", "tiny", "--steps", "100000", "--no-progress", "--hang-timeout", "10"]
-    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while not (run_dir / "metrics.jsonl").exists() or not (run_dir / "metrics.jsonl").read_text():
-        assert job.poll() is None and time.monotonic() < deadline, job.communicate()
-        time.sleep(0.2)
+    job = start_training("--framework", "tf", "--run-dir", str(run_dir), "--steps", "100000", "--hang-timeout", "10")
+    wait_for(job, lambda: len(logged_steps(run_dir)) > 0)
+
+    # A second job on the same run directory, while this one trains: refused, naming the holder (rank 0).
+    second = harness_train("--framework", "tf", "--run-dir", str(run_dir), "--steps", "5", check=False)
+    holder = rank_pid(run_dir, 0)
+    assert second.returncode == 1 and second.stderr.strip().count("\n") == 0, second.stderr[-4000:]
+    assert second.stderr.startswith(f"Error: {run_dir} is in use by another job (pid {holder} on "), second.stderr
+    assert second.stderr.strip().endswith("wait for it to end, or choose another --run-dir")
+
     frozen = rank_pid(run_dir, 1)
     assert frozen is not None
     os.kill(frozen, signal.SIGSTOP)  # alive but silent: no heartbeat, no tensors

@@ -2,13 +2,11 @@
 np=2; np=2 x b equals np=1 x 2b; a checkpoint continues in the other framework."""
 
 import json
-import shutil
 
 import pytest
-from horovod_job import harness_cli
+from horovod_job import copy_up_to, harness_cli, harness_train
 
 from harness.runner.parity import relative_differences, step_losses
-from harness.storage.checkpoint import list_checkpoints
 
 STEPS = 50
 # The same global batch (16 windows) both ways.
@@ -47,24 +45,31 @@ def test_two_ranks_of_b_equal_one_rank_of_2b(parity_runs, framework):
     assert max(rel[s] for s in range(1, 11)) <= 1e-5, rel
 
 
+def continue_run(source, run_dir, framework: str, num_ranks: int) -> dict[int, float]:
+    """The run ``source`` continued by ``framework`` on ``num_ranks`` ranks from its step-25
+    checkpoint, as `harness parity` trains (same global batch): step -> loss."""
+    copy_up_to(source, run_dir, STEPS // 2)
+    sets = ["checkpoint.every=25", "eval.every=0", "model.dropout=0.0", "train.deterministic=true"]
+    sets.append(f"train.batch_size={BATCH_PER_RANK[num_ranks]}")
+    args = ["--framework", framework, "--np", str(num_ranks), "--steps", str(STEPS), "--run-dir", str(run_dir)]
+    harness_train(*args, "--resume", *[a for s in sets for a in ("--set", s)])
+    return step_losses(run_dir)
+
+
 @pytest.mark.parametrize(("first", "then"), [("torch", "tf"), ("tf", "torch")])
 def test_a_checkpoint_continues_in_the_other_framework(parity_runs, tmp_path, first, then):
     source = parity_runs[2] / first
-    run_dir = tmp_path / f"{first}-then-{then}"
-    shutil.copytree(source, run_dir)
-    for step, path in list_checkpoints(run_dir):
-        if step > STEPS // 2:
-            shutil.rmtree(path)  # keep only the midpoint checkpoint
-    assert [s for s, _ in list_checkpoints(run_dir)] == [STEPS // 2]
-    sets = ["checkpoint.every=25", "eval.every=0", "model.dropout=0.0", "train.deterministic=true"]
-    sets.append(f"train.batch_size={BATCH_PER_RANK[2]}")
-    args = ["train", "--framework", then, "--np", "2", "--steps", str(STEPS), "--model", "tiny"]
-    args += ["--run-dir", str(run_dir), "--resume", "--no-progress"]
-    harness_cli(*args, *[a for s in sets for a in ("--set", s)])
-    continued = step_losses(run_dir)
-    same_framework = step_losses(source)
-    rel = relative_differences(same_framework, continued)
+    continued = continue_run(source, tmp_path / f"{first}-then-{then}", then, 2)
+    rel = relative_differences(step_losses(source), continued)
     assert all(rel[s] == 0 for s in range(1, STEPS // 2 + 1))  # the log before the resume is kept as it was
+    assert max(rel[s] for s in range(STEPS // 2 + 1, STEPS + 1)) <= 1e-3, rel
+
+
+@pytest.mark.parametrize(("framework", "before", "after"), [("torch", 1, 2), ("tf", 2, 1)])
+def test_a_checkpoint_continues_on_another_number_of_ranks(parity_runs, tmp_path, framework, before, after):
+    source = parity_runs[before] / framework
+    continued = continue_run(source, tmp_path / "run", framework, after)
+    rel = relative_differences(step_losses(source), continued)
     assert max(rel[s] for s in range(STEPS // 2 + 1, STEPS + 1)) <= 1e-3, rel
 
 

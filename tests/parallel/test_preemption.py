@@ -5,44 +5,33 @@ import json
 import math
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
-from horovod_job import harness_train, rank_pid, read_metrics, train_loss_by_step
+from horovod_job import (
+    UNINTERRUPTED,
+    UNINTERRUPTED_STEPS,
+    harness_train,
+    logged_steps,
+    rank_pid,
+    read_metrics,
+    start_training,
+    train_loss_by_step,
+    wait_for,
+)
 
 from harness.storage.checkpoint import list_checkpoints
 
-STEPS = 200
-TRAIN = ["--model", "tiny", "--steps", str(STEPS), "--no-progress", "--set", "checkpoint.every=50"]
 GRACE_SECONDS = 30  # what Kubernetes gives a pod by default, and a usual Slurm KillWait
 
 
-def start_training(*args: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "launch.cli", "train", "--np", "2", *args]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for_steps(job: subprocess.Popen, run_dir, steps: int) -> None:
-    deadline = time.monotonic() + 300
-    while True:
-        assert job.poll() is None and time.monotonic() < deadline, job.communicate()[1][-4000:]
-        try:
-            if sum("loss" in record for record in read_metrics(run_dir)) >= steps:
-                return
-        except (OSError, ValueError):  # not written yet, or a line being written right now
-            pass
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("framework, target", [("torch", "the launcher"), ("tf", "every rank")])
-def test_sigterm_stops_every_rank_after_one_step_and_resume_continues_exactly(framework, target, tmp_path):
-    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
-    harness_train("--framework", framework, "--run-dir", str(whole), *TRAIN)
-
-    job = start_training("--framework", framework, "--run-dir", str(stopped), *TRAIN)
-    wait_for_steps(job, stopped, 20)
+def test_sigterm_stops_every_rank_after_one_step_and_resume_continues_exactly(
+    framework, target, uninterrupted, tmp_path
+):
+    whole, stopped = uninterrupted(framework), tmp_path / "stopped"
+    job = start_training("--framework", framework, "--run-dir", str(stopped), *UNINTERRUPTED)
+    wait_for(job, lambda: len(logged_steps(stopped)) >= 20)
     ranks = [rank_pid(stopped, 0), rank_pid(stopped, 1)] if target == "every rank" else []
     for pid in [job.pid, *ranks]:  # Slurm signals every process of the job step at once
         os.kill(pid, signal.SIGTERM)
@@ -53,32 +42,32 @@ def test_sigterm_stops_every_rank_after_one_step_and_resume_continues_exactly(fr
     assert seconds < GRACE_SECONDS, f"took {seconds:.1f} s to stop"
 
     step, checkpoint = list_checkpoints(stopped)[-1]
-    assert 20 < step < STEPS and json.loads((checkpoint / "trainer.json").read_text())["stopped"] is True
+    assert 20 < step < UNINTERRUPTED_STEPS and json.loads((checkpoint / "trainer.json").read_text())["stopped"]
     assert err.strip().endswith(
         f"stopped by SIGTERM after step {step}; checkpoint {checkpoint}: --resume continues from it"
     ), err[-4000:]
     assert max(train_loss_by_step(read_metrics(stopped))) == step  # no rank went a step further
 
-    harness_train("--framework", framework, "--run-dir", str(stopped), *TRAIN, "--resume")
+    harness_train("--framework", framework, "--run-dir", str(stopped), *UNINTERRUPTED, "--resume")
     expected, resumed = train_loss_by_step(read_metrics(whole)), train_loss_by_step(read_metrics(stopped))
-    assert sorted(resumed) == list(range(1, STEPS + 1))
+    assert sorted(resumed) == list(range(1, UNINTERRUPTED_STEPS + 1))
     worst = max(abs(resumed[s] - expected[s]) / abs(expected[s]) for s in expected)
     assert worst <= 1e-6 and not math.isnan(worst)
     print(
         f"{framework}, SIGTERM to the {target}: stopped after step {step} in {seconds:.1f} s; resumed run vs "
-        f"uninterrupted: max relative loss difference {worst:.2e} over {STEPS} steps"
+        f"uninterrupted: max relative loss difference {worst:.2e} over {UNINTERRUPTED_STEPS} steps"
     )
 
 
 def test_an_elastic_job_left_below_min_np_ends_after_the_wait_with_one_line(tmp_path):
     run_dir = tmp_path / "run"
     job = start_training(
-        "--framework", "torch", "--run-dir", str(run_dir), "--model", "tiny", "--steps", "100000",
-        "--no-progress", "--set", "eval.every=0", "--set", "checkpoint.every=1000",
+        "--framework", "torch", "--run-dir", str(run_dir), "--steps", "100000",
+        "--set", "eval.every=0", "--set", "checkpoint.every=1000",
         "--elastic", "--min-np", "2", "--max-np", "2", "--commit-every", "5",
         "--hosts", "localhost:1,127.0.0.1:1", "--network-interface", "lo", "--hang-timeout", "15",
     )  # fmt: skip
-    wait_for_steps(job, run_dir, 12)
+    wait_for(job, lambda: len(logged_steps(run_dir)) >= 12)
     os.kill(rank_pid(run_dir, 1), signal.SIGKILL)
     lost = time.monotonic()
     out, err = job.communicate(timeout=300)

@@ -3,6 +3,7 @@ shards, both frameworks training on the same token ids, the tokenizer travelling
 checkpoints into `generate`, and a tokenizer that does not match a checkpoint refused."""
 
 import json
+import re
 
 from horovod_job import harness_cli, harness_train
 
@@ -16,9 +17,20 @@ def test_a_bpe_prepared_corpus_trains_the_same_in_both_frameworks_and_generates_
     tokenizer_file, prepared, parity = tmp_path / "tokenizer.json", tmp_path / "prepared", tmp_path / "parity"
     harness_cli("tokenizer", "train", "--vocab-size", "512", "--out", str(tokenizer_file))
     made = harness_cli("prepare", "--out", str(prepared), "--set", f"data.tokenizer={tokenizer_file}")
-    assert "MB/s" in made.stdout, made.stdout
     index = json.loads((prepared / "index.json").read_text())
     assert index["dtype"] == "uint16" and index["tokenizer"]["vocab_size"] == 512
+    # Its summary line states what is on disk: the tokens in the shards, the bytes of the corpus read.
+    summary = re.fullmatch(
+        r"prepared (\d+) tokens \(uint16, (\d+) shard\(s\)\) from ([\d.]+) MB of input in [\d.]+ s "
+        r"\([\d.]+ MB/s\); train (\d+) / validation (\d+) tokens -> (.+)",
+        made.stdout.strip(),
+    )
+    assert summary, made.stdout
+    tokens, shards, megabytes, train, val, out = summary.groups()
+    on_disk = sum((prepared / shard["file"]).stat().st_size for shard in index["shards"]) // 2  # uint16
+    assert int(tokens) == index["total_tokens"] == on_disk == int(train) + int(val)
+    assert int(shards) == len(index["shards"]) and out == str(prepared)
+    assert megabytes == f"{len(default_corpus().encode()) / 1e6:.1f}"
 
     data = f"data.prepared={prepared}"
     harness_cli("parity", "--steps", str(STEPS), "--np", "2", "--out", str(parity), "--set", data)

@@ -1,13 +1,20 @@
 """The training loop under horovodrun -np 2, both frameworks: broadcast, sync, rank-0 I/O, resume."""
 
 import json
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from horovod_job import harness_train, read_metrics, run_job, train_loss_by_step
+from horovod_job import (
+    UNINTERRUPTED,
+    UNINTERRUPTED_STEPS,
+    copy_up_to,
+    harness_train,
+    read_metrics,
+    run_job,
+    train_loss_by_step,
+)
 
 from harness.runner.config import load_run_config
 from harness.storage.checkpoint import latest_checkpoint, list_checkpoints
@@ -24,7 +31,10 @@ def test_replicas_agree_after_broadcast_and_training_and_only_rank_0_writes(fram
     assert len(set(first["weights_before_broadcast"])) == 2
     assert len(set(first["weights_after_broadcast"])) == 1
     assert first["weights_after_broadcast"][0] == first["weights_before_broadcast"][0]  # rank 0's won
+    # The same for AdamW's step and moments, which the worker made different on each rank.
+    assert len(set(first["optimizer_before_broadcast"])) == 2
     assert len(set(first["optimizer_after_broadcast"])) == 1
+    assert first["optimizer_after_broadcast"][0] == first["optimizer_before_broadcast"][0]
     summary = first["summary"]
     assert summary["steps"] == 20 and summary["world_size"] == 2
     assert len(summary["weights_sha256_per_rank"]) == 2
@@ -42,35 +52,31 @@ def val_loss_by_step(records):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_resume_continues_the_loss_sequence_and_validation_loss_falls(framework, tmp_path):
-    run_dir = tmp_path / "run"
-    common = ["--framework", framework, "--run-dir", str(run_dir), "--steps", "30"]
-    common += ["--set", "eval.every=10", "--set", "checkpoint.every=10", "--set", "checkpoint.keep=5"]
-    harness_train(*common)
-    uninterrupted = read_metrics(run_dir)
-    val = val_loss_by_step(uninterrupted)
-    assert list(val) == [10, 20, 30]
-    assert val[10] > val[20] > val[30], val
-    assert val[30] < np.log(256) - 1.0  # well below the untrained model's log(vocab)
-    assert_tensorboard_holds(run_dir, uninterrupted)
+def test_resume_continues_the_loss_sequence_and_validation_loss_falls(framework, uninterrupted, tmp_path):
+    whole = uninterrupted(framework)
+    records = read_metrics(whole)
+    val = val_loss_by_step(records)
+    assert list(val) == [50, 100, 150, 200]
+    assert val[50] > val[100] > val[150] > val[200], val
+    assert val[200] < np.log(256) - 1.0  # well below the untrained model's log(vocab)
+    assert_tensorboard_holds(whole, records)
 
     # The rank-0 evaluation equals a single-process evaluation of the saved weights.
     family, config = load_run_config("tiny")
-    checkpoint = latest_checkpoint(run_dir, family, config.model)
-    assert checkpoint.step == 30
-    assert abs(single_process_val_loss(framework, checkpoint.path / "model.safetensors") - val[30]) <= 1e-5
+    checkpoint = latest_checkpoint(whole, family, config.model)
+    assert checkpoint.step == UNINTERRUPTED_STEPS
+    assert abs(single_process_val_loss(framework, checkpoint.path / "model.safetensors") - val[200]) <= 1e-5
 
-    # Simulate a crash after step 10's checkpoint: the newer checkpoints are gone.
-    for step, path in list_checkpoints(run_dir):
-        if step > 10:
-            shutil.rmtree(path)
-    harness_train(*common, "--resume")
+    # A crash after step 150's checkpoint; the resumed run redraws the same batches and dropout masks.
+    run_dir = tmp_path / "run"
+    copy_up_to(whole, run_dir, 150)
+    harness_train("--framework", framework, "--run-dir", str(run_dir), *UNINTERRUPTED, "--resume")
     resumed = read_metrics(run_dir)
-    before, after = train_loss_by_step(uninterrupted), train_loss_by_step(resumed)
-    assert sorted(after) == list(range(1, 31))  # the metrics log holds each step once
-    for step in range(11, 31):
+    before, after = train_loss_by_step(records), train_loss_by_step(resumed)
+    assert sorted(after) == list(range(1, UNINTERRUPTED_STEPS + 1))  # the metrics log holds each step once
+    for step in range(151, UNINTERRUPTED_STEPS + 1):
         assert abs(after[step] - before[step]) <= 1e-6, (step, after[step], before[step])
-    assert abs(val_loss_by_step(resumed)[30] - val[30]) <= 1e-6
+    assert abs(val_loss_by_step(resumed)[200] - val[200]) <= 1e-6
 
     # Either framework samples from this checkpoint; greedy decoding gives the same text.
     samples = [generate(run_dir, fw) for fw in FRAMEWORKS]

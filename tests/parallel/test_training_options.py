@@ -1,4 +1,5 @@
-"""Production knobs under horovodrun -np 2, both frameworks: accumulation, bf16, fp16, compression."""
+"""Production knobs under horovodrun -np 2, both frameworks: accumulation, bf16, fp16, compression,
+gradient groups, label smoothing."""
 
 import numpy as np
 import pytest
@@ -51,6 +52,7 @@ def test_fp16_compression_trains_close_to_fp32(baseline, tmp_path):
     framework, reference = baseline
     compressed = losses(framework, tmp_path, "train.batch_size=8", "train.compression=fp16")
     assert compressed[-3:].mean() < compressed[:3].mean() - 0.3
+    assert not np.array_equal(compressed, reference)  # the gradients really travelled in fp16
     np.testing.assert_allclose(compressed, reference, rtol=1e-2)
 
 
@@ -59,6 +61,23 @@ def test_fp16_with_loss_scaling_trains_close_to_fp32(baseline, tmp_path):
     fp16 = losses(framework, tmp_path, "train.batch_size=8", "train.precision=fp16")
     assert not np.array_equal(fp16, reference)  # fp16 matmuls really ran
     np.testing.assert_allclose(fp16, reference, rtol=1e-2)
+
+
+def test_gradients_reduced_in_three_groups_train_exactly_as_in_one(baseline, tmp_path):
+    framework, reference = baseline
+    grouped = losses(framework, tmp_path, "train.batch_size=8", "train.gradient_groups=3")
+    # Two ranks' gradients summed: a + b is the same float whichever allreduce carries it.
+    assert np.array_equal(grouped, reference), np.abs(grouped - reference).max()
+
+
+def test_label_smoothing_trains_on_the_smoothed_loss(baseline, tmp_path):
+    framework, reference = baseline
+    smoothed = losses(framework, tmp_path, "train.batch_size=8", "train.label_smoothing=0.1")
+    # Untrained, the model predicts nearly uniformly, where smoothing changes the loss little; trained,
+    # it is confident, and the smoothed loss adds 0.1 x the mean of -log p over all 256 classes.
+    assert abs(smoothed[0] - reference[0]) <= 1e-3 * reference[0], (smoothed[0], reference[0])
+    assert (smoothed[-5:] > reference[-5:] + 0.05).all(), (smoothed[-5:], reference[-5:])
+    assert smoothed[-3:].mean() < smoothed[:3].mean() - 0.3  # and it trains
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

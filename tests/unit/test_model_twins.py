@@ -187,3 +187,24 @@ def test_label_smoothing_loss_is_the_same_in_both_and_equals_the_formula(weighte
     assert abs(torch_loss - expected) / expected <= 1e-6
     unsmoothed = float(tf_ops.cross_entropy(tf_logits, tf.constant(y), tf_weights))
     assert abs(unsmoothed - tf_loss) > 1e-3  # smoothing changed the loss, by far more than the tolerance
+
+
+def test_dropout_in_training_draws_its_masks_from_the_seed_the_loop_sets_per_step():
+    config = CONFIGS["dropout"]
+    pt, tfm = twins(config)
+    x, _ = batch(config)
+    with torch.no_grad():
+        inference = pt(torch.from_numpy(x)).numpy()  # twins() leaves it in eval mode
+        pt.train()
+        torch_runs = []
+        for seed in (5, 5, 6):
+            torch.manual_seed(seed)  # what the torch backend's seed_step does
+            torch_runs.append(pt(torch.from_numpy(x)).numpy())
+    tf_runs = []
+    for seed in (5, 5, 6):
+        tf.random.get_global_generator().reset_from_seed(seed)  # what the TF backend's seed_step does
+        tf_runs.append(tfm(tf.constant(x), training=True).numpy())
+    for first, again, other in (torch_runs, tf_runs):
+        assert np.array_equal(first, again)  # the same step seed: the same masks
+        assert np.max(np.abs(first - other)) > 1e-3  # another step's seed: other masks
+        assert np.max(np.abs(first - inference)) > 1e-3  # dropout is on in training, off in inference

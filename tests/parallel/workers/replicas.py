@@ -1,4 +1,5 @@
-"""Worker: ranks start from different seeds; after Horovod's broadcast, and after training, they agree.
+"""Worker: ranks start from different weights and AdamW states; after Horovod's broadcast, and after
+training, they agree.
 
 Usage: replicas.py {torch,tf} RUN_DIR_BASE. Each rank trains with its own run directory
 (RUN_DIR_BASE/rank<r>), so only the directories of ranks that write anything get files.
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.contract.frameworks import framework_module
-from harness.contract.state import state_checksum
+from harness.contract.state import optimizer_state, state_checksum
 from harness.runner.config import load_run_config
 from harness.runner.run import run
 
@@ -28,6 +29,10 @@ def gathered_checksums(state) -> list[str]:
 
 seen = []
 backend = framework_module(framework, "backend").make_backend(family, config, dist, init_seed=100 + 17 * dist.rank)
+# A mid-run AdamW state of this rank's own (a fresh one is zeros on every rank, equal before any broadcast).
+rng = np.random.default_rng(dist.rank)
+moments = {n: (rng.normal(0, 1e-3, s), rng.uniform(0, 1e-6, s)) for n, s in backend.shapes.items()}
+backend.import_optimizer_state(optimizer_state(7 + dist.rank, moments))
 seen.append(gathered_checksums(backend.export_model_state()))
 seen.append(gathered_checksums(backend.export_optimizer_state()))
 backend.broadcast_initial_state()
