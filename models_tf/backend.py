@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from harness.contract.backend import Backend, EvalSums, StepResult, loss_shares, step_outcome
-from harness.contract.config import RunConfig
+from harness.contract.config import RunConfig, TrainConfig
 from harness.contract.distributed import Distributed
 from harness.contract.family import Family
 from harness.contract.state import State, zero_optimizer_state
@@ -25,6 +25,21 @@ def build_model(family: Family, config: Any, precision: str = "fp32") -> tf.Modu
     return family.implementation("tf")(config, compute_dtype=COMPUTE_DTYPES[precision])
 
 
+def make_adamw(parameters: dict[str, tf.Variable], decay: set[str], train: TrainConfig) -> AdamW:
+    """AdamW over ``parameters``, decaying the weights named in ``decay`` only."""
+    return AdamW(parameters, decay, train)  # torch.optim.AdamW's single-tensor arithmetic (models_tf/adamw.py)
+
+
+def clip_gradients(grads: list[tf.Tensor], train: TrainConfig) -> tuple[list[tf.Tensor], tf.Tensor]:
+    """The gradients scaled to a global norm of at most ``train.grad_clip`` (0: no clipping), and
+    their global norm before."""
+    grad_norm = tf.linalg.global_norm(grads)
+    if train.grad_clip > 0:  # torch's clip_grad_norm_ formula, including its 1e-6
+        scale = tf.minimum(1.0, train.grad_clip / (grad_norm + 1e-6))
+        grads = [g * scale for g in grads]
+    return grads, grad_norm
+
+
 class TFBackend(Backend):
     def __init__(self, family: Family, config: RunConfig, dist: Distributed, init_seed: int):
         super().__init__(family, config, dist)
@@ -37,7 +52,7 @@ class TFBackend(Backend):
         self.parameters = dict(named_parameters(self.model))
         self.check_parameters("tf", {name: tuple(v.shape) for name, v in self.parameters.items()})
         self.import_model_state(family.init_state(config.model, init_seed))
-        self.optimizer = AdamW(self.parameters, family.decayed(config.model), t)
+        self.optimizer = make_adamw(self.parameters, family.decayed(config.model), t)
         self.import_optimizer_state(zero_optimizer_state(self.shapes))
         self._scaling = t.precision == "fp16"
         self.loss_scale = tf.Variable(t.initial_loss_scale if self._scaling else 1.0)
@@ -93,10 +108,7 @@ class TFBackend(Backend):
         mean_loss, stop = tf.unstack(hvd.allreduce(tf.stack([loss, stop]), op=hvd.Average, name="train_loss"))
         if self._scaling:
             grads = [g / self.loss_scale for g in grads]
-        grad_norm = tf.linalg.global_norm(grads)
-        if t.grad_clip > 0:  # torch's clip_grad_norm_ formula, including its 1e-6
-            scale = tf.minimum(1.0, t.grad_clip / (grad_norm + 1e-6))
-            grads = [g * scale for g in grads]
+        grads, grad_norm = clip_gradients(grads, t)
         applied = tf.math.is_finite(mean_loss) & tf.math.is_finite(grad_norm)
         if applied:  # a tf.cond: a non-finite step leaves weights and AdamW state untouched
             self.optimizer.apply(dict(zip(self.parameters, grads, strict=True)), self.parameters, lr)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from harness.contract.backend import Backend, EvalSums, StepResult, loss_shares, step_outcome
-from harness.contract.config import RunConfig
+from harness.contract.config import RunConfig, TrainConfig
 from harness.contract.distributed import Distributed
 from harness.contract.family import Family
 from harness.contract.state import State, zero_optimizer_state
@@ -23,6 +23,26 @@ def build_model(family: Family, config: Any, precision: str = "fp32") -> torch.n
     return family.implementation("torch")(config, compute_dtype=COMPUTE_DTYPES[precision])
 
 
+def make_adamw(parameters: dict[str, torch.nn.Parameter], decay: set[str], train: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over ``parameters``, decaying the weights named in ``decay`` only."""
+    return torch.optim.AdamW(
+        [
+            {"params": [p for n, p in parameters.items() if n in decay], "weight_decay": train.weight_decay},
+            {"params": [p for n, p in parameters.items() if n not in decay], "weight_decay": 0.0},
+        ],
+        lr=train.lr,
+        betas=(train.beta1, train.beta2),
+        eps=train.eps,
+        foreach=False,  # the single-tensor kernel: the exact arithmetic the TF twin mirrors
+    )
+
+
+def clip_gradients(parameters: dict[str, torch.nn.Parameter], train: TrainConfig) -> float:
+    """Scale the gradients in place to a global norm of at most ``train.grad_clip`` (0: no clipping);
+    returns their global norm before."""
+    return torch.nn.utils.clip_grad_norm_(parameters.values(), train.grad_clip or float("inf")).item()
+
+
 class TorchBackend(Backend):
     def __init__(self, family: Family, config: RunConfig, dist: Distributed, init_seed: int):
         super().__init__(family, config, dist)
@@ -34,17 +54,7 @@ class TorchBackend(Backend):
         self.parameters = dict(self.model.named_parameters())
         self.check_parameters("torch", {name: tuple(p.shape) for name, p in self.parameters.items()})
         self.import_model_state(family.init_state(config.model, init_seed))
-        decay = family.decayed(config.model)
-        adamw = torch.optim.AdamW(
-            [
-                {"params": [p for n, p in self.parameters.items() if n in decay], "weight_decay": t.weight_decay},
-                {"params": [p for n, p in self.parameters.items() if n not in decay], "weight_decay": 0.0},
-            ],
-            lr=t.lr,
-            betas=(t.beta1, t.beta2),
-            eps=t.eps,
-            foreach=False,  # the single-tensor kernel: the exact arithmetic the TF twin mirrors
-        )
+        adamw = make_adamw(self.parameters, family.decayed(config.model), t)
         # Horovod: average gradients over ranks with allreduce, started from backward hooks once
         # every accumulation_steps backward passes, in train.gradient_groups grouped allreduces
         # (0: one per tensor); fp16 on the wire if asked.
@@ -119,8 +129,7 @@ class TorchBackend(Backend):
         # every rank applies.
         self.optimizer.synchronize()
         self.scaler.unscale_(self.optimizer)
-        clip = t.grad_clip or float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip).item()
+        grad_norm = clip_gradients(self.parameters, t)
         mean_loss, stop = hvd.synchronize(loss_and_stop).tolist()
         applied = bool(np.isfinite(mean_loss) and np.isfinite(grad_norm))
         if applied:
