@@ -9,7 +9,18 @@ import subprocess
 
 import pytest
 
+from harness.data.inputs import default_corpus
+from harness.data.tokenizer import train_bpe
+
 SMALL_DISK_MIB = 4
+
+
+@pytest.fixture(scope="session")
+def bpe_file(tmp_path_factory):
+    """A 512-id byte-level BPE trained on the default corpus (once per test session)."""
+    out = tmp_path_factory.mktemp("tokenizer") / "tokenizer.json"
+    train_bpe([default_corpus()], 512, out)
+    return out
 
 
 @pytest.fixture

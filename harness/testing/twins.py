@@ -6,14 +6,15 @@ import numpy as np
 import tensorflow as tf
 import torch
 
+from harness.contract.state import State
 from models_tf import ops as tf_ops
 from models_torch import ops as torch_ops
 
 
-def family_twins(family, config, seed: int = 0):
-    """``family``'s torch and TF models for ``config``, both holding its initial state of ``seed``
-    (the torch one in eval mode)."""
-    state = family.init_state(config, seed)
+def family_twins(family, config, state: State | None = None):
+    """``family``'s torch and TF models for ``config``, both holding ``state`` (by default the family's
+    initial state of seed 0; the torch one in eval mode)."""
+    state = family.init_state(config, 0) if state is None else state
     pt = family.implementation("torch")(config)
     torch_ops.import_state(pt, state)
     pt.eval()
@@ -40,11 +41,14 @@ def twin_results(pt, tfm, inputs, targets, weights=None) -> tuple[tuple, tuple]:
     return (pt_logits.detach().numpy(), pt_loss.item(), pt_grads), (tf_logits.numpy(), float(tf_loss), tf_grads)
 
 
-def assert_gradients_agree(pt, tfm, names, inputs, targets, weights=None) -> None:
-    """``pt`` and ``tfm`` hold the same weights; ``names`` are the family's parameter names."""
-    (_, _, pt_grads), (_, _, tf_grads) = twin_results(pt, tfm, inputs, targets, weights)
+def assert_gradients_agree(pt, tfm, names, inputs, targets, weights=None) -> tuple[tuple, tuple]:
+    """``pt`` and ``tfm`` hold the same weights; ``names`` are the family's parameter names. Returns
+    ``twin_results``' results, for the caller's checks of the logits and the loss."""
+    results = twin_results(pt, tfm, inputs, targets, weights)
+    (_, _, pt_grads), (_, _, tf_grads) = results
     assert pt_grads.keys() == tf_grads.keys() == names
     for n, g in pt_grads.items():
         norm = np.linalg.norm(g)
         assert norm > 0, f"{n} has a zero gradient"
         assert np.max(np.abs(g - tf_grads[n])) <= 1e-4 * norm, n
+    return results

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from test_checkpoint import save
+from checkpoints import save
 
 from harness.runner.parity import compare_runs, relative_differences
 
