@@ -9,9 +9,11 @@ import numpy as np
 import tensorflow as tf
 import torch
 
+from harness.families.bert import FAMILY as BERT
 from harness.families.bert import PAD_ID
+from harness.families.gpt import FAMILY as GPT
 from harness.testing import bert, gpt
-from harness.testing.twins import twin_results
+from harness.testing.twins import family_twins, twin_results
 
 
 def agreement(pt, tfm, inputs, targets, weights=None) -> tuple[float, float, float]:
@@ -23,18 +25,18 @@ def agreement(pt, tfm, inputs, targets, weights=None) -> tuple[float, float, flo
 
 def rows():
     for name, config in gpt.CONFIGS.items():
-        yield f"gpt {name}", agreement(*gpt.twins(config), *gpt.batch(config))
+        yield f"gpt {name}", agreement(*family_twins(GPT, config), *gpt.batch(config))
     for name, config in bert.CONFIGS.items():
-        yield f"bert {name}", agreement(*bert.twins(config), *bert.masked_batch(config))
+        yield f"bert {name}", agreement(*family_twins(BERT, config), *bert.masked_batch(config))
     for name, config in bert.CLASSIFY.items():
-        yield f"bert {name}", agreement(*bert.twins(config), *bert.labelled_batch(config))
+        yield f"bert {name}", agreement(*family_twins(BERT, config), *bert.labelled_batch(config))
 
 
 def padding_effect(name: str) -> tuple[float, float]:
     """How far padding moves a real position's output, (torch, TF): the outputs at the real positions
     of a sequence padded with 4 PAD ids against the unpadded sequence's, max abs."""
     config = bert.CONFIGS[name]
-    pt, tfm = bert.twins(config)
+    pt, tfm = family_twins(BERT, config)
     tokens, _, _ = bert.masked_batch(config, count=1, padded=0)
     real = config.block_size - 4
     padded = tokens.copy()

@@ -10,6 +10,9 @@ import subprocess
 
 import pytest
 
+from harness.data.inputs import default_corpus
+from harness.data.tokenizer import train_bpe
+
 SMALL_DISK_MIB = 4
 # Under CI (.ci/run exports CI=true) every test must run: a skip there, for a missing tool or a
 # refused privilege, fails the session with the reasons, so a CI in a weaker container cannot pass
@@ -34,6 +37,14 @@ def pytest_terminal_summary(terminalreporter):
 def pytest_sessionfinish(session):
     if IN_CI and _skipped:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def bpe_file(tmp_path_factory):
+    """A 512-id byte-level BPE trained on the default corpus (once per test session)."""
+    out = tmp_path_factory.mktemp("tokenizer") / "tokenizer.json"
+    train_bpe([default_corpus()], 512, out)
+    return out
 
 
 @pytest.fixture

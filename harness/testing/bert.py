@@ -1,11 +1,10 @@
 """The BERT-style twins as tests/unit/test_bert_twins.py and benchmarks/twin_agreement.py compare them:
-the configs, both twins from one state, and the masked-LM and labelled batches."""
+the configs and the masked-LM and labelled batches (twins.family_twins builds the pair)."""
 
 import numpy as np
 
 from harness.data.corpus import encode, train_val_split
 from harness.families.bert import CLS_ID, FAMILY, PAD_ID, BERTConfig, MaskedLMTask
-from harness.testing.twins import family_twins
 
 CONFIGS = {
     "tiny": FAMILY.preset("tiny"),
@@ -15,10 +14,6 @@ CONFIGS = {
     "dropout": BERTConfig(n_layer=2, n_head=4, n_embd=32, mlp_hidden=64, block_size=16, dropout=0.3),
 }
 TEXT = encode("The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs. " * 40)
-
-
-def twins(config: BERTConfig, seed: int = 0):
-    return family_twins(FAMILY, config, seed)
 
 
 def masked_batch(config: BERTConfig, count: int = 4, padded: int = 3, seed: int = 1):

@@ -1,10 +1,9 @@
 """The GPT twins as tests/unit/test_model_twins.py and benchmarks/twin_agreement.py compare them: the
-configs, both twins from one state, and the batches."""
+configs and the batches (twins.family_twins builds the pair)."""
 
 import numpy as np
 
 from harness.families.gpt import FAMILY, GPTConfig
-from harness.testing.twins import family_twins
 
 CONFIGS = {
     "tiny": FAMILY.preset("tiny"),
@@ -14,10 +13,6 @@ CONFIGS = {
     # Dropout is part of the config but inactive in inference mode.
     "dropout": GPTConfig(n_layer=2, n_head=4, n_embd=32, mlp_hidden=64, block_size=16, dropout=0.3),
 }
-
-
-def twins(config: GPTConfig, seed: int = 0):
-    return family_twins(FAMILY, config, seed)
 
 
 def batch(config: GPTConfig, seed: int = 1, batch_size: int = 3, seq_len: int | None = None):

@@ -11,8 +11,8 @@ import torch
 from harness.data.corpus import train_val_split
 from harness.data.tokenizer import ByteTokenizer
 from harness.families.bert import CLS_ID, FAMILY, MASK_ID, PAD_ID, BERTConfig, MaskedLMTask, init_state, state_shapes
-from harness.testing.bert import CLASSIFY, CONFIGS, TEXT, labelled_batch, masked_batch, twins
-from harness.testing.twins import assert_gradients_agree
+from harness.testing.bert import CLASSIFY, CONFIGS, TEXT, labelled_batch, masked_batch
+from harness.testing.twins import LOGITS_ATOL, LOSS_RTOL, assert_gradients_agree, family_twins
 from models_tf import ops as tf_ops
 from models_torch import ops as torch_ops
 
@@ -20,7 +20,7 @@ from models_torch import ops as torch_ops
 @pytest.mark.parametrize("name", CONFIGS)
 def test_same_weights_give_same_logits_and_loss(name):
     config = CONFIGS[name]
-    pt, tfm = twins(config)
+    pt, tfm = family_twins(FAMILY, config)
     x, y, w = masked_batch(config)
     with torch.no_grad():
         pt_logits = pt(torch.from_numpy(x))
@@ -28,15 +28,15 @@ def test_same_weights_give_same_logits_and_loss(name):
     tf_logits = tfm(tf.constant(x), training=False)
     tf_loss = float(tf_ops.cross_entropy(tf_logits, tf.constant(y), tf.constant(w)))
     assert pt_logits.shape == tuple(tf_logits.shape) == (4, config.block_size, config.vocab_size)
-    assert np.max(np.abs(pt_logits.numpy() - tf_logits.numpy())) <= 1e-5
-    assert abs(pt_loss - tf_loss) / abs(pt_loss) <= 1e-5
+    assert np.max(np.abs(pt_logits.numpy() - tf_logits.numpy())) <= LOGITS_ATOL
+    assert abs(pt_loss - tf_loss) / abs(pt_loss) <= LOSS_RTOL
     assert abs(pt_loss - np.log(config.vocab_size)) < 0.1  # untrained: nearly uniform
 
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_gradients_agree_for_every_parameter(name):
     config = CONFIGS[name]
-    pt, tfm = twins(config)
+    pt, tfm = family_twins(FAMILY, config)
     x, y, w = masked_batch(config)
     assert_gradients_agree(pt, tfm, state_shapes(config).keys(), x, y, w)
 
@@ -44,7 +44,7 @@ def test_gradients_agree_for_every_parameter(name):
 @pytest.mark.parametrize("name", ["tiny", "odd"])
 def test_padding_never_changes_the_outputs_of_real_positions(name):
     config = CONFIGS[name]
-    pt, tfm = twins(config)
+    pt, tfm = family_twins(FAMILY, config)
     x, _, _ = masked_batch(config, count=1, padded=0)
     real = config.block_size - 4
     padded = x.copy()
@@ -78,25 +78,13 @@ def test_masked_lm_batches_follow_berts_recipe_and_repeat_from_the_seed():
 @pytest.mark.parametrize("name", CLASSIFY)
 def test_the_classify_heads_agree_in_logits_loss_and_gradients(name):
     config = CLASSIFY[name]
-    pt, tfm = twins(config)
-    x, y = labelled_batch(config)
-    pt_logits = pt(torch.from_numpy(x))
-    pt_loss = torch_ops.cross_entropy(pt_logits, torch.from_numpy(y))
-    pt_loss.backward()
-    names, variables = zip(*tf_ops.named_parameters(tfm), strict=True)
-    with tf.GradientTape() as tape:
-        tf_logits = tfm(tf.constant(x), training=False)
-        tf_loss = tf_ops.cross_entropy(tf_logits, tf.constant(y))
-    tf_grads = dict(
-        zip(names, (tf.convert_to_tensor(g).numpy() for g in tape.gradient(tf_loss, variables)), strict=True)
-    )
-    assert pt_logits.shape == tuple(tf_logits.shape) == (5, config.num_labels)
-    assert np.max(np.abs(pt_logits.detach().numpy() - tf_logits.numpy())) <= 1e-5
-    assert abs(pt_loss.item() - float(tf_loss)) / pt_loss.item() <= 1e-5
-    assert tf_grads.keys() == state_shapes(config).keys() and "classifier.weight" in tf_grads
-    for n, p in pt.named_parameters():
-        norm = np.linalg.norm(p.grad.numpy())
-        assert norm > 0 and np.max(np.abs(p.grad.numpy() - tf_grads[n])) <= 1e-4 * norm, n
+    names = state_shapes(config).keys()
+    assert "classifier.weight" in names
+    results = assert_gradients_agree(*family_twins(FAMILY, config), names, *labelled_batch(config))
+    (pt_logits, pt_loss, _), (tf_logits, tf_loss, _) = results
+    assert pt_logits.shape == tf_logits.shape == (5, config.num_labels)
+    assert np.max(np.abs(pt_logits - tf_logits)) <= LOGITS_ATOL
+    assert abs(pt_loss - tf_loss) / pt_loss <= LOSS_RTOL
 
 
 def test_an_encoder_pretrained_with_the_mlm_head_initialises_the_classifier(tmp_path):

@@ -4,32 +4,10 @@ import json
 
 import numpy as np
 import pytest
+from checkpoints import CONFIG, save
 
-from harness.contract.state import optimizer_state_names
-from harness.families.gpt import FAMILY, init_state, state_shapes
-from harness.runner.config import build_run_config
-from harness.storage.checkpoint import (
-    latest_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
-    remove_partial_checkpoints,
-    save_checkpoint,
-)
-
-CONFIG = build_run_config(FAMILY, "tiny")
-
-
-def optimizer_state(step: int):
-    shapes = state_shapes(CONFIG.model)
-    state = {"step": np.array([step], np.int64)}
-    for name in optimizer_state_names(shapes)[1:]:
-        state[name] = np.full(shapes[name.split(".", 1)[1]], step, np.float32)
-    return state
-
-
-def save(run_dir, step, keep=3):
-    trainer = {"framework": "torch", "family": "gpt", "config": CONFIG.to_dict()}
-    return save_checkpoint(run_dir, step, init_state(CONFIG.model, step), optimizer_state(step), trainer, keep)
+from harness.families.gpt import FAMILY, init_state
+from harness.storage.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, remove_partial_checkpoints
 
 
 def test_saved_checkpoint_loads_back_bitwise(tmp_path):

@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from checkpoints import save
 from click.testing import CliRunner
-from test_checkpoint import save
 
 from launch.cli import cli
 

@@ -14,32 +14,26 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from harness.contract.state import zero_optimizer_state
 from harness.data.inputs import default_corpus
-from harness.data.tokenizer import ByteTokenizer, load_tokenizer, train_bpe
+from harness.data.tokenizer import ByteTokenizer, load_tokenizer
 from harness.families.gpt import FAMILY, GPTConfig, init_state, state_shapes
 from harness.families.gpt.hf import read_hf
 from harness.runner.config import load_run_config
 from harness.runner.resume import initial_state_from
 from harness.storage.checkpoint import save_checkpoint, tokenizer_record
+from harness.testing.twins import family_twins
 from launch.cli import cli
-from models_tf import gpt as tf_gpt
-from models_tf import ops as tf_ops
-from models_torch import gpt as torch_gpt
-from models_torch import ops as torch_ops
 
+# vocab_size: the bpe_file fixture's (tests/conftest.py).
 CONFIGS = {
-    "tied": GPTConfig(vocab_size=300, n_layer=2, n_head=4, n_embd=32, mlp_hidden=80, block_size=24),
+    "tied": GPTConfig(vocab_size=512, n_layer=2, n_head=4, n_embd=32, mlp_hidden=80, block_size=24),
     "untied": GPTConfig(
-        vocab_size=300, n_layer=3, n_head=3, n_embd=21, mlp_hidden=37, block_size=16, tie_embeddings=False
+        vocab_size=512, n_layer=3, n_head=3, n_embd=21, mlp_hidden=37, block_size=16, tie_embeddings=False
     ),
 }
 
 
 def twin_logits(config: GPTConfig, state, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pt = torch_gpt.TransformerLM(config)
-    torch_ops.import_state(pt, state)
-    pt.eval()
-    tfm = tf_gpt.TransformerLM(config)
-    tf_ops.import_state(tfm, state)
+    pt, tfm = family_twins(FAMILY, config, state=state)
     with torch.no_grad():
         return pt(torch.from_numpy(tokens)).numpy(), tfm(tf.constant(tokens)).numpy()
 
@@ -52,13 +46,6 @@ def hf_logits(model: GPT2LMHeadModel, tokens: np.ndarray) -> np.ndarray:
 
 def random_tokens(config: GPTConfig, seed: int = 3) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, config.vocab_size, (3, config.block_size))
-
-
-@pytest.fixture(scope="module")
-def bpe_file(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tokenizer") / "tokenizer.json"
-    train_bpe([default_corpus()], 300, out)
-    return out
 
 
 @pytest.mark.parametrize("name", CONFIGS)

@@ -20,14 +20,6 @@ from harness.storage.checkpoint import check_tokenizer, latest_checkpoint, save_
 from launch.cli import cli
 
 
-@pytest.fixture(scope="module")
-def bpe_file(tmp_path_factory):
-    """A 512-id byte-level BPE trained on the default corpus."""
-    out = tmp_path_factory.mktemp("tokenizer") / "tokenizer.json"
-    train_bpe([default_corpus()], 512, out)
-    return out
-
-
 def test_a_bpe_trained_on_the_default_corpus_round_trips_it_and_shortens_it(bpe_file):
     tokenizer = load_tokenizer(str(bpe_file))
     text = default_corpus()

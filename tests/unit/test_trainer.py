@@ -25,6 +25,16 @@ class FakeDist:
 
 
 @dataclass
+class Clock:
+    """Stands in for the trainer's ``time`` module: time passes only when a test advances it."""
+
+    now: float = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+@dataclass
 class FakeBackend:
     """Answers each step with the next scripted outcome (APPLIED once the script runs out)."""
 
@@ -32,11 +42,14 @@ class FakeBackend:
     calls: list[tuple[Batch, float]] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
     peer_stops_at: int = 0  # another rank asks to stop during this (1-based) step
+    clock: Clock = field(default_factory=Clock)
+    step_seconds: list[float] = field(default_factory=list)  # how long each step takes on the clock
 
     def seed_step(self, seed: int) -> None:
         self.seeds.append(seed)
 
     def train_step(self, batch: Batch, lr: float, stop_requested: bool = False) -> StepResult:
+        self.clock.now += self.step_seconds.pop(0) if self.step_seconds else 0.0
         self.calls.append((batch, lr))
         outcome = self.script.pop(0) if self.script else StepOutcome.APPLIED
         loss = float("nan") if outcome is StepOutcome.NONFINITE else 1.0 / len(self.calls)
@@ -79,11 +92,28 @@ def test_fit_runs_each_step_between_its_hooks_and_returns_the_last_report():
         ("end",),
     ]  # fmt: skip
     assert position.step == 3 and last.step == 3 and last.loss == pytest.approx(1 / 3)
-    assert last.tokens == 2 * 2 * SEQ_LEN and last.seconds > 0  # 2 micro-batches of 2 windows
+    assert last.tokens == 2 * 2 * SEQ_LEN  # 2 micro-batches of 2 windows
     batch, lr = backend.calls[0]
     assert batch.inputs.shape == batch.targets.shape == (2, 2, SEQ_LEN)  # (k, B, T)
     assert [lr for _, lr in backend.calls] == [learning_rate(s, loop.config, 1) for s in range(3)]
     assert len(set(backend.seeds)) == 3  # a dropout seed per step
+
+
+def test_a_reports_seconds_time_its_own_step_and_not_the_hooks_between_steps(monkeypatch):
+    took = [0.25, 0.5, 2.0]
+    backend, seconds = FakeBackend(step_seconds=list(took)), []
+    monkeypatch.setattr("harness.loop.trainer.time", backend.clock)  # the trainer's time: the fake's
+
+    class Between(Hook):  # evaluations and checkpoints: not the step's time, so not in its tokens/s
+        def before_step(self, step):
+            backend.clock.now += 100.0
+
+        def after_step(self, report, position):
+            seconds.append(report.seconds)
+            backend.clock.now += 1000.0
+
+    trainer(backend, [Between()]).fit(LoopPosition())
+    assert seconds == pytest.approx(took)
 
 
 def test_a_nonfinite_step_stops_the_fit_naming_the_step_and_the_hooks_still_end():
