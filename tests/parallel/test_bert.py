@@ -30,7 +30,9 @@ def pretrained(tmp_path_factory) -> Path:
 def test_masked_lm_trains_the_same_in_both_frameworks(pretrained):
     report = json.loads((pretrained / "parity.json").read_text())
     assert report["steps"] == list(range(1, MLM_STEPS + 1))
-    assert report["max_rel_loss_diff"] <= 1e-3, report["rel_loss_diff"]
+    # Seeds 1234 (this test's), 1, 2, 3, 4 (2026-12-02): worst 2.1e-7, every step.
+    assert report["max_rel_loss_diff"] <= 2e-6, report["rel_loss_diff"]
+    assert report["max_weight_rel_norm_diff"] <= 3e-4  # worst 3.3e-5
     assert report["loss_torch"][-1] < report["loss_torch"][0] - 0.5  # it did train (5.56 -> 4.60 measured)
     print(
         f"bert mlm parity, tiny, 2 ranks, {MLM_STEPS} steps: max relative loss difference "
@@ -69,8 +71,10 @@ def test_each_framework_pretrains_and_fine_tunes_alike(fine_tuned):
     assert abs(metrics["tf"]["val_loss"] - metrics["torch"]["val_loss"]) <= 1e-3 * metrics["torch"]["val_loss"]
     correct = {framework: paragraphs_right(m) for framework, m in metrics.items()}
     assert abs(correct["torch"] - correct["tf"]) <= 1 + 1e-6, correct  # within one paragraph
+    gap = abs(metrics["tf"]["val_loss"] - metrics["torch"]["val_loss"]) / metrics["torch"]["val_loss"]
     print(
-        f"bert tiny pipelines, 2 ranks: held-out paragraphs right, torch {correct['torch']:.0f}, tf {correct['tf']:.0f}"
+        f"bert tiny pipelines, 2 ranks: held-out paragraphs right, torch {correct['torch']:.0f}, "
+        f"tf {correct['tf']:.0f}; relative validation loss gap {gap:.2e}"
     )
 
 

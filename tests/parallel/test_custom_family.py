@@ -50,7 +50,9 @@ def parity_run(family_dir, tmp_path_factory):
 def test_the_unseen_family_trains_on_two_ranks_in_both_frameworks_within_parity(parity_run):
     report = json.loads((parity_run / "parity.json").read_text())
     assert report["family"] == FAMILY and report["steps"] == list(range(1, STEPS + 1))
-    assert report["max_rel_loss_diff"] <= 1e-3, report["rel_loss_diff"]
+    # Seeds 1234 (this test's), 1, 2 (2026-12-02): worst 1.95e-7 in the loss, 1.5e-6 in the weights.
+    assert report["max_rel_loss_diff"] <= 2e-6, report["rel_loss_diff"]
+    assert report["max_weight_rel_norm_diff"] <= 2e-5
     print(
         f"ngram family, 2 ranks, {STEPS} steps: max relative loss difference torch vs TF "
         f"{report['max_rel_loss_diff']:.2e}, final losses {report['loss_torch'][-1]:.6f} / {report['loss_tf'][-1]:.6f}"
@@ -80,7 +82,7 @@ def test_a_torch_checkpoint_of_the_unseen_family_resumes_in_tf(parity_run, famil
     assert f"resuming from {run_dir / 'checkpoints' / 'step_15'} (step 15)" in proc.stderr
     rel = relative_differences(step_losses(parity_run / "torch"), step_losses(run_dir))
     continued = max(rel[s] for s in range(STEPS // 2 + 1, STEPS + 1))
-    assert continued <= 1e-3, rel
+    assert continued <= 2e-6, rel  # as parity: the twins agree to ~2e-7 at every step
     print(f"ngram family: torch checkpoint of step 15 resumed in TF; steps 16-30 within {continued:.2e} of torch's")
 
     # A causal-LM family samples too, from either framework, named by its checkpoint.

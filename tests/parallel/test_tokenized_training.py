@@ -35,7 +35,9 @@ def test_a_bpe_prepared_corpus_trains_the_same_in_both_frameworks_and_generates_
     data = f"data.prepared={prepared}"
     harness_cli("parity", "--steps", str(STEPS), "--np", "2", "--out", str(parity), "--set", data)
     report = json.loads((parity / "parity.json").read_text())
-    assert report["max_rel_loss_diff"] <= 1e-3, report["rel_loss_diff"]
+    # Seeds 1234 (this test's), 1, 2 (2026-12-02): worst 1.7e-7 in the loss, 4.5e-5 in the weights.
+    assert report["max_rel_loss_diff"] <= 2e-6, report["rel_loss_diff"]
+    assert report["max_weight_rel_norm_diff"] <= 5e-4
     assert report["loss_torch"][-1] < report["loss_torch"][0] - 0.5  # it did train
     print(f"bpe (512 ids), prepared, tiny, 2 ranks, {STEPS} steps: max rel loss diff {report['max_rel_loss_diff']:.2e}")
 

@@ -62,7 +62,8 @@ def test_resume_continues_the_loss_sequence_and_validation_loss_falls(framework,
     assert_tensorboard_holds(whole, records)
 
     # The rank-0 evaluation equals a single-process evaluation of the saved weights.
-    family, config = load_run_config("tiny")
+    sets = [value for option, value in zip(UNINTERRUPTED, UNINTERRUPTED[1:], strict=False) if option == "--set"]
+    family, config = load_run_config("tiny", overrides=sets)
     checkpoint = latest_checkpoint(whole, family, config.model)
     assert checkpoint.step == UNINTERRUPTED_STEPS
     assert abs(single_process_val_loss(framework, checkpoint.path / "model.safetensors") - val[200]) <= 1e-5
