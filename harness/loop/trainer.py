@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
@@ -193,10 +193,12 @@ class Trainer:
         dist: Distributed,
         hooks: Iterable[Hook] = (),
         stop: StopRequest | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ):
         self.backend, self.task, self.train_split, self.config, self.dist = backend, task, train_split, config, dist
         self.hooks = Hooks(hooks)
         self.stop = stop or StopRequest()
+        self.clock = clock  # what times a step (a test's fake clock)
 
     def batch_order(self) -> BatchOrder:
         """The global order at the current world size (an elastic job may change it between fits)."""
@@ -204,7 +206,7 @@ class Trainer:
 
     def train_step(self, position: LoopPosition, order: BatchOrder) -> StepReport:
         """One optimizer step from ``position``, which it advances."""
-        began = time.perf_counter()
+        began = self.clock()
         config, rank, step = self.config, self.dist.rank, position.step
         lr = learning_rate(step, config, self.dist.size)
         indices = position.next_batch(order, rank)
@@ -217,7 +219,7 @@ class Trainer:
             raise NonFiniteError(step + 1, result.loss, result.grad_norm)
         position.step = step + 1
         position.skipped += result.outcome is not StepOutcome.APPLIED
-        seconds = time.perf_counter() - began
+        seconds = self.clock() - began
         tokens = batch.inputs.size * self.dist.size
         return StepReport(
             position.step, lr, result.loss, result.grad_norm, result.outcome, result.loss_scale,

@@ -48,6 +48,14 @@ def open_resume_point(run_dir: Path, family: Family, config: RunConfig, resume: 
     return checkpoint
 
 
+def newest_checkpoint(run_dir: str | Path, option: str, family: Family | None = None) -> Checkpoint:
+    """``latest_checkpoint`` of the run directory a user gave as ``option``, whose errors name it."""
+    try:
+        return latest_checkpoint(Path(run_dir), family)
+    except ValueError as err:
+        raise ValueError(f"{option} {run_dir}: {err}") from None
+
+
 def say_skipped(checkpoint: Checkpoint) -> None:
     """Name on stderr what ``latest_checkpoint`` passed over to reach ``checkpoint`` (newer corrupt ones)."""
     for reason in checkpoint.skipped:
@@ -86,7 +94,7 @@ def initial_state_from(
                 f"--init-from {source}: its {TOKENIZER_FILE} is not this run's tokenizer ({tokenizer.name})"
             )
     else:
-        checkpoint = latest_checkpoint(Path(source))
+        checkpoint = newest_checkpoint(source, "--init-from")
         if checkpoint.family.name != family.name:
             raise ValueError(
                 f"--init-from {source}: its checkpoints are of family {checkpoint.family.name!r}, not {family.name!r}"

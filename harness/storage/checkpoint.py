@@ -218,9 +218,7 @@ def latest_checkpoint(run_dir: Path, family: Family | None = None, model_config:
         for name in foreign_entries(run_dir)
     ]
     if not found:
-        raise ValueError(
-            f"no checkpoint to resume from in {checkpoints_dir(run_dir)}" + "".join(f"; {why}" for why in skipped)
-        )
+        raise ValueError(f"no checkpoint in {checkpoints_dir(run_dir)}" + "".join(f"; {why}" for why in skipped))
     for _, path in reversed(found):
         try:
             checkpoint = load_checkpoint(path, family, model_config)

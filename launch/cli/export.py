@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from harness.storage.checkpoint import checkpoint_tokenizer, latest_checkpoint
+from harness.storage.checkpoint import checkpoint_tokenizer
 from launch.cli.options import non_empty
 
 
@@ -26,7 +26,7 @@ from launch.cli.options import non_empty
 def export(run_dir, export_format, out):
     """Export the newest checkpoint of --run-dir in an external format of its family."""
     from harness.contract.family import format_keys
-    from harness.runner.resume import say_skipped
+    from harness.runner.resume import newest_checkpoint, say_skipped
 
     out = Path(out)
     try:
@@ -34,7 +34,7 @@ def export(run_dir, export_format, out):
             raise ValueError(f"--format {export_format!r} is no family's format; expected one of {format_keys()}")
         if out.exists():
             raise ValueError(f"--out {out} already exists; choose a new directory")
-        checkpoint = latest_checkpoint(Path(run_dir))
+        checkpoint = newest_checkpoint(run_dir, "--run-dir")
         say_skipped(checkpoint)
         known = checkpoint.family.format(export_format)
         written = known.export(checkpoint.model, checkpoint.model_config, out, checkpoint_tokenizer(checkpoint).path)

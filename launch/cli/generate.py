@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from harness.contract.frameworks import check_framework, framework_module
 from harness.runner.generate import sample
-from harness.storage.checkpoint import checkpoint_tokenizer, latest_checkpoint
+from harness.storage.checkpoint import checkpoint_tokenizer
 from launch.cli.options import NEW_TOKENS_RANGE, POSITIVE, SEED_RANGE, finite, non_empty
 
 
@@ -35,13 +33,13 @@ from launch.cli.options import NEW_TOKENS_RANGE, POSITIVE, SEED_RANGE, finite, n
 def generate(run_dir, framework, prompt, max_new_tokens, temperature, top_k, seed, family):
     """Continue --prompt with the newest checkpoint of --run-dir (a causal-LM family's)."""
     from harness.contract.family import load_family
-    from harness.runner.resume import say_skipped
+    from harness.runner.resume import newest_checkpoint, say_skipped
 
     try:
         check_framework(framework)
         if not prompt:
             raise ValueError("--prompt must not be empty")
-        checkpoint = latest_checkpoint(Path(run_dir), load_family(family) if family else None)
+        checkpoint = newest_checkpoint(run_dir, "--run-dir", load_family(family) if family else None)
         if not checkpoint.family.causal_lm:
             raise ValueError(f"model family {checkpoint.family.name!r} is not a causal LM: it cannot generate text")
         say_skipped(checkpoint)

@@ -81,7 +81,8 @@ def test_a_run_whose_every_checkpoint_is_damaged_is_one_error_line(command, tmp_
     result = invoke(*args)
     lines = result.output.strip().splitlines()
     assert result.exit_code == 1 and len(lines) == 1, result.output
-    assert lines[0].startswith(f"Error: no valid checkpoint in {run_dir / 'checkpoints'}: ")
+    option = "--init-from" if command == "train" else "--run-dir"
+    assert lines[0].startswith(f"Error: {option} {run_dir}: no valid checkpoint in {run_dir / 'checkpoints'}: ")
     assert "step_5 is corrupt: " in lines[0]
     assert not out.exists()
 

@@ -107,7 +107,8 @@ def test_no_valid_checkpoint_is_refused_and_left_as_it_was(run_dir):
 
 def test_generate_errors(tmp_path):
     result = invoke("generate", "--run-dir", str(tmp_path), "--framework", "torch", "--prompt", "hi")
-    assert result.exit_code == 1 and "no checkpoint to resume from" in result.output
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: --run-dir {tmp_path}: no checkpoint in {tmp_path / 'checkpoints'}"
     result = invoke("generate", "--run-dir", str(tmp_path), "--framework", "mxnet", "--prompt", "hi")
     assert result.exit_code == 1 and "unknown framework 'mxnet'" in result.output
 
