@@ -318,14 +318,20 @@ def build_wheel(horovod: str, sources: Path, out_dir: Path) -> Path:
         return staged
 
 
-def check_build(features: list[str]) -> set[str]:
-    """Run ``horovodrun --check-build``, require every feature to be ticked; returns the ticked ones."""
+def check_build_report() -> str:
+    """What ``horovodrun --check-build`` prints (echoed here); ``BuildError`` when it fails."""
     horovodrun = Path(sys.executable).parent / "horovodrun"
     out = subprocess.run([str(horovodrun), "--check-build"], capture_output=True, text=True)
     print(out.stdout, flush=True)
     if out.returncode != 0:
         raise BuildError(f"horovodrun --check-build failed: {out.stderr.strip().splitlines()[-1:]}")
-    ticked = set(re.findall(r"\[X\] (\w+)", out.stdout))
+    return out.stdout
+
+
+def check_build(features: list[str], report: str | None = None) -> set[str]:
+    """Require every feature to be ticked in ``report`` (by default a fresh ``check_build_report()``);
+    returns the ticked ones."""
+    ticked = set(re.findall(r"\[X\] (\w+)", check_build_report() if report is None else report))
     missing = [f for f in features if f not in ticked]
     if missing:
         raise BuildError(f"Horovod was built without {', '.join(missing)} (horovodrun --check-build)")
