@@ -49,8 +49,7 @@ class TFBackend(Backend):
         # Dropout draws from the global Generator (models_tf/layers.py); seed_step resets it in place.
         tf.random.set_global_generator(tf.random.Generator.from_seed(init_seed))
         self.model = build_model(family, config.model, t.precision)
-        self.parameters = dict(named_parameters(self.model))
-        self.check_parameters("tf", {name: tuple(v.shape) for name, v in self.parameters.items()})
+        self.bind_parameters("tf", dict(named_parameters(self.model)), lambda v: tuple(v.shape))
         self.import_model_state(family.init_state(config.model, init_seed))
         self.optimizer = make_adamw(self.parameters, family.decayed(config.model), t)
         self.import_optimizer_state(zero_optimizer_state(self.shapes))

@@ -51,8 +51,7 @@ class TorchBackend(Backend):
         torch.use_deterministic_algorithms(t.deterministic)
         self.device = dist.device  # this rank's GPU, or the CPU
         self.model = build_model(family, config.model, t.precision).to(self.device)
-        self.parameters = dict(self.model.named_parameters())
-        self.check_parameters("torch", {name: tuple(p.shape) for name, p in self.parameters.items()})
+        self.bind_parameters("torch", dict(self.model.named_parameters()), lambda p: tuple(p.shape))
         self.import_model_state(family.init_state(config.model, init_seed))
         adamw = make_adamw(self.parameters, family.decayed(config.model), t)
         # Horovod: average gradients over ranks with allreduce, started from backward hooks once

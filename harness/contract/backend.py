@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 from harness.contract.config import RunConfig
 from harness.contract.distributed import Distributed
 from harness.contract.family import Family
+from harness.contract.mapping import Layout
 from harness.contract.state import Shapes, State, check_state, optimizer_moments, optimizer_state
 from harness.contract.task import Batch
 
@@ -69,41 +71,43 @@ def loss_shares(batch: Batch) -> np.ndarray:
 class Backend(ABC):
     """One framework's model, AdamW optimizer and Horovod-wrapped training step."""
 
-    parameters: dict[str, Any]  # neutral name -> the framework's parameter, set by the subclass
+    parameters: dict[str, Any]  # neutral name -> the framework's parameter, set by ``bind_parameters``
 
     def __init__(self, family: Family, config: RunConfig, dist: Distributed):
         self.family = family
         self.config = config
         self.dist = dist
         self.shapes: Shapes = family.state_shapes(config.model)
+        self.layouts: dict[str, Layout] = {}
 
-    def check_parameters(self, framework: str, shapes: Shapes) -> None:
-        """Refuse a model whose parameters are not exactly the family's neutral names and shapes."""
-        if dict(shapes) != dict(self.shapes):
-            missing = sorted(self.shapes.keys() - shapes.keys())[:5]
-            extra = sorted(shapes.keys() - self.shapes.keys())[:5]
-            wrong = sorted(n for n in shapes.keys() & self.shapes.keys() if tuple(shapes[n]) != tuple(self.shapes[n]))
-            raise ValueError(
-                f"the {framework} model of family {self.family.name!r} does not match its state_shapes: "
-                f"missing {missing}, unexpected {extra}, other shapes {wrong[:5]}"
-            )
+    def bind_parameters(self, framework: str, own: dict[str, Any], shape: Callable[[Any], tuple[int, ...]]) -> None:
+        """Key the model's own parameters (its names, in its order) by their neutral names through the
+        family's map for ``framework``; ``ValueError`` naming what does not fit the neutral shapes."""
+        what = f"the {framework} model of family {self.family.name!r}"
+        bound = self.family.parameter_map(framework).bind(what, {n: shape(p) for n, p in own.items()}, self.shapes)
+        self.parameters = {neutral: own[name] for neutral, (name, _) in bound.items()}
+        self.layouts = {neutral: layout for neutral, (_, layout) in bound.items()}
 
-    # Written once: the neutral state in and out.
+    # Written once: the neutral state in and out, each tensor through its layout.
 
     def export_model_state(self) -> State:
-        return {name: self._read(self.parameters[name]) for name in self.shapes}
+        return {name: self.layouts[name].to_neutral(self._read(self.parameters[name])) for name in self.shapes}
 
     def import_model_state(self, state: State) -> None:
         check_state(self.shapes, state)
         for name, param in self.parameters.items():
-            self._write(param, state[name])
+            self._write(param, self.layouts[name].to_framework(state[name]))
 
     def export_optimizer_state(self) -> State:
         """AdamW's step and moments, named as in ``harness.contract.state.optimizer_state_names``."""
-        return optimizer_state(*self._read_optimizer())
+        step, moments = self._read_optimizer()
+        neutral = {n: tuple(self.layouts[n].to_neutral(m) for m in pair) for n, pair in moments.items()}
+        return optimizer_state(step, neutral)
 
     def import_optimizer_state(self, state: State) -> None:
-        self._write_optimizer(*optimizer_moments(self.shapes, state))
+        step, moments = optimizer_moments(self.shapes, state)
+        own = {n: tuple(self.layouts[n].to_framework(m) for m in pair) for n, pair in moments.items()}
+        self._write_optimizer(step, own)
 
     # What each framework supplies.
 

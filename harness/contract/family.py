@@ -17,7 +17,7 @@ for a walk-through):
   as ``Model(config, compute_dtype=<framework dtype>)`` and called on a (B, ...) integer input
   array (TF: ``model(inputs, training=...)``), returning logits whose leading axes match the
   targets'. Their parameters (torch ``named_parameters()``; TF attribute paths, lists indexed)
-  must be exactly ``state_shapes``'s names;
+  are ``state_shapes``'s names and layouts, or map onto them through ``parameter_maps``;
 - optionally ``run_defaults(config)``: the settings its configs train best with, per config table
   (``{"train": {"lr": 1e-3}}``), beneath the TOML file and ``--set``;
 - optionally ``formats``: model formats from outside the harness (``ExternalFormat``, e.g. a
@@ -39,12 +39,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.contract.mapping import ParameterMap
 from harness.contract.state import State
 
 ENTRY_POINT_GROUP = "harness.families"  # installed packages register families by name here
 # The registry of built-in names: the one place outside a family's folder that names it.
 BUILTIN_FAMILIES = {"gpt": "harness.families.gpt:FAMILY", "bert": "harness.families.bert:FAMILY"}
 DEFAULT_FAMILY = "gpt"
+IDENTITY_MAP = ParameterMap()
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,9 @@ class Family:
     # tokenizer; otherwise the family takes bytes only (data.tokenizer must stay "bytes").
     tokenized_text: bool = False
     formats: tuple[ExternalFormat, ...] = ()  # --init-from reads them, harness export writes them
+    # framework ("torch"/"tf") -> how that framework's own parameter names and layouts map onto the
+    # neutral state (harness.contract.mapping); a framework without one uses the neutral ones as is.
+    parameter_maps: Mapping[str, ParameterMap] = dataclasses.field(default_factory=dict)
     # ``harness bench``: the presets of its model-size table (how cost grows with the model), and
     # whether benchmarks/' reference loops (minimal Horovod loops, DDP, MultiWorkerMirroredStrategy)
     # can train it: they feed a causal LM random tokens, from its config's vocab_size and block_size.
@@ -123,6 +128,9 @@ class Family:
         if self.weight_decay_names is not None:
             return set(self.weight_decay_names(config))
         return {name for name, shape in self.state_shapes(config).items() if len(shape) >= 2}
+
+    def parameter_map(self, framework: str) -> ParameterMap:
+        return self.parameter_maps.get(framework, IDENTITY_MAP)
 
     def implementation(self, framework: str) -> type:
         """The model class of ``framework`` ("torch" or "tf"), imported now."""

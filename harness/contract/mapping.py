@@ -1,0 +1,94 @@
+"""How one framework's own parameters map onto a family's neutral state: a name rule, and a layout
+per tensor (torch's ``nn.Linear`` stores (out, in), Keras's ``Dense`` (in, out)).
+
+A family declares one ``ParameterMap`` per framework that needs one (``Family.parameter_maps``);
+without one, a framework's names and layouts are the neutral state's. ``ParameterMap.bind`` checks a
+built model against the neutral shapes and refuses, in one line naming the parameters, a parameter
+left unmapped, two mapped onto one, a neutral tensor nobody holds, a shape that does not match after
+its layout, or a model with no weights yet. Numpy only: the backends read and write the arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness.contract.state import Shapes
+
+SHOWN = 5  # names listed in a refusal, at most
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The framework's array is the neutral one with its axes permuted by ``axes`` (identity: None)."""
+
+    axes: tuple[int, ...] | None = None
+
+    def framework_shape(self, neutral: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(neutral) if self.axes is None else tuple(neutral[a] for a in self.axes)
+
+    def to_framework(self, neutral: np.ndarray) -> np.ndarray:
+        return neutral if self.axes is None else np.ascontiguousarray(neutral.transpose(self.axes))
+
+    def to_neutral(self, framework: np.ndarray) -> np.ndarray:
+        return framework if self.axes is None else np.ascontiguousarray(framework.transpose(np.argsort(self.axes)))
+
+
+IDENTITY = Layout()
+TRANSPOSED = Layout((1, 0))  # a 2-D matrix stored the other way round: Dense (in, out) vs Linear (out, in)
+
+
+@dataclass(frozen=True)
+class ParameterMap:
+    """One framework's names and layouts. ``name``: the neutral name of each of the framework's own
+    parameter names (a table, or a rule returning None for a parameter it does not map); ``layout``:
+    the layout of each neutral tensor in this framework (a table or a rule; identity where absent)."""
+
+    name: Mapping[str, str] | Callable[[str], str | None] = field(default_factory=dict)
+    layout: Mapping[str, Layout] | Callable[[str], Layout | None] = field(default_factory=dict)
+
+    def neutral_name(self, own: str) -> str | None:
+        if callable(self.name):
+            return self.name(own)
+        return self.name.get(own) if self.name else own  # no table: the names are the neutral ones
+
+    def layout_of(self, neutral: str) -> Layout:
+        found = self.layout(neutral) if callable(self.layout) else self.layout.get(neutral)
+        return found or IDENTITY
+
+    def bind(self, what: str, own: Mapping[str, tuple[int, ...]], neutral: Shapes) -> dict[str, tuple[str, Layout]]:
+        """neutral name -> (the framework's parameter name, its layout), for a built model whose own
+        parameters have shapes ``own``; ``ValueError`` naming what does not fit. ``what`` names the
+        model in messages ("the tf model of family 'gpt'")."""
+        if not own:
+            raise ValueError(f"{what} has no weights yet: build it (call it once on an input) before training")
+        bound: dict[str, tuple[str, Layout]] = {}
+        unmapped, doubled = [], []
+        for name in own:
+            target = self.neutral_name(name)
+            if target is None or target not in neutral:
+                unmapped.append(name if target is None else f"{name} -> {target}")
+            elif target in bound:
+                doubled.append(f"{bound[target][0]} and {name} -> {target}")
+            else:
+                bound[target] = (name, self.layout_of(target))
+        missing = [name for name in neutral if name not in bound]
+        shapes = []
+        for target, (name, layout) in bound.items():
+            expected = layout.framework_shape(tuple(neutral[target]))
+            if tuple(own[name]) != expected:
+                shapes.append(f"{name} is {tuple(own[name])}, {target} needs {expected}")
+        problems = [
+            ("parameters mapped to no neutral tensor", unmapped),
+            ("parameters mapped onto one tensor", doubled),
+            ("neutral tensors no parameter holds", missing),
+            ("shapes that do not match", shapes),
+        ]
+        found = [
+            f"{label}: {', '.join(items[:SHOWN])}{' ...' * (len(items) > SHOWN)}" for label, items in problems if items
+        ]
+        if found:
+            raise ValueError(f"{what} does not map onto its neutral state: {'; '.join(found)}")
+        return bound
