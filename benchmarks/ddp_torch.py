@@ -19,7 +19,7 @@ family, model_name, batch_size, steps = load_family(sys.argv[1]), sys.argv[2], i
 dist.init_process_group("gloo")
 config = family.preset(model_name)
 model = family.implementation("torch")(config)
-import_state(model, family.init_state(config, seed=0))
+import_state(model, family.init_state(config, seed=0), family.parameter_map("torch"))
 # DDP: broadcasts rank 0's weights, then averages gradients in buckets while backward runs.
 model = DistributedDataParallel(model)
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1, foreach=False)

@@ -20,7 +20,7 @@ family, model_name, batch_size, steps = load_family(sys.argv[1]), sys.argv[2], i
 hvd.init()
 config = family.preset(model_name)
 model = family.implementation("tf")(config)
-import_state(model, family.init_state(config, seed=0))
+import_state(model, family.init_state(config, seed=0), family.parameter_map("tf"))
 named = dict(named_parameters(model))
 optimizer = AdamW(named, family.decayed(config), TrainConfig())
 # Horovod: start from rank 0's weights.

@@ -19,7 +19,7 @@ family, model_name, batch_size, steps = load_family(sys.argv[1]), sys.argv[2], i
 hvd.init()
 config = family.preset(model_name)
 model = family.implementation("torch")(config)
-import_state(model, family.init_state(config, seed=0))
+import_state(model, family.init_state(config, seed=0), family.parameter_map("torch"))
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1, foreach=False)
 # Horovod: average gradients across ranks; start from rank 0's weights.
 optimizer = hvd.DistributedOptimizer(optimizer, named_parameters=model.named_parameters())

@@ -60,7 +60,7 @@ def train(family_spec: str, model_name: str, batch_size: int, steps: int) -> Non
     family = load_family(family_spec)
     config = family.preset(model_name)
     model = family.implementation("tf")(config)
-    import_state(model, family.init_state(config, seed=0))
+    import_state(model, family.init_state(config, seed=0), family.parameter_map("tf"))
     named = dict(named_parameters(model))
     optimizer = AdamW(named, family.decayed(config), TrainConfig())
 

@@ -179,5 +179,5 @@ def make_backend(family: Family, config: RunConfig, dist: Distributed, init_seed
 def make_predictor(family: Family, config: Any, state: State):
     """Inputs (B, ...) -> logits, float32 numpy, for sampling; no Horovod."""
     model = build_model(family, config)
-    import_state(model, state)
+    import_state(model, state, family.parameter_map("tf"))
     return lambda inputs: model(tf.constant(inputs), training=False).numpy()

@@ -7,12 +7,24 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow as tf
 
+from harness.contract.mapping import IDENTITY_MAP, ParameterMap
 from harness.contract.state import State, check_state
 
 
 def named_parameters(module: tf.Module, prefix: str = "") -> Iterator[tuple[str, tf.Variable]]:
     """(path, variable) pairs in attribute order, named like torch's ``named_parameters``: attribute
-    names joined by dots, list items by their index; attributes starting with ``_`` are skipped."""
+    names joined by dots, list items by their index; attributes starting with ``_`` are skipped.
+
+    A Keras model (Keras 3 or tf-keras) gives its trainable weights instead, named by Keras's own
+    paths below the model ("proj/kernel"; a family's ``parameter_maps`` maps them), each as the ``tf.Variable`` that
+    holds it: Keras 3 wraps one in a ``keras.Variable``, and Horovod needs the ``tf.Variable``."""
+    if is_keras(module):
+        for weight in module.trainable_weights:
+            path = getattr(weight, "path", None) or weight.name.removesuffix(":0")  # Keras 3, tf-keras
+            # Relative to the model: a subclassed model's paths start with its name, unique per process.
+            path = path.removeprefix(f"{module.name}/")
+            yield prefix + path, weight if isinstance(weight, tf.Variable) else weight.value
+        return
     for attr, value in vars(module).items():
         if attr.startswith("_"):
             continue
@@ -28,6 +40,11 @@ def named_parameters(module: tf.Module, prefix: str = "") -> Iterator[tuple[str,
                     yield from named_parameters(child, f"{prefix}{attr}.{i}.")
 
 
+def is_keras(model: object) -> bool:
+    """Whether ``model`` is a Keras 3 or a tf-keras (Keras 2) model or layer."""
+    return any(cls.__module__.split(".")[0] in ("keras", "tf_keras") for cls in type(model).__mro__)
+
+
 def read(variable: tf.Variable) -> np.ndarray:
     """A float32 numpy copy of one variable (a parameter or an optimizer slot)."""
     return variable.numpy().copy()
@@ -37,17 +54,24 @@ def write(variable: tf.Variable, value: np.ndarray) -> None:
     variable.assign(value)
 
 
-def export_state(module: tf.Module) -> State:
-    """The module's variables as the neutral state (harness/contract/state.py): float32 numpy copies."""
-    return {name: read(v) for name, v in named_parameters(module)}
-
-
-def import_state(module: tf.Module, state: State) -> None:
-    """Load a neutral state in place; ``ValueError`` unless it has exactly the module's names and shapes."""
+def export_state(module: tf.Module, parameter_map: ParameterMap = IDENTITY_MAP) -> State:
+    """The module's variables as the neutral state (harness/contract/state.py), float32 numpy copies,
+    through the family's ``parameter_map`` for TF."""
     named = dict(named_parameters(module))
-    check_state({name: tuple(v.shape) for name, v in named.items()}, state)
-    for name, v in named.items():
-        write(v, state[name])
+    resolved = parameter_map.resolve("the tf model", {name: tuple(v.shape) for name, v in named.items()})
+    return {neutral: layout.to_neutral(read(named[name])) for neutral, (name, layout) in resolved.items()}
+
+
+def import_state(module: tf.Module, state: State, parameter_map: ParameterMap = IDENTITY_MAP) -> None:
+    """Load a neutral state in place through ``parameter_map``; ``ValueError`` unless it has exactly
+    the module's names and shapes (after their layouts)."""
+    named = dict(named_parameters(module))
+    resolved = parameter_map.resolve("the tf model", {name: tuple(v.shape) for name, v in named.items()})
+    check_state(
+        {neutral: layout.neutral_shape(tuple(named[name].shape)) for neutral, (name, layout) in resolved.items()}, state
+    )
+    for neutral, (name, layout) in resolved.items():
+        write(named[name], layout.to_framework(state[neutral]))
 
 
 def cross_entropy(

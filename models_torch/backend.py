@@ -157,7 +157,7 @@ def make_backend(family: Family, config: RunConfig, dist: Distributed, init_seed
 def make_predictor(family: Family, config: Any, state: State):
     """Inputs (B, ...) -> logits, float32 numpy, for sampling; no Horovod."""
     model = build_model(family, config)
-    import_state(model, state)
+    import_state(model, state, family.parameter_map("torch"))
     model.eval()
 
     def predict(inputs: np.ndarray) -> np.ndarray:

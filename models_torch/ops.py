@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.contract.mapping import IDENTITY_MAP, ParameterMap
 from harness.contract.state import State, check_state
 
 
@@ -21,17 +22,24 @@ def write(param: torch.Tensor, value: np.ndarray) -> None:
         param.copy_(torch.from_numpy(np.ascontiguousarray(value)))
 
 
-def export_state(model: nn.Module) -> State:
-    """The module's parameters as the neutral state (harness/contract/state.py): float32 numpy copies."""
-    return {name: read(p) for name, p in model.named_parameters()}
-
-
-def import_state(model: nn.Module, state: State) -> None:
-    """Load a neutral state in place; ``ValueError`` unless it has exactly the module's names and shapes."""
+def export_state(model: nn.Module, parameter_map: ParameterMap = IDENTITY_MAP) -> State:
+    """The module's parameters as the neutral state (harness/contract/state.py), float32 numpy copies,
+    through the family's ``parameter_map`` for torch."""
     named = dict(model.named_parameters())
-    check_state({name: tuple(p.shape) for name, p in named.items()}, state)
-    for name, p in named.items():
-        write(p, state[name])
+    resolved = parameter_map.resolve("the torch model", {name: tuple(p.shape) for name, p in named.items()})
+    return {neutral: layout.to_neutral(read(named[name])) for neutral, (name, layout) in resolved.items()}
+
+
+def import_state(model: nn.Module, state: State, parameter_map: ParameterMap = IDENTITY_MAP) -> None:
+    """Load a neutral state in place through ``parameter_map``; ``ValueError`` unless it has exactly
+    the module's names and shapes (after their layouts)."""
+    named = dict(model.named_parameters())
+    resolved = parameter_map.resolve("the torch model", {name: tuple(p.shape) for name, p in named.items()})
+    check_state(
+        {neutral: layout.neutral_shape(tuple(named[name].shape)) for neutral, (name, layout) in resolved.items()}, state
+    )
+    for neutral, (name, layout) in resolved.items():
+        write(named[name], layout.to_framework(state[neutral]))
 
 
 def cross_entropy(

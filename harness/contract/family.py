@@ -39,14 +39,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.contract.mapping import ParameterMap
+from harness.contract.mapping import IDENTITY_MAP, ParameterMap
 from harness.contract.state import State
 
 ENTRY_POINT_GROUP = "harness.families"  # installed packages register families by name here
 # The registry of built-in names: the one place outside a family's folder that names it.
 BUILTIN_FAMILIES = {"gpt": "harness.families.gpt:FAMILY", "bert": "harness.families.bert:FAMILY"}
 DEFAULT_FAMILY = "gpt"
-IDENTITY_MAP = ParameterMap()
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,9 @@ class Layout:
     def framework_shape(self, neutral: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(neutral) if self.axes is None else tuple(neutral[a] for a in self.axes)
 
+    def neutral_shape(self, framework: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(framework) if self.axes is None else tuple(framework[a] for a in np.argsort(self.axes))
+
     def to_framework(self, neutral: np.ndarray) -> np.ndarray:
         return neutral if self.axes is None else np.ascontiguousarray(neutral.transpose(self.axes))
 
@@ -58,37 +61,56 @@ class ParameterMap:
         found = self.layout(neutral) if callable(self.layout) else self.layout.get(neutral)
         return found or IDENTITY
 
-    def bind(self, what: str, own: Mapping[str, tuple[int, ...]], neutral: Shapes) -> dict[str, tuple[str, Layout]]:
-        """neutral name -> (the framework's parameter name, its layout), for a built model whose own
-        parameters have shapes ``own``; ``ValueError`` naming what does not fit. ``what`` names the
-        model in messages ("the tf model of family 'gpt'")."""
+    def resolve(self, what: str, own: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[str, Layout]]:
+        """neutral name -> (the framework's parameter name, its layout), in the model's own order, for a
+        built model whose own parameters have shapes ``own``; ``ValueError`` for a model without weights,
+        a parameter the map leaves out and two mapped onto one. ``what`` names the model in messages."""
         if not own:
             raise ValueError(f"{what} has no weights yet: build it (call it once on an input) before training")
-        bound: dict[str, tuple[str, Layout]] = {}
+        resolved: dict[str, tuple[str, Layout]] = {}
         unmapped, doubled = [], []
         for name in own:
             target = self.neutral_name(name)
-            if target is None or target not in neutral:
-                unmapped.append(name if target is None else f"{name} -> {target}")
-            elif target in bound:
-                doubled.append(f"{bound[target][0]} and {name} -> {target}")
+            if target is None:
+                unmapped.append(name)
+            elif target in resolved:
+                doubled.append(f"{resolved[target][0]} and {name} -> {target}")
             else:
-                bound[target] = (name, self.layout_of(target))
-        missing = [name for name in neutral if name not in bound]
+                resolved[target] = (name, self.layout_of(target))
+        refuse(
+            what, [("parameters mapped to no neutral tensor", unmapped), ("parameters mapped onto one tensor", doubled)]
+        )
+        return resolved
+
+    def bind(self, what: str, own: Mapping[str, tuple[int, ...]], neutral: Shapes) -> dict[str, tuple[str, Layout]]:
+        """``resolve``, checked against the neutral shapes: every neutral tensor held, by a parameter
+        of its shape after its layout."""
+        resolved = self.resolve(what, own)
+        unknown = [f"{name} -> {target}" for target, (name, _) in resolved.items() if target not in neutral]
+        missing = [name for name in neutral if name not in resolved]
         shapes = []
-        for target, (name, layout) in bound.items():
-            expected = layout.framework_shape(tuple(neutral[target]))
-            if tuple(own[name]) != expected:
+        for target, (name, layout) in resolved.items():
+            expected = layout.framework_shape(tuple(neutral[target])) if target in neutral else None
+            if expected is not None and tuple(own[name]) != expected:
                 shapes.append(f"{name} is {tuple(own[name])}, {target} needs {expected}")
-        problems = [
-            ("parameters mapped to no neutral tensor", unmapped),
-            ("parameters mapped onto one tensor", doubled),
-            ("neutral tensors no parameter holds", missing),
-            ("shapes that do not match", shapes),
-        ]
-        found = [
-            f"{label}: {', '.join(items[:SHOWN])}{' ...' * (len(items) > SHOWN)}" for label, items in problems if items
-        ]
-        if found:
-            raise ValueError(f"{what} does not map onto its neutral state: {'; '.join(found)}")
-        return bound
+        refuse(
+            what,
+            [
+                ("parameters mapped to no neutral tensor", unknown),
+                ("neutral tensors no parameter holds", missing),
+                ("shapes that do not match", shapes),
+            ],
+        )
+        return resolved
+
+
+IDENTITY_MAP = ParameterMap()  # a framework's names and layouts are the neutral ones
+
+
+def refuse(what: str, problems: list[tuple[str, list[str]]]) -> None:
+    """One ``ValueError`` line listing each kind of problem found (a few names of each), if any."""
+    found = [
+        f"{label}: {', '.join(items[:SHOWN])}{' ...' * (len(items) > SHOWN)}" for label, items in problems if items
+    ]
+    if found:
+        raise ValueError(f"{what} does not map onto its neutral state: {'; '.join(found)}")

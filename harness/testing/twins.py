@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 import torch
 
+from harness.contract.mapping import IDENTITY_MAP, ParameterMap
 from harness.contract.state import State
 from models_tf import ops as tf_ops
 from models_torch import ops as torch_ops
@@ -22,37 +23,44 @@ def family_twins(family, config, state: State | None = None):
     initial state of seed 0; the torch one in eval mode)."""
     state = family.init_state(config, 0) if state is None else state
     pt = family.implementation("torch")(config)
-    torch_ops.import_state(pt, state)
+    torch_ops.import_state(pt, state, family.parameter_map("torch"))
     pt.eval()
     tfm = family.implementation("tf")(config)
-    tf_ops.import_state(tfm, state)
+    tf_ops.import_state(tfm, state, family.parameter_map("tf"))
     return pt, tfm
 
 
-def twin_results(pt, tfm, inputs, targets, weights=None) -> tuple[tuple, tuple]:
-    """Each twin's (logits, loss, {parameter name: gradient}) on the same batch, in numpy: torch's,
-    then TF's (TF in inference mode; ``pt`` put in eval mode by the caller)."""
+def twin_results(pt, tfm, inputs, targets, weights=None, family=None) -> tuple[tuple, tuple]:
+    """Each twin's (logits, loss, {neutral parameter name: gradient}) on the same batch, in numpy:
+    torch's, then TF's (TF in inference mode; ``pt`` put in eval mode by the caller). The gradients
+    go through ``family``'s parameter maps, as the state does (none: the names are the neutral ones)."""
+    maps = {fw: IDENTITY_MAP if family is None else family.parameter_map(fw) for fw in ("torch", "tf")}
     pt_weights = None if weights is None else torch.from_numpy(weights)
     pt_logits = pt(torch.from_numpy(inputs))
     pt_loss = torch_ops.cross_entropy(pt_logits, torch.from_numpy(targets), pt_weights)
     pt_loss.backward()
-    pt_grads = {n: p.grad.numpy() for n, p in pt.named_parameters()}
+    pt_grads = neutral_gradients(maps["torch"], {n: p.grad.numpy() for n, p in pt.named_parameters()})
     tf_names, variables = zip(*tf_ops.named_parameters(tfm), strict=True)
     tf_weights = None if weights is None else tf.constant(weights)
     with tf.GradientTape() as tape:
         tf_logits = tfm(tf.constant(inputs), training=False)
         tf_loss = tf_ops.cross_entropy(tf_logits, tf.constant(targets), tf_weights)
     grads = (tf.convert_to_tensor(g).numpy() for g in tape.gradient(tf_loss, variables))
-    tf_grads = dict(zip(tf_names, grads, strict=True))
-    return (pt_logits.detach().numpy(), pt_loss.item(), pt_grads), (tf_logits.numpy(), float(tf_loss), tf_grads)
+    tf_grads = neutral_gradients(maps["tf"], dict(zip(tf_names, grads, strict=True)))
+    return (pt_logits.detach().numpy(), pt_loss.item(), pt_grads), (np.asarray(tf_logits), float(tf_loss), tf_grads)
 
 
-def assert_gradients_agree(pt, tfm, names, inputs, targets, weights=None) -> tuple[tuple, tuple]:
+def neutral_gradients(parameter_map: ParameterMap, own: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    resolved = parameter_map.resolve("the model", {name: g.shape for name, g in own.items()})
+    return {neutral: layout.to_neutral(own[name]) for neutral, (name, layout) in resolved.items()}
+
+
+def assert_gradients_agree(pt, tfm, names, inputs, targets, weights=None, family=None) -> tuple[tuple, tuple]:
     """``pt`` and ``tfm`` hold the same weights; ``names`` are the family's parameter names. Returns
     ``twin_results``' results, for the caller's checks of the logits and the loss."""
-    results = twin_results(pt, tfm, inputs, targets, weights)
+    results = twin_results(pt, tfm, inputs, targets, weights, family)
     (_, _, pt_grads), (_, _, tf_grads) = results
-    assert pt_grads.keys() == tf_grads.keys() == names
+    assert set(pt_grads) == set(tf_grads) == set(names)
     for n, g in pt_grads.items():
         norm = np.linalg.norm(g)
         assert norm > 0, f"{n} has a zero gradient"

@@ -1,7 +1,7 @@
 """Worker: ranks start from different weights and AdamW states; after Horovod's broadcast, and after
 training, they agree.
 
-Usage: replicas.py {torch,tf} RUN_DIR_BASE. Each rank trains with its own run directory
+Usage: replicas.py {torch,tf} RUN_DIR_BASE [FAMILY]. Each rank trains with its own run directory
 (RUN_DIR_BASE/rank<r>), so only the directories of ranks that write anything get files.
 Prints one JSON line per rank.
 """
@@ -17,8 +17,9 @@ from harness.contract.state import optimizer_state, state_checksum
 from harness.runner.config import load_run_config
 from harness.runner.run import run
 
-framework, base = sys.argv[1], Path(sys.argv[2])
-family, config = load_run_config("tiny", overrides=["train.steps=20", "eval.every=10", "checkpoint.every=10"])
+framework, base, family_spec = sys.argv[1], Path(sys.argv[2]), (sys.argv[3:] or [None])[0]
+overrides = ["train.steps=20", "eval.every=10", "checkpoint.every=10"]
+family, config = load_run_config("tiny", overrides=overrides, family=family_spec)
 dist = framework_module(framework, "distributed").init_distributed()
 
 
