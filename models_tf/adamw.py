@@ -37,8 +37,11 @@ class AdamW(tf.Module):
                 param.assign(param * (1.0 - lr * self._decay[name]))
             m.assign(m + (g - m) * (1.0 - self._beta1))
             v.assign(v * self._beta2 + g * g * (1.0 - self._beta2))
-            denom = tf.sqrt(v) / bias_correction2_sqrt + self._eps
-            param.assign_sub((lr / bias_correction1) * m / denom)
+            param.assign_sub((lr / bias_correction1) * m / self.denominator(v, bias_correction2_sqrt))
+
+    def denominator(self, v: tf.Variable, bias_correction2_sqrt: tf.Tensor) -> tf.Tensor:
+        """sqrt(v_hat) + eps, torch's: epsilon after the bias correction (where Keras's differs)."""
+        return tf.sqrt(v) / bias_correction2_sqrt + self._eps
 
     def variables_in_order(self) -> list[tf.Variable]:
         return [self.step, *self.exp_avg.values(), *self.exp_avg_sq.values()]

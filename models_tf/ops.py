@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from harness.contract.mapping import IDENTITY_MAP, ParameterMap
-from harness.contract.state import State, check_state
+from harness.contract.state import State
 
 
 def named_parameters(module: tf.Module, prefix: str = "") -> Iterator[tuple[str, tf.Variable]]:
@@ -57,21 +57,16 @@ def write(variable: tf.Variable, value: np.ndarray) -> None:
 def export_state(module: tf.Module, parameter_map: ParameterMap = IDENTITY_MAP) -> State:
     """The module's variables as the neutral state (harness/contract/state.py), float32 numpy copies,
     through the family's ``parameter_map`` for TF."""
-    named = dict(named_parameters(module))
-    resolved = parameter_map.resolve("the tf model", {name: tuple(v.shape) for name, v in named.items()})
-    return {neutral: layout.to_neutral(read(named[name])) for neutral, (name, layout) in resolved.items()}
+    return parameter_map.to_neutral("the tf model", {name: read(p) for name, p in named_parameters(module)})
 
 
 def import_state(module: tf.Module, state: State, parameter_map: ParameterMap = IDENTITY_MAP) -> None:
     """Load a neutral state in place through ``parameter_map``; ``ValueError`` unless it has exactly
     the module's names and shapes (after their layouts)."""
     named = dict(named_parameters(module))
-    resolved = parameter_map.resolve("the tf model", {name: tuple(v.shape) for name, v in named.items()})
-    check_state(
-        {neutral: layout.neutral_shape(tuple(named[name].shape)) for neutral, (name, layout) in resolved.items()}, state
-    )
-    for neutral, (name, layout) in resolved.items():
-        write(named[name], layout.to_framework(state[neutral]))
+    own = parameter_map.to_framework("the tf model", {name: tuple(p.shape) for name, p in named.items()}, state)
+    for name, value in own.items():
+        write(named[name], value)
 
 
 def cross_entropy(

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.contract.mapping import IDENTITY_MAP, ParameterMap
-from harness.contract.state import State, check_state
+from harness.contract.state import State
 
 
 def read(param: torch.Tensor) -> np.ndarray:
@@ -25,21 +25,16 @@ def write(param: torch.Tensor, value: np.ndarray) -> None:
 def export_state(model: nn.Module, parameter_map: ParameterMap = IDENTITY_MAP) -> State:
     """The module's parameters as the neutral state (harness/contract/state.py), float32 numpy copies,
     through the family's ``parameter_map`` for torch."""
-    named = dict(model.named_parameters())
-    resolved = parameter_map.resolve("the torch model", {name: tuple(p.shape) for name, p in named.items()})
-    return {neutral: layout.to_neutral(read(named[name])) for neutral, (name, layout) in resolved.items()}
+    return parameter_map.to_neutral("the torch model", {name: read(p) for name, p in model.named_parameters()})
 
 
 def import_state(model: nn.Module, state: State, parameter_map: ParameterMap = IDENTITY_MAP) -> None:
     """Load a neutral state in place through ``parameter_map``; ``ValueError`` unless it has exactly
     the module's names and shapes (after their layouts)."""
     named = dict(model.named_parameters())
-    resolved = parameter_map.resolve("the torch model", {name: tuple(p.shape) for name, p in named.items()})
-    check_state(
-        {neutral: layout.neutral_shape(tuple(named[name].shape)) for neutral, (name, layout) in resolved.items()}, state
-    )
-    for neutral, (name, layout) in resolved.items():
-        write(named[name], layout.to_framework(state[neutral]))
+    own = parameter_map.to_framework("the torch model", {name: tuple(p.shape) for name, p in named.items()}, state)
+    for name, value in own.items():
+        write(named[name], value)
 
 
 def cross_entropy(

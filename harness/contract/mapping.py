@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.contract.state import Shapes
+from harness.contract.state import Shapes, State, check_state
 
 SHOWN = 5  # names listed in a refusal, at most
 
@@ -81,6 +81,18 @@ class ParameterMap:
             what, [("parameters mapped to no neutral tensor", unmapped), ("parameters mapped onto one tensor", doubled)]
         )
         return resolved
+
+    def to_neutral(self, what: str, own: Mapping[str, np.ndarray]) -> State:
+        """The model's own arrays (its parameters, or their gradients) as the neutral tensors."""
+        resolved = self.resolve(what, {name: array.shape for name, array in own.items()})
+        return {neutral: layout.to_neutral(own[name]) for neutral, (name, layout) in resolved.items()}
+
+    def to_framework(self, what: str, own: Mapping[str, tuple[int, ...]], state: State) -> dict[str, np.ndarray]:
+        """``state`` as arrays for the model's own parameters, whose shapes are ``own``; ``ValueError``
+        unless it has exactly their neutral names and shapes (``check_state``'s message)."""
+        resolved = self.resolve(what, own)
+        check_state({neutral: layout.neutral_shape(own[name]) for neutral, (name, layout) in resolved.items()}, state)
+        return {name: layout.to_framework(state[neutral]) for neutral, (name, layout) in resolved.items()}
 
     def bind(self, what: str, own: Mapping[str, tuple[int, ...]], neutral: Shapes) -> dict[str, tuple[str, Layout]]:
         """``resolve``, checked against the neutral shapes: every neutral tensor held, by a parameter

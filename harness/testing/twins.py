@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 import torch
 
-from harness.contract.mapping import IDENTITY_MAP, ParameterMap
+from harness.contract.mapping import IDENTITY_MAP
 from harness.contract.state import State
 from models_tf import ops as tf_ops
 from models_torch import ops as torch_ops
@@ -39,20 +39,15 @@ def twin_results(pt, tfm, inputs, targets, weights=None, family=None) -> tuple[t
     pt_logits = pt(torch.from_numpy(inputs))
     pt_loss = torch_ops.cross_entropy(pt_logits, torch.from_numpy(targets), pt_weights)
     pt_loss.backward()
-    pt_grads = neutral_gradients(maps["torch"], {n: p.grad.numpy() for n, p in pt.named_parameters()})
+    pt_grads = maps["torch"].to_neutral("the torch model", {n: p.grad.numpy() for n, p in pt.named_parameters()})
     tf_names, variables = zip(*tf_ops.named_parameters(tfm), strict=True)
     tf_weights = None if weights is None else tf.constant(weights)
     with tf.GradientTape() as tape:
         tf_logits = tfm(tf.constant(inputs), training=False)
         tf_loss = tf_ops.cross_entropy(tf_logits, tf.constant(targets), tf_weights)
     grads = (tf.convert_to_tensor(g).numpy() for g in tape.gradient(tf_loss, variables))
-    tf_grads = neutral_gradients(maps["tf"], dict(zip(tf_names, grads, strict=True)))
+    tf_grads = maps["tf"].to_neutral("the tf model", dict(zip(tf_names, grads, strict=True)))
     return (pt_logits.detach().numpy(), pt_loss.item(), pt_grads), (np.asarray(tf_logits), float(tf_loss), tf_grads)
-
-
-def neutral_gradients(parameter_map: ParameterMap, own: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    resolved = parameter_map.resolve("the model", {name: g.shape for name, g in own.items()})
-    return {neutral: layout.to_neutral(own[name]) for neutral, (name, layout) in resolved.items()}
 
 
 def assert_gradients_agree(pt, tfm, names, inputs, targets, weights=None, family=None) -> tuple[tuple, tuple]:

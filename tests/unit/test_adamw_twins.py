@@ -11,7 +11,6 @@ import torch
 from harness.contract.config import TrainConfig
 from harness.loop.trainer import learning_rate
 from models_tf import backend as tf_backend
-from models_tf import kernels
 from models_tf.adamw import AdamW
 from models_torch import backend as torch_backend
 
@@ -135,21 +134,11 @@ def worst_gaps(make_adamw=tf_backend.make_adamw) -> dict[str, float]:
 
 
 class KerasEpsilonAdamW(AdamW):
-    """Keras 3's AdamW update: epsilon added to sqrt(v) before bias correction, which moves into the
-    step size; everything else as models_tf/adamw.py."""
+    """Keras 3's epsilon placement: added to sqrt(v) before the bias correction (Keras then moves the
+    correction into the step size, the same arithmetic); everything else as models_tf/adamw.py."""
 
-    @kernels.fused
-    def apply(self, grads: dict[str, tf.Tensor], named: dict[str, tf.Variable], lr: tf.Tensor) -> None:
-        self.step.assign_add([1])
-        t = tf.cast(self.step[0], tf.float32)
-        step_size = lr * tf.sqrt(1.0 - self._beta2**t) / (1.0 - self._beta1**t)
-        for name, param in named.items():
-            g, m, v = grads[name], self.exp_avg[name], self.exp_avg_sq[name]
-            if self._decay[name]:
-                param.assign(param * (1.0 - lr * self._decay[name]))
-            m.assign(m + (g - m) * (1.0 - self._beta1))
-            v.assign(v * self._beta2 + g * g * (1.0 - self._beta2))
-            param.assign_sub(step_size * m / (tf.sqrt(v) + self._eps))
+    def denominator(self, v: tf.Variable, bias_correction2_sqrt: tf.Tensor) -> tf.Tensor:
+        return (tf.sqrt(v) + self._eps) / bias_correction2_sqrt
 
 
 def test_clipped_decayed_adamw_steps_agree_across_frameworks():
