@@ -18,7 +18,8 @@ def optimizer_state(step: int):
     return state
 
 
-def save(run_dir, step, keep=3):
-    """A checkpoint of step ``step`` in ``run_dir``: the model's initial state of seed ``step``."""
+def save(run_dir, step, keep=3, model=None):
+    """A checkpoint of step ``step`` in ``run_dir``: ``model``, by default the initial state of seed ``step``."""
     trainer = {"framework": "torch", "family": "gpt", "config": CONFIG.to_dict()}
-    return save_checkpoint(run_dir, step, init_state(CONFIG.model, step), optimizer_state(step), trainer, keep)
+    model = init_state(CONFIG.model, step) if model is None else model
+    return save_checkpoint(run_dir, step, model, optimizer_state(step), trainer, keep)

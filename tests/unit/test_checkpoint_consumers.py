@@ -5,6 +5,7 @@ and the BERT-style family's refusals around the Hugging Face format it does not 
 import dataclasses
 
 import pytest
+from checkpoints import CONFIG, save
 from click.testing import CliRunner
 from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -15,16 +16,12 @@ from harness.runner.resume import initial_state
 from harness.storage.checkpoint import save_checkpoint
 from launch.cli import cli
 
-GPT_CONFIG = gpt.FAMILY.preset("tiny")
-
 
 def gpt_run(run_dir, steps=(5, 10), damage_newest=True):
     """A gpt run directory with a checkpoint (seed = its step) at each of ``steps``; the newest one's
     weights cut in half, as a full disk or a crash mid-copy leaves them."""
-    record = {"family": "gpt", "config": {"model": dataclasses.asdict(GPT_CONFIG)}}
-    optimizer = zero_optimizer_state(gpt.state_shapes(GPT_CONFIG))
     for step in steps:
-        save_checkpoint(run_dir, step, gpt.init_state(GPT_CONFIG, step), optimizer, record, keep=len(steps))
+        save(run_dir, step, keep=len(steps))
     newest = run_dir / "checkpoints" / f"step_{max(steps)}" / "model.safetensors"
     if damage_newest:
         newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
@@ -60,9 +57,9 @@ def test_export_writes_the_newest_valid_checkpoint_and_names_the_damaged_one(tmp
 
 def test_init_from_takes_the_newest_valid_checkpoint_and_names_the_damaged_one(tmp_path, capsys):
     run_dir = gpt_run(tmp_path / "run")
-    fresh = gpt.init_state(GPT_CONFIG, 99)
+    fresh = gpt.init_state(CONFIG.model, 99)
     state = initial_state(str(run_dir), gpt.FAMILY, fresh, ByteTokenizer())
-    step_5 = gpt.init_state(GPT_CONFIG, 5)
+    step_5 = gpt.init_state(CONFIG.model, 5)
     assert all((state[name] == step_5[name]).all() for name in fresh)
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith(skipped_line(run_dir, 10)) and len(err) == 2, err

@@ -5,14 +5,10 @@ import math
 
 import numpy as np
 import pytest
+from checkpoints import CONFIG, save
 
-from harness.contract.state import zero_optimizer_state
-from harness.families.gpt import FAMILY, init_state, state_shapes
-from harness.runner.config import build_run_config
+from harness.families.gpt import init_state
 from harness.runner.parity import compare_runs, parity_failure, relative_differences
-from harness.storage.checkpoint import save_checkpoint
-
-CONFIG = build_run_config(FAMILY, "tiny")
 
 
 def fake_run(run_dir, losses, model=None):
@@ -20,9 +16,7 @@ def fake_run(run_dir, losses, model=None):
     run_dir.mkdir()
     lines = [json.dumps({"step": s, "loss": v}) for s, v in enumerate(losses, start=1)]
     (run_dir / "metrics.jsonl").write_text("\n".join([*lines, json.dumps({"step": 3, "val_loss": 1.0})]) + "\n")
-    model = init_state(CONFIG.model, 0) if model is None else model
-    trainer = {"framework": run_dir.name, "family": "gpt", "config": CONFIG.to_dict()}
-    save_checkpoint(run_dir, len(losses), model, zero_optimizer_state(state_shapes(CONFIG.model)), trainer, keep=1)
+    save(run_dir, len(losses), keep=1, model=init_state(CONFIG.model, 0) if model is None else model)
 
 
 def test_report_takes_the_largest_relative_gap_and_weight_divergence(tmp_path):
