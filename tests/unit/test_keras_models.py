@@ -16,6 +16,7 @@ from harness.contract.mapping import TRANSPOSED, ParameterMap
 from harness.testing.gpt import batch
 from harness.testing.twins import LOGITS_ATOL, LOSS_RTOL, assert_gradients_agree, family_twins
 from models_tf import ops as tf_ops
+from models_torch import ops as torch_ops
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "keras_pair"
 VOCAB, WIDTH, CLASSES = 11, 8, 5
@@ -68,30 +69,21 @@ def test_the_same_neutral_state_gives_the_same_outputs_and_gradients_through_the
     tokens = rng.integers(0, VOCAB, (3, 7))
     targets = rng.integers(0, CLASSES, (3, 7))
 
-    pt = TorchModel()
-    for name, p in pt.named_parameters():
-        p.data = torch.from_numpy(state[name].copy())
-    pt_loss = torch.nn.functional.cross_entropy(
-        pt(torch.from_numpy(tokens)).flatten(0, 1), torch.from_numpy(targets).flatten()
-    )
+    pt, km = TorchModel(), keras_model()
+    torch_ops.import_state(pt, state)
+    tf_ops.import_state(km, state, KERAS_MAP)  # Keras's names and kernels through the map
+    pt_loss = torch_ops.cross_entropy(pt(torch.from_numpy(tokens)), torch.from_numpy(targets))
     pt_loss.backward()
-
-    km = keras_model()
-    own = dict(tf_ops.named_parameters(km))
-    bound = KERAS_MAP.bind("the keras model", {n: tuple(v.shape) for n, v in own.items()}, NEUTRAL)
-    for neutral, (name, layout) in bound.items():
-        tf_ops.write(own[name], layout.to_framework(state[neutral]))
-    variables = [own[name] for name, _ in bound.values()]
+    names, variables = zip(*tf_ops.named_parameters(km), strict=True)
     with tf.GradientTape() as tape:
-        logits = km(tokens.astype(np.int32))
-        tf_loss = tf_ops.cross_entropy(logits, tf.constant(targets))
-    grads = dict(zip(bound, tape.gradient(tf_loss, variables), strict=True))
+        tf_loss = tf_ops.cross_entropy(km(tokens.astype(np.int32)), tf.constant(targets))
+    grads = (tf.convert_to_tensor(g).numpy() for g in tape.gradient(tf_loss, variables))
+    tf_grads = KERAS_MAP.to_neutral("the keras model", dict(zip(names, grads, strict=True)))
 
     assert abs(pt_loss.item() - float(tf_loss)) <= 1e-6 * pt_loss.item()
+    assert tf_grads.keys() == NEUTRAL.keys()
     for name, p in pt.named_parameters():
-        layout = bound[name][1]
-        mapped = layout.to_neutral(tf.convert_to_tensor(grads[name]).numpy())
-        assert np.max(np.abs(mapped - p.grad.numpy())) <= 1e-5 * np.linalg.norm(p.grad.numpy()), name
+        assert np.max(np.abs(tf_grads[name] - p.grad.numpy())) <= 1e-5 * np.linalg.norm(p.grad.numpy()), name
 
 
 def test_a_keras_model_not_built_yet_is_refused():
