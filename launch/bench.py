@@ -49,7 +49,7 @@ def tokens_per_example(family: Family, config: RunConfig) -> int:
     """Input tokens of one example of the family's task (its batches' inputs per row)."""
     task = family.task(config.model)
     train_split, _ = task.splits(config.data)
-    return task.batch(train_split, np.arange(1), np.random.default_rng(0)).inputs.size
+    return task.batch(train_split, np.arange(1), np.random.default_rng(0)).tokens
 
 
 FULL = BenchPlan("default", 16, 25, 5, (1, 16, 64), 10, tune=True)

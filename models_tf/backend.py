@@ -12,9 +12,9 @@ from harness.contract.config import RunConfig, TrainConfig
 from harness.contract.distributed import Distributed
 from harness.contract.family import Family
 from harness.contract.state import State, zero_optimizer_state
-from harness.contract.task import Batch
+from harness.contract.task import Batch, Inputs, map_inputs
 from models_tf.adamw import AdamW
-from models_tf.ops import cross_entropy, eval_sums, import_state, named_parameters, read, write
+from models_tf.ops import call, cross_entropy, eval_sums, import_state, named_parameters, read, write
 
 COMPUTE_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
 SCALE_GROWTH_INTERVAL = 2000  # fp16: finite steps before the loss scale doubles (GradScaler's default)
@@ -49,6 +49,7 @@ class TFBackend(Backend):
         # Dropout draws from the global Generator (models_tf/layers.py); seed_step resets it in place.
         tf.random.set_global_generator(tf.random.Generator.from_seed(init_seed))
         self.model = build_model(family, config.model, t.precision)
+        self.own_loss = family.loss("tf")  # the family's, or None: cross-entropy
         self.bind_parameters("tf", dict(named_parameters(self.model)), lambda v: tuple(v.shape))
         self.import_model_state(family.init_state(config.model, init_seed))
         self.optimizer = make_adamw(self.parameters, family.decayed(config.model), t)
@@ -57,11 +58,16 @@ class TFBackend(Backend):
         self.loss_scale = tf.Variable(t.initial_loss_scale if self._scaling else 1.0)
         self._finite_steps = tf.Variable(0)
         self._train_step = tf.function(self._step, reduce_retracing=True)
-        self._eval = tf.function(lambda x, y, w: eval_sums(self.model(x, training=False), y, w), reduce_retracing=True)
+        self._eval = tf.function(
+            lambda x, y, w: eval_sums(self._logits(x, training=False), y, w, self.own_loss), reduce_retracing=True
+        )
+
+    def _logits(self, inputs: tf.Tensor | dict[str, tf.Tensor], training: bool) -> tf.Tensor:
+        return self.family.logits_of(call(self.model, inputs, training))
 
     def _step(
         self,
-        inputs: tf.Tensor,
+        inputs: tf.Tensor | dict[str, tf.Tensor],
         targets: tf.Tensor,
         weights: tf.Tensor | None,
         shares: tf.Tensor,
@@ -76,8 +82,9 @@ class TFBackend(Backend):
 
         def micro_loss(i: int) -> tf.Tensor:
             micro_weights = None if weights is None else weights[i]
-            logits = self.model(inputs[i], training=True)
-            return cross_entropy(logits, targets[i], micro_weights, t.label_smoothing) * shares[i]
+            logits = self._logits(tf.nest.map_structure(lambda x: x[i], inputs), training=True)
+            loss = (self.own_loss or cross_entropy)(logits, targets[i], micro_weights, t.label_smoothing)
+            return loss * shares[i]
 
         if t.accumulation_steps == 1:
             with tf.GradientTape() as tape:
@@ -155,7 +162,7 @@ class TFBackend(Backend):
     def train_step(self, batch: Batch, lr: float, stop_requested: bool = False) -> StepResult:
         weights = None if batch.weights is None else tf.constant(batch.weights)
         loss, grad_norm, applied, stop = self._train_step(
-            tf.constant(batch.inputs),
+            map_inputs(tf.constant, batch.inputs),
             tf.constant(batch.targets),
             weights,
             tf.constant(loss_shares(batch)),
@@ -168,7 +175,7 @@ class TFBackend(Backend):
 
     def eval_sums(self, batch: Batch) -> EvalSums:
         weights = None if batch.weights is None else tf.constant(batch.weights)
-        sums = self._eval(tf.constant(batch.inputs), tf.constant(batch.targets), weights)
+        sums = self._eval(map_inputs(tf.constant, batch.inputs), tf.constant(batch.targets), weights)
         return EvalSums(*(float(x) for x in sums))
 
 
@@ -177,7 +184,11 @@ def make_backend(family: Family, config: RunConfig, dist: Distributed, init_seed
 
 
 def make_predictor(family: Family, config: Any, state: State):
-    """Inputs (B, ...) -> logits, float32 numpy, for sampling; no Horovod."""
+    """A batch's inputs (B, ...) -> logits, float32 numpy, for sampling; no Horovod."""
     model = build_model(family, config)
     import_state(model, state, family.parameter_map("tf"))
-    return lambda inputs: model(tf.constant(inputs), training=False).numpy()
+
+    def predict(inputs: Inputs) -> np.ndarray:
+        return np.asarray(family.logits_of(call(model, map_inputs(tf.constant, inputs), training=False)))
+
+    return predict

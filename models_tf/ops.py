@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -69,6 +69,13 @@ def import_state(module: tf.Module, state: State, parameter_map: ParameterMap = 
         write(named[name], value)
 
 
+def call(model: tf.Module, inputs: tf.Tensor | Mapping[str, tf.Tensor], training: bool):
+    """The model on a batch's inputs: one tensor positionally, named tensors as keyword arguments."""
+    if isinstance(inputs, Mapping):
+        return model(**inputs, training=training)
+    return model(inputs, training=training)
+
+
 def cross_entropy(
     logits: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor | None = None, label_smoothing: float = 0.0
 ) -> tf.Tensor:
@@ -86,9 +93,16 @@ def cross_entropy(
     return tf.reduce_sum(losses * weights) / tf.reduce_sum(weights)
 
 
-def eval_sums(logits: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor | None) -> tuple[tf.Tensor, ...]:
-    """(weighted cross-entropy sum, weighted count of correct argmax predictions, sum of weights)."""
-    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)  # (...)
-    weights = tf.ones_like(losses) if weights is None else weights
+def eval_sums(
+    logits: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor | None, loss: Callable | None = None
+) -> tuple[tf.Tensor, ...]:
+    """(weighted loss sum, weighted count of correct argmax predictions, sum of weights): the loss is
+    cross-entropy, or a family's own ``loss`` (its weighted mean times the weights' sum)."""
+    counted = tf.ones(tf.shape(targets), tf.float32) if weights is None else weights
+    if loss is None:
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)  # (...)
+        loss_sum = tf.reduce_sum(losses * counted)
+    else:
+        loss_sum = loss(logits, targets, weights, 0.0) * tf.reduce_sum(counted)
     correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=targets.dtype), targets), tf.float32)
-    return tf.reduce_sum(losses * weights), tf.reduce_sum(correct * weights), tf.reduce_sum(weights)
+    return loss_sum, tf.reduce_sum(correct * counted), tf.reduce_sum(counted)

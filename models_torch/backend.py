@@ -12,8 +12,8 @@ from harness.contract.config import RunConfig, TrainConfig
 from harness.contract.distributed import Distributed
 from harness.contract.family import Family
 from harness.contract.state import State, zero_optimizer_state
-from harness.contract.task import Batch
-from models_torch.ops import cross_entropy, eval_sums, import_state, read, write
+from harness.contract.task import Batch, Inputs, map_inputs
+from models_torch.ops import call, cross_entropy, eval_sums, import_state, read, write
 
 COMPUTE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -51,6 +51,7 @@ class TorchBackend(Backend):
         torch.use_deterministic_algorithms(t.deterministic)
         self.device = dist.device  # this rank's GPU, or the CPU
         self.model = build_model(family, config.model, t.precision).to(self.device)
+        self.own_loss = family.loss("torch")  # the family's, or None: cross-entropy
         self.bind_parameters("torch", dict(self.model.named_parameters()), lambda p: tuple(p.shape))
         self.import_model_state(family.init_state(config.model, init_seed))
         adamw = make_adamw(self.parameters, family.decayed(config.model), t)
@@ -111,13 +112,11 @@ class TorchBackend(Backend):
             group["lr"] = lr
         self.optimizer.zero_grad()
         loss = torch.zeros((), device=self.device)
-        weights = [None] * len(batch.inputs) if batch.weights is None else batch.weights
-        for inputs, targets, micro_weights, share in zip(
-            batch.inputs, batch.targets, weights, loss_shares(batch), strict=True
-        ):  # one micro-batch each
-            logits = self.model(self._on_device(inputs))
-            targets, micro_weights = self._on_device(targets), self._on_device(micro_weights)
-            micro_loss = cross_entropy(logits, targets, micro_weights, t.label_smoothing)
+        for i, share in enumerate(loss_shares(batch)):  # one micro-batch each
+            micro = batch.micro_batch(i)
+            logits = self._logits(micro.inputs)
+            targets, micro_weights = self._on_device(micro.targets), self._on_device(micro.weights)
+            micro_loss = (self.own_loss or cross_entropy)(logits, targets, micro_weights, t.label_smoothing)
             self.scaler.scale(micro_loss * float(share)).backward()  # gradients accumulate in .grad
             loss += micro_loss.detach() * float(share)
         # Horovod: average the loss, and any rank's stop request, over ranks in the same cycle as
@@ -143,8 +142,12 @@ class TorchBackend(Backend):
     def eval_sums(self, batch: Batch) -> EvalSums:
         self.model.eval()
         with torch.no_grad():
-            logits = self.model(self._on_device(batch.inputs))
-            return EvalSums(*eval_sums(logits, self._on_device(batch.targets), self._on_device(batch.weights)))
+            logits = self._logits(batch.inputs)
+            targets, weights = self._on_device(batch.targets), self._on_device(batch.weights)
+            return EvalSums(*eval_sums(logits, targets, weights, self.own_loss))
+
+    def _logits(self, inputs: Inputs) -> torch.Tensor:
+        return self.family.logits_of(call(self.model, map_inputs(self._on_device, inputs)))
 
     def _on_device(self, array: np.ndarray | None) -> torch.Tensor | None:
         return None if array is None else torch.from_numpy(array).to(self.device, non_blocking=True)
@@ -155,13 +158,13 @@ def make_backend(family: Family, config: RunConfig, dist: Distributed, init_seed
 
 
 def make_predictor(family: Family, config: Any, state: State):
-    """Inputs (B, ...) -> logits, float32 numpy, for sampling; no Horovod."""
+    """A batch's inputs (B, ...) -> logits, float32 numpy, for sampling; no Horovod."""
     model = build_model(family, config)
     import_state(model, state, family.parameter_map("torch"))
     model.eval()
 
-    def predict(inputs: np.ndarray) -> np.ndarray:
+    def predict(inputs: Inputs) -> np.ndarray:
         with torch.no_grad():
-            return model(torch.from_numpy(inputs)).float().numpy()
+            return family.logits_of(call(model, map_inputs(torch.from_numpy, inputs))).float().numpy()
 
     return predict

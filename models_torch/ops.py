@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -37,6 +39,11 @@ def import_state(model: nn.Module, state: State, parameter_map: ParameterMap = I
         write(named[name], value)
 
 
+def call(model: nn.Module, inputs: torch.Tensor | Mapping[str, torch.Tensor]):
+    """The model on a batch's inputs: one tensor positionally, named tensors as keyword arguments."""
+    return model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
+
+
 def cross_entropy(
     logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None, label_smoothing: float = 0.0
 ) -> torch.Tensor:
@@ -53,10 +60,17 @@ def cross_entropy(
     return (losses * flat_weights).sum() / flat_weights.sum()
 
 
-def eval_sums(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None) -> tuple[float, float, float]:
-    """(weighted cross-entropy sum, weighted count of correct argmax predictions, sum of weights)."""
+def eval_sums(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None, loss: Callable | None = None
+) -> tuple[float, float, float]:
+    """(weighted loss sum, weighted count of correct argmax predictions, sum of weights): the loss is
+    cross-entropy, or a family's own ``loss`` (its weighted mean times the weights' sum)."""
     flat_logits, flat_targets = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)  # (N, C), (N,)
-    losses = F.cross_entropy(flat_logits, flat_targets, reduction="none")  # (N,)
-    flat_weights = torch.ones_like(losses) if weights is None else weights.reshape(-1)
+    flat_weights = torch.ones_like(flat_targets, dtype=torch.float32) if weights is None else weights.reshape(-1)
+    if loss is None:
+        losses = F.cross_entropy(flat_logits, flat_targets, reduction="none")  # (N,)
+        loss_sum = (losses * flat_weights).sum()
+    else:
+        loss_sum = loss(logits, targets, weights, 0.0) * flat_weights.sum()
     correct = (flat_logits.argmax(-1) == flat_targets).float()
-    return (losses * flat_weights).sum().item(), (correct * flat_weights).sum().item(), flat_weights.sum().item()
+    return loss_sum.item(), (correct * flat_weights).sum().item(), flat_weights.sum().item()

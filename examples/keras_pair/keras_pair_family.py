@@ -2,7 +2,8 @@
 (`keras_pair_torch.py`) and Keras 3's (`keras_pair_tf.py`), neither renamed for the other. The
 neutral state is torch's names and layouts; the TF side maps onto it through `parameter_maps`:
 Keras's paths ("blocks_0/q/kernel") to torch's names, and Dense kernels (in, out) transposed to
-Linear weights (out, in)."""
+Linear weights (out, in). Both models take named inputs (input_ids, attention_mask) and train with
+the pair's own loss (cross-entropy plus a z-loss, written in each framework's idiom)."""
 
 import dataclasses
 
@@ -82,9 +83,10 @@ FAMILY = Family(
     presets={"tiny": PairConfig(), "default": PairConfig(n_layer=4, n_embd=64, block_size=64)},
     state_shapes=state_shapes,
     init_state=init_state,
-    task=lambda config: CausalLMTask(seq_len=config.block_size),
+    task=lambda config: CausalLMTask(seq_len=config.block_size, named_inputs=True),
     torch_model="keras_pair_torch:TransformerLM",
     tf_model="keras_pair_tf:TransformerLM",
     causal_lm=True,
+    losses={"torch": "keras_pair_torch:loss", "tf": "keras_pair_tf:loss"},
     parameter_maps={"tf": ParameterMap(name=keras_name, layout=keras_layout)},
 )

@@ -4,6 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+Z_LOSS = 1e-4  # the z-loss's weight; keras_pair_tf.py's too
+
 
 class Block(nn.Module):
     def __init__(self, config):
@@ -14,13 +16,13 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(e)
         self.up, self.down = nn.Linear(e, 4 * e), nn.Linear(4 * e, e)
 
-    def forward(self, x):
+    def forward(self, x, allowed):
         B, T, C = x.shape
         h = self.ln_1(x)
         q, k, v = (
             proj(h).view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for proj in (self.q, self.k, self.v)
         )
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)  # (B, nh, T, hs)
         x = x + self.o(y.transpose(1, 2).reshape(B, T, C))
         return x + self.down(F.gelu(self.up(self.ln_2(x))))
 
@@ -34,8 +36,23 @@ class TransformerLM(nn.Module):
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.head = nn.Linear(config.n_embd, config.vocab_size)
 
-    def forward(self, tokens):
-        x = self.tok(tokens) + self.pos(torch.arange(tokens.shape[1], device=tokens.device))  # (B, T, C)
+    def forward(self, input_ids, attention_mask):
+        """input_ids (B, T); attention_mask (B, T), 1 for a token to attend to, 0 for padding."""
+        T = input_ids.shape[1]
+        causal = torch.ones(T, T, dtype=torch.bool, device=input_ids.device).tril()  # (T, T)
+        allowed = causal & attention_mask.bool()[:, None, None, :]  # (B, 1, T, T)
+        x = self.tok(input_ids) + self.pos(torch.arange(T, device=input_ids.device))  # (B, T, C)
         for block in self.blocks:
-            x = block(x)
+            x = block(x, allowed)
         return self.head(self.ln_f(x))  # (B, T, V)
+
+
+def loss(logits, targets, weights, label_smoothing):
+    """The pair's own loss: cross-entropy plus PaLM's z-loss (Z_LOSS * log(Z)^2, which keeps the
+    softmax normaliser near 1), each target weighted by ``weights`` (None: the plain mean)."""
+    flat = logits.reshape(-1, logits.shape[-1])  # (N, V)
+    losses = F.cross_entropy(flat, targets.reshape(-1), reduction="none", label_smoothing=label_smoothing)  # (N,)
+    losses = losses + Z_LOSS * torch.logsumexp(flat, dim=-1) ** 2
+    if weights is None:
+        return losses.mean()
+    return (losses * weights.reshape(-1)).sum() / weights.sum()

@@ -13,11 +13,14 @@ for a walk-through):
   with ``tokenized_text`` its text comes through ``data.tokenizer`` and the config's ``vocab_size``
   is set to the tokenizer's;
 - its two implementations, named ``"module:attr"`` and imported only in the process that runs
-  that framework: a ``torch.nn.Module`` and a ``tf.Module`` of plain ``tf.Variable``s, both built
-  as ``Model(config, compute_dtype=<framework dtype>)`` and called on a (B, ...) integer input
-  array (TF: ``model(inputs, training=...)``), returning logits whose leading axes match the
-  targets'. Their parameters (torch ``named_parameters()``; TF attribute paths, lists indexed)
-  are ``state_shapes``'s names and layouts, or map onto them through ``parameter_maps``;
+  that framework: a ``torch.nn.Module`` and a TF model (a ``tf.Module`` of plain ``tf.Variable``s,
+  or a Keras 3 / tf-keras model), both built as ``Model(config, compute_dtype=<framework dtype>)``
+  and called on the batch's inputs: one (B, ...) integer array positionally, or named arrays as
+  keyword arguments (TF adds ``training=...``). The call returns the logits, whose leading axes
+  match the targets', or an output holding them (``logits_output``: a key, attribute or index).
+  Their parameters (torch ``named_parameters()``; TF attribute paths, lists indexed; Keras weight
+  paths) are ``state_shapes``'s names and layouts, or map onto them through ``parameter_maps``;
+- optionally its own loss per framework (``losses``), else the backends' weighted cross-entropy;
 - optionally ``run_defaults(config)``: the settings its configs train best with, per config table
   (``{"train": {"lr": 1e-3}}``), beneath the TOML file and ``--set``;
 - optionally ``formats``: model formats from outside the harness (``ExternalFormat``, e.g. a
@@ -91,7 +94,9 @@ class Family:
     # config -> {table: {key: value}} for the run's other tables ("train", "data", "eval",
     # "checkpoint"): what this model trains best with; a TOML file and --set override each key.
     run_defaults: Callable[[Any], Mapping[str, Mapping[str, Any]]] | None = None
-    causal_lm: bool = False  # `harness generate` samples from it: logits (B, T, V) for tokens (B, T)
+    # `harness generate` samples from it: logits (B, T, V) for its task's ``model_inputs(tokens)``,
+    # tokens (B, T) (harness.data.causal_lm.CausalLMTask's).
+    causal_lm: bool = False
     # Its task reads the configured text through data.tokenizer, and model.vocab_size follows the
     # tokenizer; otherwise the family takes bytes only (data.tokenizer must stay "bytes").
     tokenized_text: bool = False
@@ -104,11 +109,27 @@ class Family:
     # can train it: they feed a causal LM random tokens, from its config's vocab_size and block_size.
     bench_sizes: tuple[BenchSize, ...] = ()
     reference_loops: bool = False
+    # Where the models' output holds the logits: None, the output is the logits; a string, the key or
+    # attribute of that name (a transformers ModelOutput's "logits"); an int, that tuple index.
+    logits_output: str | int | None = None
+    # framework -> "module:attr" of its loss, ``loss(logits, targets, weights, label_smoothing)``: the
+    # weighted mean over targets (weights None: the plain mean) as a scalar, differentiable in that
+    # framework, imported in that framework's process only. Absent: the backends' cross-entropy.
+    losses: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Environment variables the family's ranks need before their framework is imported, e.g.
+    # {"TF_USE_LEGACY_KERAS": "1"} for a tf-keras (Keras 2) TF model; the launcher sets them.
+    environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
     spec: str = ""  # how it was loaded (a name or "module:attr"); checkpoints record it
 
     def __post_init__(self) -> None:
         if not self.spec:  # defined in code, not loaded by name: its own name stands for it
             object.__setattr__(self, "spec", self.name)
+        for declared, per_framework in (("parameter_maps", self.parameter_maps), ("losses", self.losses)):
+            if set(per_framework) - {"torch", "tf"}:
+                raise ValueError(
+                    f"family {self.name!r}: {declared} is keyed by framework, expected 'torch' and/or 'tf', "
+                    f"received {sorted(per_framework)}"
+                )
         if not dataclasses.is_dataclass(self.config_class):
             raise ValueError(f"family {self.name!r}: config_class must be a dataclass, received {self.config_class!r}")
         for preset, config in self.presets.items():
@@ -130,6 +151,20 @@ class Family:
 
     def parameter_map(self, framework: str) -> ParameterMap:
         return self.parameter_maps.get(framework, IDENTITY_MAP)
+
+    def logits_of(self, output: Any) -> Any:
+        """The logits in a model's ``output`` (``logits_output``)."""
+        where = self.logits_output
+        if where is None:
+            return output
+        if isinstance(where, int) or isinstance(output, Mapping):
+            return output[where]
+        return getattr(output, where)
+
+    def loss(self, framework: str) -> Callable | None:
+        """The family's own loss in ``framework``, imported now; None: the backends' cross-entropy."""
+        spec = self.losses.get(framework)
+        return None if spec is None else import_attr(spec, f"{self.name}'s {framework} loss")
 
     def implementation(self, framework: str) -> type:
         """The model class of ``framework`` ("torch" or "tf"), imported now."""

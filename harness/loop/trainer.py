@@ -220,7 +220,7 @@ class Trainer:
         position.step = step + 1
         position.skipped += result.outcome is not StepOutcome.APPLIED
         seconds = self.clock() - began
-        tokens = batch.inputs.size * self.dist.size
+        tokens = batch.tokens * self.dist.size
         return StepReport(
             position.step, lr, result.loss, result.grad_norm, result.outcome, result.loss_scale,
             position.epoch, self.dist.size, tokens, seconds, result.stop,

@@ -8,6 +8,7 @@ import torch
 
 from harness.contract.mapping import IDENTITY_MAP
 from harness.contract.state import State
+from harness.contract.task import map_inputs
 from models_tf import ops as tf_ops
 from models_torch import ops as torch_ops
 
@@ -35,16 +36,20 @@ def twin_results(pt, tfm, inputs, targets, weights=None, family=None) -> tuple[t
     torch's, then TF's (TF in inference mode; ``pt`` put in eval mode by the caller). The gradients
     go through ``family``'s parameter maps, as the state does (none: the names are the neutral ones)."""
     maps = {fw: IDENTITY_MAP if family is None else family.parameter_map(fw) for fw in ("torch", "tf")}
+    logits_of = (lambda output: output) if family is None else family.logits_of  # noqa: E731
+    losses = {"torch": torch_ops.cross_entropy, "tf": tf_ops.cross_entropy}
+    if family is not None:
+        losses = {fw: family.loss(fw) or loss for fw, loss in losses.items()}
     pt_weights = None if weights is None else torch.from_numpy(weights)
-    pt_logits = pt(torch.from_numpy(inputs))
-    pt_loss = torch_ops.cross_entropy(pt_logits, torch.from_numpy(targets), pt_weights)
+    pt_logits = logits_of(torch_ops.call(pt, map_inputs(torch.from_numpy, inputs)))
+    pt_loss = losses["torch"](pt_logits, torch.from_numpy(targets), pt_weights, 0.0)
     pt_loss.backward()
     pt_grads = maps["torch"].to_neutral("the torch model", {n: p.grad.numpy() for n, p in pt.named_parameters()})
     tf_names, variables = zip(*tf_ops.named_parameters(tfm), strict=True)
     tf_weights = None if weights is None else tf.constant(weights)
     with tf.GradientTape() as tape:
-        tf_logits = tfm(tf.constant(inputs), training=False)
-        tf_loss = tf_ops.cross_entropy(tf_logits, tf.constant(targets), tf_weights)
+        tf_logits = logits_of(tf_ops.call(tfm, map_inputs(tf.constant, inputs), training=False))
+        tf_loss = losses["tf"](tf_logits, tf.constant(targets), tf_weights, 0.0)
     grads = (tf.convert_to_tensor(g).numpy() for g in tape.gradient(tf_loss, variables))
     tf_grads = maps["tf"].to_neutral("the tf model", dict(zip(tf_names, grads, strict=True)))
     return (pt_logits.detach().numpy(), pt_loss.item(), pt_grads), (np.asarray(tf_logits), float(tf_loss), tf_grads)

@@ -45,7 +45,9 @@ def generate(run_dir, framework, prompt, max_new_tokens, temperature, top_k, see
         say_skipped(checkpoint)
         tokenizer = checkpoint_tokenizer(checkpoint)
         backend = framework_module(framework, "backend")
-        predict = backend.make_predictor(checkpoint.family, checkpoint.model_config, checkpoint.model)
+        predictor = backend.make_predictor(checkpoint.family, checkpoint.model_config, checkpoint.model)
+        task = checkpoint.family.task(checkpoint.model_config)  # its model_inputs name the token ids
+        predict = lambda tokens: predictor(task.model_inputs(tokens))  # noqa: E731
         block_size = checkpoint.model_config.block_size
         prompt_ids = tokenizer.encode(prompt)
         tokens = sample(predict, prompt_ids, max_new_tokens, block_size, temperature, top_k, seed=seed)

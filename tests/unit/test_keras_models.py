@@ -14,7 +14,7 @@ import torch
 
 from harness.contract.mapping import TRANSPOSED, ParameterMap
 from harness.testing.gpt import batch
-from harness.testing.twins import LOGITS_ATOL, LOSS_RTOL, assert_gradients_agree, family_twins
+from harness.testing.twins import LOGITS_ATOL, LOSS_RTOL, assert_gradients_agree, family_twins, twin_results
 from models_tf import ops as tf_ops
 from models_torch import ops as torch_ops
 
@@ -112,10 +112,21 @@ def test_the_example_pair_agrees_in_logits_loss_and_gradients_through_its_map(ke
     config = keras_pair.preset(preset)
     pt, tfm = family_twins(keras_pair, config)
     x, y = batch(config)
+    inputs = keras_pair.task(config).model_inputs(x)  # named: input_ids, attention_mask
+    inputs["attention_mask"][0, -3:] = 0  # padding at the end of one row: its keys are masked out
     names = keras_pair.state_shapes(config)
-    (pt_logits, pt_loss, _), (tf_logits, tf_loss, _) = assert_gradients_agree(pt, tfm, names, x, y, family=keras_pair)
+    results = assert_gradients_agree(pt, tfm, names, inputs, y, family=keras_pair)
+    (pt_logits, pt_loss, _), (tf_logits, tf_loss, _) = results
     assert np.max(np.abs(pt_logits - tf_logits)) <= LOGITS_ATOL  # measured: 4.2e-7 at worst over 5 states (default)
     assert abs(pt_loss - tf_loss) / pt_loss <= LOSS_RTOL
+    # The family's own loss, not plain cross-entropy: its z-loss term is there in both.
+    plain = torch_ops.cross_entropy(torch.from_numpy(pt_logits), torch.from_numpy(y)).item()
+    z_loss = 1e-4 * np.mean(np.log(np.exp(pt_logits.astype(np.float64)).sum(-1)) ** 2)
+    assert pt_loss == pytest.approx(plain + z_loss, rel=1e-6) and z_loss > 1e-5 * plain
+    # The padding mask reaches the models: the padded row's logits change where it is unmasked.
+    unmasked = keras_pair.task(config).model_inputs(x)
+    (pt_full, _, _), _ = twin_results(pt, tfm, unmasked, y, family=keras_pair)
+    assert not np.allclose(pt_full[0, -3:], pt_logits[0, -3:]) and np.array_equal(pt_full[1:], pt_logits[1:])
     # The state comes back out of the Keras model as it went in: names and layouts mapped both ways.
     back = tf_ops.export_state(tfm, keras_pair.parameter_map("tf"))
     initial = keras_pair.init_state(config, 0)
