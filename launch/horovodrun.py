@@ -11,7 +11,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 from harness.loop.preemption import StopRequest
 from harness.loop.watchdog import HANG_TIMEOUT_VARIABLE
@@ -259,16 +261,18 @@ def run_horovodrun(
     stop: StopRequest | None = None,
     elastic_timeout: int | None = None,
     controller: str = "gloo",
+    environment: Mapping[str, str] = MappingProxyType({}),
 ) -> subprocess.CompletedProcess:
     """Run ``program`` under horovodrun with per-rank thread limits; does not raise on failure.
 
-    Thread counts the user already set in the environment take precedence. With ``stop``, SIGTERM
+    Thread counts the user already set in the environment take precedence; ``environment`` (what a
+    family's ranks need, ``Family.environment``) over everything. With ``stop``, SIGTERM
     and SIGINT are recorded there and passed on to horovodrun as SIGTERM: it passes that on to the
     ranks, which stop after the same step and checkpoint it (harness/loop/preemption.py), and this
     waits for them.
     """
     per_host = num_ranks if not hosts else max(parse_hosts(hosts).values())
-    env = {**rank_environment(per_host, hang_timeout=hang_timeout), **os.environ}
+    env = {**rank_environment(per_host, hang_timeout=hang_timeout), **os.environ, **environment}
     with tempfile.TemporaryDirectory(prefix="harness-hosts-") as scratch:
         spec = None
         if elastic:

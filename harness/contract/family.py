@@ -37,6 +37,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.metadata
+import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,6 +153,17 @@ class Family:
 
     def parameter_map(self, framework: str) -> ParameterMap:
         return self.parameter_maps.get(framework, IDENTITY_MAP)
+
+    def enter_environment(self) -> None:
+        """Set ``environment`` in this process, before its frameworks load; ``ValueError`` when
+        TensorFlow is already imported under another value (too late for it to take effect)."""
+        for key, value in self.environment.items():
+            if os.environ.get(key) != value and "tensorflow" in sys.modules:
+                raise ValueError(
+                    f"family {self.name!r} needs {key}={value} before TensorFlow is imported, and this process "
+                    f"imported it with {key}={os.environ.get(key)!r}: set {key}={value} in the environment"
+                )
+            os.environ[key] = value
 
     def logits_of(self, output: Any) -> Any:
         """The logits in a model's ``output`` (``logits_output``)."""

@@ -112,6 +112,7 @@ def run(
     saves it and every rank raises ``Preempted``. Before the first step there is nothing to save,
     and these signals end the process as usual.
     """
+    family.enter_environment()  # before the framework loads (TF_USE_LEGACY_KERAS, say)
     dist: Distributed = framework_module(framework, "distributed").init_distributed()
     with hold_run_dir(run_dir) if dist.rank == 0 else contextlib.nullcontext():
         return train_rank(dist, framework, family, config, Path(run_dir), resume, progress, elastic, hooks, tensorboard)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from launch.cli import bench, doctor, export, generate, parity, prepare, smoke, tokenizer, train
+from launch.cli import bench, check_family, doctor, export, generate, parity, prepare, smoke, tokenizer, train
 from launch.cli.options import OneLineErrors
 
 
@@ -22,6 +22,7 @@ for command in (
     tokenizer.tokenizer,
     prepare.prepare,
     parity.parity,
+    check_family.check_family,
     bench.bench,
 ):
     cli.add_command(command)

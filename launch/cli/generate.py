@@ -44,6 +44,7 @@ def generate(run_dir, framework, prompt, max_new_tokens, temperature, top_k, see
             raise ValueError(f"model family {checkpoint.family.name!r} is not a causal LM: it cannot generate text")
         say_skipped(checkpoint)
         tokenizer = checkpoint_tokenizer(checkpoint)
+        checkpoint.family.enter_environment()
         backend = framework_module(framework, "backend")
         predictor = backend.make_predictor(checkpoint.family, checkpoint.model_config, checkpoint.model)
         task = checkpoint.family.task(checkpoint.model_config)  # its model_inputs name the token ids

@@ -34,5 +34,6 @@ def launch_ranks(options: TrainOptions, family: Family) -> tuple[subprocess.Comp
         stop=stop,
         elastic_timeout=options.elastic_timeout or options.hang_timeout,
         controller=options.controller,
+        environment=family.environment,
     )
     return result, stop
