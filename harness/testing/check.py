@@ -76,7 +76,7 @@ def check_family(family: Family, config: RunConfig, seed: int = 0, examples: int
         pt, tfm, batch.inputs, batch.targets, batch.weights, family
     )
     checks = [
-        Check("logits", worst({"": pt_logits}, {"": tf_logits}, largest), LOGITS_RTOL, "max |torch - TF| / max |torch|"),
+        Check("logits", worst({"": pt_logits}, {"": tf_logits}, largest), LOGITS_RTOL, "max |torch - TF| / max|logit|"),
         Check("loss", abs(pt_loss - tf_loss) / abs(pt_loss), LOSS_RTOL, "|torch - TF| / |torch|"),
         Check("gradients", worst(pt_grads, tf_grads, np.linalg.norm), GRADIENT_RTOL, "max |torch - TF| / grad norm"),
     ]
