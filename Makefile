@@ -9,6 +9,9 @@ TF_PACKAGE ?= tensorflow-cpu
 # Where torch comes from: empty means pip's index; the images pass download.pytorch.org's
 # CPU or CUDA index (docker/Dockerfile*).
 TORCH_INDEX_URL ?=
+# transformers 4.57 and tf-keras for examples/hf_gpt2/, beside the environment (versions.env says why):
+# PYTHONPATH=$(TRANSFORMERS_TF):examples/hf_gpt2 harness train --family hf_gpt2_family:FAMILY ...
+TRANSFORMERS_TF := $(VENV)/transformers-tf
 # Re-run setup whenever the pins, the package metadata or the Horovod build script change.
 SETUP_STAMP := $(VENV)/.setup-complete
 
@@ -23,6 +26,9 @@ $(SETUP_STAMP): versions.env pyproject.toml launch/build_horovod.py
 	$(PY) -m pip install --quiet $(TF_PACKAGE)==$(TENSORFLOW_VERSION)
 	$(PY) launch/build_horovod.py
 	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -rf $(TRANSFORMERS_TF)
+	$(PY) -m pip install --quiet --no-deps --target $(TRANSFORMERS_TF) transformers==$(TRANSFORMERS_TF_VERSION) \
+		tf-keras==$(TF_KERAS_VERSION) huggingface_hub==$(HF_HUB_TF_VERSION) tokenizers==$(TOKENIZERS_TF_VERSION)
 	@touch $@
 
 # The demo: the default model trained on 2 ranks by each framework from the same weights on the same

@@ -21,6 +21,13 @@ DOCKERFILE_ARGS = {
     "docker/Dockerfile": ("CUDA_VERSION", "PYTHON_VERSION", "TORCH_CUDA"),
     "docker/Dockerfile.cpu": ("PYTHON_VERSION",),
 }
+# The packages of pyproject.toml's transformers-tf extra, and the versions.env pin of each.
+TRANSFORMERS_TF_PINS = {
+    "transformers": "TRANSFORMERS_TF_VERSION",
+    "tf-keras": "TF_KERAS_VERSION",
+    "huggingface_hub": "HF_HUB_TF_VERSION",
+    "tokenizers": "TOKENIZERS_TF_VERSION",
+}
 ARG_LINE = re.compile(r"^\s*ARG\s+(?P<name>\w+)=(?P<value>\S+)\s*$", re.MULTILINE)
 
 
@@ -36,6 +43,11 @@ def check_pyproject(pins: dict[str, str], path: Path) -> list[str]:
     for requirement in (f"torch=={pins['TORCH_VERSION']}", f"tensorflow=={pins['TENSORFLOW_VERSION']}"):
         if requirement not in frameworks:
             problems.append(f"{path.name}: extra 'frameworks' is {frameworks}, expected it to list {requirement!r}")
+    listed = project.get("optional-dependencies", {}).get("transformers-tf", [])
+    for package, pin in TRANSFORMERS_TF_PINS.items():
+        requirement = f"{package}=={pins[pin]}"
+        if requirement not in listed:
+            problems.append(f"{path.name}: extra 'transformers-tf' is {listed}, expected it to list {requirement!r}")
     return problems
 
 

@@ -22,25 +22,35 @@ SHOWN = 5  # names listed in a refusal, at most
 
 @dataclass(frozen=True)
 class Layout:
-    """The framework's array is the neutral one with its axes permuted by ``axes`` (identity: None)."""
+    """The framework's array is the neutral one with its axes permuted by ``axes`` (None: as they are),
+    then size-1 axes inserted at ``unit_axes`` (transformers' TF Conv1D keeps a bias (n,) as (1, n))."""
 
     axes: tuple[int, ...] | None = None
+    unit_axes: tuple[int, ...] = ()
 
     def framework_shape(self, neutral: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(neutral) if self.axes is None else tuple(neutral[a] for a in self.axes)
+        permuted = tuple(neutral) if self.axes is None else tuple(neutral[a] for a in self.axes)
+        shape = list(permuted)
+        for axis in sorted(self.unit_axes):
+            shape.insert(axis, 1)
+        return tuple(shape)
 
     def neutral_shape(self, framework: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(framework) if self.axes is None else tuple(framework[a] for a in np.argsort(self.axes))
+        squeezed = tuple(n for i, n in enumerate(framework) if i not in self.unit_axes)
+        return squeezed if self.axes is None else tuple(squeezed[a] for a in np.argsort(self.axes))
 
     def to_framework(self, neutral: np.ndarray) -> np.ndarray:
-        return neutral if self.axes is None else np.ascontiguousarray(neutral.transpose(self.axes))
+        permuted = neutral if self.axes is None else np.ascontiguousarray(neutral.transpose(self.axes))
+        return np.expand_dims(permuted, self.unit_axes) if self.unit_axes else permuted
 
     def to_neutral(self, framework: np.ndarray) -> np.ndarray:
-        return framework if self.axes is None else np.ascontiguousarray(framework.transpose(np.argsort(self.axes)))
+        squeezed = np.squeeze(framework, self.unit_axes) if self.unit_axes else framework
+        return squeezed if self.axes is None else np.ascontiguousarray(squeezed.transpose(np.argsort(self.axes)))
 
 
 IDENTITY = Layout()
 TRANSPOSED = Layout((1, 0))  # a 2-D matrix stored the other way round: Dense (in, out) vs Linear (out, in)
+ROW = Layout(unit_axes=(0,))  # a vector (n,) stored as a (1, n) row
 
 
 @dataclass(frozen=True)

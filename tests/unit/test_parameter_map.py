@@ -9,7 +9,7 @@ import pytest
 
 from harness.contract.backend import Backend
 from harness.contract.config import RunConfig
-from harness.contract.mapping import IDENTITY, TRANSPOSED, Layout, ParameterMap
+from harness.contract.mapping import IDENTITY, ROW, TRANSPOSED, Layout, ParameterMap
 from harness.contract.state import optimizer_state
 from harness.families.gpt import FAMILY, init_state, state_shapes
 
@@ -28,6 +28,16 @@ def test_a_layout_round_trips_and_permutes_shapes():
     assert layout.framework_shape((2, 3, 4)) == (4, 2, 3) == layout.to_framework(array).shape
     assert np.array_equal(layout.to_neutral(layout.to_framework(array)), array)
     assert np.array_equal(TRANSPOSED.to_framework(array[0]), array[0].T) and IDENTITY.to_framework(array) is array
+    # Size-1 axes inserted after the permutation: a bias kept as a row, a matrix as (in, 1, out).
+    assert ROW.framework_shape((4,)) == (1, 4) == ROW.to_framework(array[0, 0]).shape
+    assert ROW.neutral_shape((1, 4)) == (4,) and np.array_equal(
+        ROW.to_neutral(ROW.to_framework(array[0, 0])), array[0, 0]
+    )
+    kept = Layout((1, 0), unit_axes=(1,))
+    assert kept.framework_shape((3, 4)) == (4, 1, 3) == kept.to_framework(array[0]).shape
+    assert kept.neutral_shape((4, 1, 3)) == (3, 4) and np.array_equal(
+        kept.to_neutral(kept.to_framework(array[0])), array[0]
+    )
 
 
 def test_identity_and_a_keras_map_bind_every_parameter():

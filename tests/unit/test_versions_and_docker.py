@@ -28,6 +28,7 @@ def copy_pinned_files(destination: Path) -> Path:
     ("relative", "old", "new", "expected"),
     [
         ("versions.env", "TORCH_VERSION=2.13.0", "TORCH_VERSION=2.14.0", "expected it to list 'torch==2.14.0'"),
+        ("pyproject.toml", "tf-keras==2.21.0", "tf-keras==2.20.0", "expected it to list 'tf-keras==2.21.0'"),
         ("versions.env", "PYTHON_VERSION=3.11", "PYTHON_VERSION=3.12", "ARG PYTHON_VERSION=3.11, but versions.env"),
         ("versions.env", "CUDA_VERSION=12.8.1", "CUDA_VERSION=12.9.0", "ARG CUDA_VERSION=12.8.1, but versions.env"),
         ("docker/Dockerfile", "ARG TORCH_CUDA=cu128", "ARG TORCH_CUDA=cu126", "ARG TORCH_CUDA=cu126, but"),
