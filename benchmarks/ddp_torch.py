@@ -9,11 +9,12 @@ import sys
 
 import torch
 import torch.distributed as dist
-from loops import random_batch, report, time_steps
+from loops import family_batch, report, time_steps
 from torch.nn.parallel import DistributedDataParallel
 
 from harness.contract.family import load_family
-from models_torch.ops import cross_entropy, import_state
+from harness.contract.task import map_inputs
+from models_torch.ops import call, cross_entropy, import_state
 
 family, model_name, batch_size, steps = load_family(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 dist.init_process_group("gloo")
@@ -24,14 +25,13 @@ import_state(model, family.init_state(config, seed=0), family.parameter_map("tor
 model = DistributedDataParallel(model)
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1, foreach=False)
 
-inputs, targets = (
-    torch.from_numpy(a) for a in random_batch(config.vocab_size, batch_size, config.block_size, dist.get_rank())
-)
+inputs, targets = family_batch(family, config, batch_size, dist.get_rank())
+inputs, targets = map_inputs(torch.from_numpy, inputs), torch.from_numpy(targets)
 
 
 def step() -> None:
     optimizer.zero_grad()
-    cross_entropy(model(inputs), targets).backward()  # returns with the gradients averaged
+    cross_entropy(family.logits_of(call(model, inputs)), targets).backward()  # returns with the gradients averaged
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
 

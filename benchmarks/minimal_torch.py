@@ -10,10 +10,11 @@ import sys
 
 import horovod.torch as hvd
 import torch
-from loops import random_batch, report, time_steps
+from loops import family_batch, report, time_steps
 
 from harness.contract.family import load_family
-from models_torch.ops import cross_entropy, import_state
+from harness.contract.task import map_inputs
+from models_torch.ops import call, cross_entropy, import_state
 
 family, model_name, batch_size, steps = load_family(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 hvd.init()
@@ -25,14 +26,13 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), we
 optimizer = hvd.DistributedOptimizer(optimizer, named_parameters=model.named_parameters())
 hvd.broadcast_parameters(model.state_dict(), root_rank=0)
 
-inputs, targets = (
-    torch.from_numpy(a) for a in random_batch(config.vocab_size, batch_size, config.block_size, hvd.rank())
-)
+inputs, targets = family_batch(family, config, batch_size, hvd.rank())
+inputs, targets = map_inputs(torch.from_numpy, inputs), torch.from_numpy(targets)
 
 
 def step() -> None:
     optimizer.zero_grad()
-    cross_entropy(model(inputs), targets).backward()
+    cross_entropy(family.logits_of(call(model, inputs)), targets).backward()
     optimizer.synchronize()  # Horovod: averaged gradients before clipping
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     with optimizer.skip_synchronize():

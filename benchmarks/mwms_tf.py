@@ -43,13 +43,18 @@ def launch(num_workers: int, args: list[str]) -> None:
 
 
 def train(family_spec: str, model_name: str, batch_size: int, steps: int) -> None:
-    import tensorflow as tf
-    from loops import random_batch, report, time_steps
+    from loops import family_batch, report, time_steps
 
     from harness.contract.config import TrainConfig
     from harness.contract.family import load_family
+    from harness.contract.task import map_inputs
+
+    family = load_family(family_spec)
+    family.enter_environment()  # before TensorFlow loads (a tf-keras family's TF_USE_LEGACY_KERAS)
+    import tensorflow as tf
+
     from models_tf.adamw import AdamW
-    from models_tf.ops import cross_entropy, import_state, named_parameters
+    from models_tf.ops import call, cross_entropy, import_state, named_parameters
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy(
         communication_options=tf.distribute.experimental.CommunicationOptions(
@@ -57,7 +62,6 @@ def train(family_spec: str, model_name: str, batch_size: int, steps: int) -> Non
         )
     )
     rank = strategy.cluster_resolver.task_id
-    family = load_family(family_spec)
     config = family.preset(model_name)
     model = family.implementation("tf")(config)
     import_state(model, family.init_state(config, seed=0), family.parameter_map("tf"))
@@ -66,7 +70,7 @@ def train(family_spec: str, model_name: str, batch_size: int, steps: int) -> Non
 
     def replica_step(inputs, targets):
         with tf.GradientTape() as tape:
-            loss = cross_entropy(model(inputs, training=True), targets)
+            loss = cross_entropy(family.logits_of(call(model, inputs, training=True)), targets)
         grads = tape.gradient(loss, list(named.values()))
         # MultiWorkerMirroredStrategy: average gradients across workers.
         grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, grads)
@@ -78,7 +82,8 @@ def train(family_spec: str, model_name: str, batch_size: int, steps: int) -> Non
     def train_step(inputs, targets):
         return strategy.run(replica_step, args=(inputs, targets))
 
-    inputs, targets = (tf.constant(a) for a in random_batch(config.vocab_size, batch_size, config.block_size, rank))
+    inputs, targets = family_batch(family, config, batch_size, rank)
+    inputs, targets = map_inputs(tf.constant, inputs), tf.constant(targets)
     times = time_steps(lambda: float(train_step(inputs, targets)), steps)  # float(): wait for the step
     report(times, rank == 0)
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from harness.contract.backend import Backend, EvalSums, StepResult, loss_shares, step_outcome
+from harness.contract.backend import Backend, EvalSums, StepResult, bind, loss_shares, step_outcome
 from harness.contract.config import RunConfig, TrainConfig
 from harness.contract.distributed import Distributed
 from harness.contract.family import Family
@@ -23,6 +23,13 @@ SCALE_GROWTH_INTERVAL = 2000  # fp16: finite steps before the loss scale doubles
 def build_model(family: Family, config: Any, precision: str = "fp32") -> tf.Module:
     """The family's TF model computing in ``precision``; its weights are for the caller to set."""
     return family.implementation("tf")(config, compute_dtype=COMPUTE_DTYPES[precision])
+
+
+def check_parameter_map(family: Family, config: Any) -> None:
+    """Build the family's TF model and bind its parameters to the neutral state, as a backend does:
+    ``ValueError`` naming what does not fit."""
+    model = build_model(family, config)
+    bind(family, "tf", {n: tuple(v.shape) for n, v in named_parameters(model)}, family.state_shapes(config))
 
 
 def make_adamw(parameters: dict[str, tf.Variable], decay: set[str], train: TrainConfig) -> AdamW:
@@ -73,9 +80,11 @@ class TFBackend(Backend):
         shares: tf.Tensor,
         lr: tf.Tensor,
         stop: tf.Tensor,
+        alone: bool,
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         """inputs, targets, weights: k micro-batches on a leading axis; shares: (k,) loss shares;
-        stop: () 1.0 when this rank asks to stop."""
+        stop: () 1.0 when this rank asks to stop; alone: the job has one rank (a Python bool: one
+        trace per value), whose values need no allreduce."""
         hvd, t = self.dist.hvd, self.config.train
         variables = list(self.parameters.values())
         compression = self.dist.compression(t.compression)
@@ -108,10 +117,15 @@ class TFBackend(Backend):
                 grads = [g + tf.convert_to_tensor(m) for g, m in zip(grads, micro_grads, strict=True)]
                 loss += micro
             # Horovod: one grouped allreduce of the accumulated gradients per optimizer step.
-            grads = hvd.grouped_allreduce(grads, op=hvd.Average, compression=compression)
+            if not alone:
+                grads = hvd.grouped_allreduce(grads, op=hvd.Average, compression=compression)
         # Horovod: the logged loss is the mean over ranks, reduced in the same cycle as the gradients
-        # together with any rank's stop request.
-        mean_loss, stop = tf.unstack(hvd.allreduce(tf.stack([loss, stop]), op=hvd.Average, name="train_loss"))
+        # together with any rank's stop request. Alone, a rank skips Horovod's cycle (as
+        # DistributedGradientTape does for the gradients): its values are the means.
+        loss_and_stop = tf.stack([loss, stop])
+        if not alone:
+            loss_and_stop = hvd.allreduce(loss_and_stop, op=hvd.Average, name="train_loss")
+        mean_loss, stop = tf.unstack(loss_and_stop)
         if self._scaling:
             grads = [g / self.loss_scale for g in grads]
         grads, grad_norm = clip_gradients(grads, t)
@@ -168,6 +182,7 @@ class TFBackend(Backend):
             tf.constant(loss_shares(batch)),
             tf.constant(lr, tf.float32),
             tf.constant(float(stop_requested)),
+            self.dist.size == 1,
         )
         loss = float(loss)
         outcome = step_outcome(bool(applied), loss, self._scaling)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.contract.backend import Backend, EvalSums, StepResult, loss_shares, step_outcome
+from harness.contract.backend import Backend, EvalSums, StepResult, bind, loss_shares, step_outcome
 from harness.contract.config import RunConfig, TrainConfig
 from harness.contract.distributed import Distributed
 from harness.contract.family import Family
@@ -21,6 +21,13 @@ COMPUTE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.f
 def build_model(family: Family, config: Any, precision: str = "fp32") -> torch.nn.Module:
     """The family's torch model computing in ``precision``; its weights are for the caller to set."""
     return family.implementation("torch")(config, compute_dtype=COMPUTE_DTYPES[precision])
+
+
+def check_parameter_map(family: Family, config: Any) -> None:
+    """Build the family's torch model and bind its parameters to the neutral state, as a backend does:
+    ``ValueError`` naming what does not fit."""
+    model = build_model(family, config)
+    bind(family, "torch", {n: tuple(p.shape) for n, p in model.named_parameters()}, family.state_shapes(config))
 
 
 def make_adamw(parameters: dict[str, torch.nn.Parameter], decay: set[str], train: TrainConfig) -> torch.optim.AdamW:
@@ -120,15 +127,15 @@ class TorchBackend(Backend):
             self.scaler.scale(micro_loss * float(share)).backward()  # gradients accumulate in .grad
             loss += micro_loss.detach() * float(share)
         # Horovod: average the loss, and any rank's stop request, over ranks in the same cycle as
-        # the gradients (no extra round trip).
-        stop = torch.tensor(float(stop_requested), device=self.device)
-        loss_and_stop = hvd.allreduce_async(torch.stack([loss, stop]), op=hvd.Average, name="train_loss")
+        # the gradients (no extra round trip). Alone, a rank skips Horovod's cycle: its values are the means.
+        loss_and_stop = torch.stack([loss, torch.tensor(float(stop_requested), device=self.device)])
+        reducing = hvd.allreduce_async(loss_and_stop, op=hvd.Average, name="train_loss") if self.dist.size > 1 else None
         # Horovod: wait for the reduced gradients, so clipping and the finiteness check see what
         # every rank applies.
         self.optimizer.synchronize()
         self.scaler.unscale_(self.optimizer)
         grad_norm = clip_gradients(self.parameters, t)
-        mean_loss, stop = hvd.synchronize(loss_and_stop).tolist()
+        mean_loss, stop = (loss_and_stop if reducing is None else hvd.synchronize(reducing)).tolist()
         applied = bool(np.isfinite(mean_loss) and np.isfinite(grad_norm))
         if applied:
             # Horovod: the gradients are already reduced; step without a second allreduce.

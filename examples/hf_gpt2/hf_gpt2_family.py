@@ -115,4 +115,5 @@ FAMILY = Family(
     logits_output="logits",
     parameter_maps={"tf": ParameterMap(name=tf_name, layout=tf_layout)},
     environment={"TF_USE_LEGACY_KERAS": "1"},  # transformers 4.57 builds its TF models on tf-keras
+    reference_loops=True,  # benchmarks/' minimal loops and peers take its named inputs and ModelOutput
 )

@@ -23,6 +23,8 @@ from harness.contract.mapping import Layout
 from harness.contract.state import Shapes, State, check_state, optimizer_moments, optimizer_state
 from harness.contract.task import Batch
 
+Bound = tuple[str, Layout]  # a neutral tensor's parameter in the framework: its own name and layout
+
 
 class StepOutcome(enum.Enum):
     APPLIED = "applied"  # the weights and AdamW state were updated
@@ -83,8 +85,7 @@ class Backend(ABC):
     def bind_parameters(self, framework: str, own: dict[str, Any], shape: Callable[[Any], tuple[int, ...]]) -> None:
         """Key the model's own parameters (its names, in its order) by their neutral names through the
         family's map for ``framework``; ``ValueError`` naming what does not fit the neutral shapes."""
-        what = f"the {framework} model of family {self.family.name!r}"
-        bound = self.family.parameter_map(framework).bind(what, {n: shape(p) for n, p in own.items()}, self.shapes)
+        bound = bind(self.family, framework, {n: shape(p) for n, p in own.items()}, self.shapes)
         self.parameters = {neutral: own[name] for neutral, (name, _) in bound.items()}
         self.layouts = {neutral: layout for neutral, (_, layout) in bound.items()}
 
@@ -146,6 +147,14 @@ class Backend(ABC):
     @abstractmethod
     def eval_sums(self, batch: Batch) -> EvalSums:
         """Weighted loss, correct-prediction and target sums of a batch in inference mode, no Horovod."""
+
+
+def bind(
+    family: Family, framework: str, own: dict[str, tuple[int, ...]], shapes: Shapes
+) -> dict[str, tuple[str, Layout]]:
+    """The family's map for ``framework`` bound to a built model whose own parameters have shapes
+    ``own`` (``ParameterMap.bind``: ``ValueError`` naming what does not fit)."""
+    return family.parameter_map(framework).bind(f"the {framework} model of family {family.name!r}", own, shapes)
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:

@@ -114,12 +114,20 @@ def run(
     """
     family.enter_environment()  # before the framework loads (TF_USE_LEGACY_KERAS, say)
     dist: Distributed = framework_module(framework, "distributed").init_distributed()
+    # Each rank initialises from its own seed; the broadcast makes rank 0's state everyone's. Built
+    # before the run directory is touched: a model whose parameters do not map onto the family's
+    # neutral state is refused (ValueError) with nothing written.
+    seed = config.train.seed + dist.rank
+    backend = framework_module(framework, "backend").make_backend(family, config, dist, seed)
     with hold_run_dir(run_dir) if dist.rank == 0 else contextlib.nullcontext():
-        return train_rank(dist, framework, family, config, Path(run_dir), resume, progress, elastic, hooks, tensorboard)
+        return train_rank(
+            dist, backend, framework, family, config, Path(run_dir), resume, progress, elastic, hooks, tensorboard
+        )
 
 
 def train_rank(
     dist: Distributed,
+    backend: Backend,
     framework: str,
     family: Family,
     config: RunConfig,
@@ -135,9 +143,6 @@ def train_rank(
     task = family.task(config.model)
     train_split, val_split = task.splits(config.data)
     checkpoint = open_resume_point(run_dir, family, config, resume) if is_main else None
-
-    # Each rank initialises from its own seed; the broadcast makes rank 0's state everyone's.
-    backend = framework_module(framework, "backend").make_backend(family, config, dist, t.seed + dist.rank)
     position = LoopPosition.start(checkpoint, batch_order(t, len(train_split), dist.size))
     tokenizer = data_tokenizer(config.data)
     if checkpoint is not None:

@@ -9,7 +9,7 @@ from launch.cli.options import POSITIVE, SEED_RANGE, non_empty
 
 
 @click.command("check-family")
-@click.argument("family")
+@click.argument("family", callback=non_empty)
 @click.option("--model", default="tiny", show_default=True, help="The family's model preset.")
 @click.option("--seed", type=SEED_RANGE, default=0, show_default=True, help="Seed of the initial state and batch.")
 @click.option("--examples", type=POSITIVE, default=2, show_default=True, help="Examples in the batch.")

@@ -3,6 +3,7 @@ empty): one `Error:` line naming the option and the value, a non-zero exit, noth
 
 import re
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -55,6 +56,13 @@ BAD = {
         "--set": ["", "x", "train.nope=1"],
     },
     "bench": {"--out": ["", "{file}"], "--family": ["", "nosuch"], "--model": ["", "huge"]},
+    "check-family": {
+        "--model": ["", "huge"],
+        "--seed": ["-1", "abc", "", str(2**40)],
+        "--examples": NUMBER,
+        "--config": ["", "/no/such.toml"],
+        "--set": ["", "x", "train.nope=1"],
+    },
     "tokenizer train": {
         "--vocab-size": [*NUMBER, "256", str(2**40)],
         "--out": ["", "{file}"],
@@ -76,6 +84,7 @@ BASE = {
     "generate": {"--run-dir": "{dir}/run", "--framework": "torch", "--prompt": "hi"},
     "parity": {"--steps": "1", "--out": "{dir}/out"},
     "bench": {"--quick": None, "--out": "{dir}/out"},
+    "check-family": {"gpt": None, "--model": "tiny"},
     "tokenizer train": {"--vocab-size": "300", "--out": "{dir}/tokenizer.json"},
     "prepare": {"--out": "{dir}/prepared"},
     "export": {"--run-dir": "{dir}/run", "--out": "{dir}/hf"},
@@ -90,6 +99,7 @@ CASES = [
 NAMES_ONLY = {
     ("train", "--set", "train.nope=1"): "key",
     ("parity", "--set", "train.nope=1"): "key",
+    ("check-family", "--set", "train.nope=1"): "key",
 }
 
 
@@ -116,7 +126,8 @@ def leaf_commands(group, prefix=""):
 
 def test_the_walk_covers_every_option():
     for name, command in leaf_commands(cli):
-        valued = {p.opts[0] for p in command.params if not getattr(p, "is_flag", False) and p.name != "help"}
+        options = [p for p in command.params if isinstance(p, click.Option)]  # arguments: see below
+        valued = {p.opts[0] for p in options if not p.is_flag and p.name != "help"}
         assert valued == set(BAD.get(name, {})), name
 
 
@@ -155,4 +166,14 @@ def test_a_bad_value_is_one_error_line_and_nothing_is_written(command, option, v
 def test_usage_mistakes_are_one_line_too(args, message):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2 and result.output.strip().startswith(message)
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("family", "message"),
+    [("", "Error: Invalid value for 'FAMILY': must not be empty"), ("nosuch", "Error: unknown model family 'nosuch'")],
+)
+def test_check_familys_argument_is_walked_too(family, message):
+    result = CliRunner().invoke(cli, ["check-family", family])
+    assert result.exit_code in (1, 2) and result.output.strip().startswith(message), result.output
     assert len(result.output.strip().splitlines()) == 1

@@ -11,7 +11,7 @@ from launch.cli.options import FAMILY_HELP, HANG_TIMEOUT_RANGE, OVERSUBSCRIBE_HE
 from launch.cli.train.checks import check_before_launch
 from launch.cli.train.failure import explain_failure
 from launch.cli.train.here import load_hook, train_here
-from launch.cli.train.launcher import launch_ranks
+from launch.cli.train.launcher import check_parameter_map, launch_ranks
 from launch.cli.train.options import TrainOptions
 from launch.horovodrun import CONTROLLERS, DEFAULT_HANG_TIMEOUT, check_local_slots
 
@@ -111,6 +111,7 @@ def train(**params) -> None:
         if options.num_ranks == 1 and not options.on_hosts and not options.elastic:
             train_here(options, family, config, hooks)
             return
+        check_parameter_map(options.framework, family, config.model)
         result, stop = launch_ranks(options, family)
     except ValueError as err:
         raise click.ClickException(str(err)) from None

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import subprocess
+import sys
+from typing import Any
 
 from harness.contract.family import Family
 from harness.loop.preemption import StopRequest
@@ -37,3 +41,17 @@ def launch_ranks(options: TrainOptions, family: Family) -> tuple[subprocess.Comp
         environment=family.environment,
     )
     return result, stop
+
+
+def check_parameter_map(framework: str, family: Family, model_config: Any) -> None:
+    """For a family that maps ``framework``'s own parameters: build that model and bind the map in a
+    process of its own, so that a mistake is refused in one line (``ValueError``) before any rank
+    starts; a family without a map for it has nothing to check."""
+    if framework not in family.parameter_maps:
+        return
+    config = json.dumps(dataclasses.asdict(model_config))
+    cmd = [sys.executable, "-m", "launch.preflight", framework, family.spec, config]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        raise ValueError(lines[-1] if lines else f"checking {family.name}'s {framework} parameter map failed")
