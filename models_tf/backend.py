@@ -14,7 +14,7 @@ from harness.contract.family import Family
 from harness.contract.state import State, zero_optimizer_state
 from harness.contract.task import Batch, Inputs, map_inputs
 from models_tf.adamw import AdamW
-from models_tf.ops import call, cross_entropy, eval_sums, import_state, named_parameters, read, write
+from models_tf.ops import call, cross_entropy, eval_sums, import_state, named_parameters, read, relayout, write
 
 COMPUTE_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
 SCALE_GROWTH_INTERVAL = 2000  # fp16: finite steps before the loss scale doubles (GradScaler's default)
@@ -86,7 +86,7 @@ class TFBackend(Backend):
         stop: () 1.0 when this rank asks to stop; alone: the job has one rank (a Python bool: one
         trace per value), whose values need no allreduce."""
         hvd, t = self.dist.hvd, self.config.train
-        variables = list(self.parameters.values())
+        variables = list(self.parameters.values()) + [param for param, _, _ in self.copies]
         compression = self.dist.compression(t.compression)
 
         def micro_loss(i: int) -> tf.Tensor:
@@ -126,15 +126,29 @@ class TFBackend(Backend):
         if not alone:
             loss_and_stop = hvd.allreduce(loss_and_stop, op=hvd.Average, name="train_loss")
         mean_loss, stop = tf.unstack(loss_and_stop)
+        grads = self._add_copies(grads)
         if self._scaling:
             grads = [g / self.loss_scale for g in grads]
         grads, grad_norm = clip_gradients(grads, t)
         applied = tf.math.is_finite(mean_loss) & tf.math.is_finite(grad_norm)
         if applied:  # a tf.cond: a non-finite step leaves weights and AdamW state untouched
             self.optimizer.apply(dict(zip(self.parameters, grads, strict=True)), self.parameters, lr)
+            for param, name, layout in self.copies:  # a tied copy takes its tensor's update
+                param.assign(relayout(self.parameters[name], self.layouts[name], layout))
         if self._scaling:
             self._update_loss_scale(tf.math.is_finite(grad_norm))
         return mean_loss, grad_norm, applied, stop > 0
+
+    def _add_copies(self, grads: list) -> list[tf.Tensor]:
+        """The parameters' gradients with each tied copy's (the last ones of ``grads``) added to its tensor's."""
+        if not self.copies:
+            return grads
+        grads = [tf.convert_to_tensor(g) for g in grads]
+        own, copied = grads[: len(self.parameters)], grads[len(self.parameters) :]
+        index = {name: i for i, name in enumerate(self.parameters)}
+        for (_, name, layout), grad in zip(self.copies, copied, strict=True):
+            own[index[name]] = own[index[name]] + relayout(grad, layout, self.layouts[name])
+        return own
 
     def _update_loss_scale(self, finite: tf.Tensor) -> None:
         """Halve the scale on an overflow; double it after SCALE_GROWTH_INTERVAL finite steps."""
@@ -168,7 +182,8 @@ class TFBackend(Backend):
     def broadcast_initial_state(self) -> None:
         hvd = self.dist.hvd
         # Horovod: rank 0's weights and AdamW state (created eagerly above) become every rank's.
-        hvd.broadcast_variables(list(self.parameters.values()) + self.optimizer.variables_in_order(), root_rank=0)
+        copies = [param for param, _, _ in self.copies]
+        hvd.broadcast_variables([*self.parameters.values(), *copies, *self.optimizer.variables_in_order()], root_rank=0)
 
     def seed_step(self, seed: int) -> None:
         tf.random.get_global_generator().reset_from_seed(seed)

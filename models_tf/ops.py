@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Mapping
 import numpy as np
 import tensorflow as tf
 
-from harness.contract.mapping import IDENTITY_MAP, ParameterMap
+from harness.contract.mapping import IDENTITY_MAP, Layout, ParameterMap
 from harness.contract.state import State
 
 
@@ -67,6 +67,20 @@ def import_state(module: tf.Module, state: State, parameter_map: ParameterMap = 
     own = parameter_map.to_framework("the tf model", {name: tuple(p.shape) for name, p in named.items()}, state)
     for name, value in own.items():
         write(named[name], value)
+
+
+def relayout(tensor: tf.Tensor, source: Layout, target: Layout) -> tf.Tensor:
+    """A tensor held in ``source``'s layout, in ``target``'s: a tied copy's gradient for its
+    parameter, or that parameter for the copy."""
+    if source.unit_axes:
+        tensor = tf.squeeze(tensor, source.unit_axes)
+    if source.axes is not None:
+        tensor = tf.transpose(tensor, np.argsort(source.axes))
+    if target.axes is not None:
+        tensor = tf.transpose(tensor, target.axes)
+    for axis in sorted(target.unit_axes):
+        tensor = tf.expand_dims(tensor, axis)
+    return tensor
 
 
 def call(model: tf.Module, inputs: tf.Tensor | Mapping[str, tf.Tensor], training: bool):

@@ -13,7 +13,7 @@ from harness.contract.distributed import Distributed
 from harness.contract.family import Family
 from harness.contract.state import State, zero_optimizer_state
 from harness.contract.task import Batch, Inputs, map_inputs
-from models_torch.ops import call, cross_entropy, eval_sums, import_state, read, write
+from models_torch.ops import call, cross_entropy, eval_sums, import_state, read, relayout, write
 
 COMPUTE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -118,6 +118,8 @@ class TorchBackend(Backend):
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad()
+        for param, _, _ in self.copies:  # outside the optimizer: zero_grad leaves them
+            param.grad = None
         loss = torch.zeros((), device=self.device)
         for i, share in enumerate(loss_shares(batch)):  # one micro-batch each
             micro = batch.micro_batch(i)
@@ -129,10 +131,19 @@ class TorchBackend(Backend):
         # Horovod: average the loss, and any rank's stop request, over ranks in the same cycle as
         # the gradients (no extra round trip). Alone, a rank skips Horovod's cycle: its values are the means.
         loss_and_stop = torch.stack([loss, torch.tensor(float(stop_requested), device=self.device)])
-        reducing = hvd.allreduce_async(loss_and_stop, op=hvd.Average, name="train_loss") if self.dist.size > 1 else None
+        alone = self.dist.size == 1
+        reducing = None if alone else hvd.allreduce_async(loss_and_stop, op=hvd.Average, name="train_loss")
+        # Horovod: tied copies are outside the optimizer; their gradients reduced here, in the same cycle.
+        copied = [
+            param.grad if alone else hvd.allreduce_async(param.grad, op=hvd.Average, name=f"tied.{i}")
+            for i, (param, _, _) in enumerate(self.copies)
+        ]
         # Horovod: wait for the reduced gradients, so clipping and the finiteness check see what
         # every rank applies.
         self.optimizer.synchronize()
+        for (_, name, layout), grad in zip(self.copies, copied, strict=True):  # a copy's gradient is its tensor's too
+            reduced = grad if alone else hvd.synchronize(grad)
+            self.parameters[name].grad += relayout(reduced, layout, self.layouts[name])
         self.scaler.unscale_(self.optimizer)
         grad_norm = clip_gradients(self.parameters, t)
         mean_loss, stop = (loss_and_stop if reducing is None else hvd.synchronize(reducing)).tolist()
@@ -141,6 +152,9 @@ class TorchBackend(Backend):
             # Horovod: the gradients are already reduced; step without a second allreduce.
             with self.optimizer.skip_synchronize():
                 self.scaler.step(self.optimizer)
+            with torch.no_grad():
+                for param, name, layout in self.copies:  # a tied copy takes its tensor's update
+                    param.copy_(relayout(self.parameters[name], self.layouts[name], layout))
         self.scaler.update()
         scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
         outcome = step_outcome(applied, mean_loss, self.scaler.is_enabled())

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.contract.mapping import IDENTITY_MAP, ParameterMap
+from harness.contract.mapping import IDENTITY_MAP, Layout, ParameterMap
 from harness.contract.state import State
 
 
@@ -37,6 +37,20 @@ def import_state(model: nn.Module, state: State, parameter_map: ParameterMap = I
     own = parameter_map.to_framework("the torch model", {name: tuple(p.shape) for name, p in named.items()}, state)
     for name, value in own.items():
         write(named[name], value)
+
+
+def relayout(tensor: torch.Tensor, source: Layout, target: Layout) -> torch.Tensor:
+    """A tensor held in ``source``'s layout, in ``target``'s: a tied copy's gradient for its
+    parameter, or that parameter for the copy."""
+    if source.unit_axes:
+        tensor = tensor.squeeze(source.unit_axes)
+    if source.axes is not None:
+        tensor = tensor.permute(*np.argsort(source.axes).tolist())
+    if target.axes is not None:
+        tensor = tensor.permute(*target.axes)
+    for axis in sorted(target.unit_axes):
+        tensor = tensor.unsqueeze(axis)
+    return tensor
 
 
 def call(model: nn.Module, inputs: torch.Tensor | Mapping[str, torch.Tensor]):

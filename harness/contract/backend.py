@@ -74,6 +74,7 @@ class Backend(ABC):
     """One framework's model, AdamW optimizer and Horovod-wrapped training step."""
 
     parameters: dict[str, Any]  # neutral name -> the framework's parameter, set by ``bind_parameters``
+    copies: list[tuple[Any, str, Layout]]  # tied copies: (parameter, neutral name, layout), likewise
 
     def __init__(self, family: Family, config: RunConfig, dist: Distributed):
         self.family = family
@@ -85,9 +86,13 @@ class Backend(ABC):
     def bind_parameters(self, framework: str, own: dict[str, Any], shape: Callable[[Any], tuple[int, ...]]) -> None:
         """Key the model's own parameters (its names, in its order) by their neutral names through the
         family's map for ``framework``; ``ValueError`` naming what does not fit the neutral shapes."""
-        bound = bind(self.family, framework, {n: shape(p) for n, p in own.items()}, self.shapes)
+        own_shapes = {n: shape(p) for n, p in own.items()}
+        bound = bind(self.family, framework, own_shapes, self.shapes)
         self.parameters = {neutral: own[name] for neutral, (name, _) in bound.items()}
         self.layouts = {neutral: layout for neutral, (_, layout) in bound.items()}
+        # Tied copies (ParameterMap.tied): (the framework's parameter, the neutral name, its layout).
+        copies = self.family.parameter_map(framework).copies(own_shapes)
+        self.copies = [(own[name], neutral, layout) for name, (neutral, layout) in copies.items()]
 
     # Written once: the neutral state in and out, each tensor through its layout.
 
@@ -98,6 +103,8 @@ class Backend(ABC):
         check_state(self.shapes, state)
         for name, param in self.parameters.items():
             self._write(param, self.layouts[name].to_framework(state[name]))
+        for param, name, layout in self.copies:
+            self._write(param, layout.to_framework(state[name]))
 
     def export_optimizer_state(self) -> State:
         """AdamW's step and moments, named as in ``harness.contract.state.optimizer_state_names``."""

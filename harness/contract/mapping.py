@@ -61,6 +61,11 @@ class ParameterMap:
 
     name: Mapping[str, str] | Callable[[str], str | None] = field(default_factory=dict)
     layout: Mapping[str, Layout] | Callable[[str], Layout | None] = field(default_factory=dict)
+    # A second parameter of this framework holding a neutral tensor that the map already gives to one
+    # (an LM head kept apart from the embedding where the other framework ties them): own name ->
+    # (neutral name, its layout). The backends train the two as one tensor: their gradients summed
+    # into the first, whose update the copy then takes.
+    tied: Mapping[str, tuple[str, Layout]] = field(default_factory=dict)
 
     def neutral_name(self, own: str) -> str | None:
         if callable(self.name):
@@ -80,6 +85,8 @@ class ParameterMap:
         resolved: dict[str, tuple[str, Layout]] = {}
         unmapped, doubled = [], []
         for name in own:
+            if name in self.tied:
+                continue
             target = self.neutral_name(name)
             if target is None:
                 unmapped.append(name)
@@ -92,17 +99,28 @@ class ParameterMap:
         )
         return resolved
 
-    def to_neutral(self, what: str, own: Mapping[str, np.ndarray]) -> State:
-        """The model's own arrays (its parameters, or their gradients) as the neutral tensors."""
+    def to_neutral(self, what: str, own: Mapping[str, np.ndarray], gradients: bool = False) -> State:
+        """The model's own arrays as the neutral tensors: its parameters (a tied copy is the same
+        tensor again), or with ``gradients`` their gradients (a tied copy's added in)."""
         resolved = self.resolve(what, {name: array.shape for name, array in own.items()})
-        return {neutral: layout.to_neutral(own[name]) for neutral, (name, layout) in resolved.items()}
+        neutral = {target: layout.to_neutral(own[name]) for target, (name, layout) in resolved.items()}
+        for name, (target, layout) in self.tied.items():
+            if gradients and name in own:
+                neutral[target] = neutral[target] + layout.to_neutral(own[name])
+        return neutral
 
     def to_framework(self, what: str, own: Mapping[str, tuple[int, ...]], state: State) -> dict[str, np.ndarray]:
-        """``state`` as arrays for the model's own parameters, whose shapes are ``own``; ``ValueError``
-        unless it has exactly their neutral names and shapes (``check_state``'s message)."""
+        """``state`` as arrays for the model's own parameters (tied copies too), whose shapes are
+        ``own``; ``ValueError`` unless it has exactly their neutral names and shapes."""
         resolved = self.resolve(what, own)
         check_state({neutral: layout.neutral_shape(own[name]) for neutral, (name, layout) in resolved.items()}, state)
-        return {name: layout.to_framework(state[neutral]) for neutral, (name, layout) in resolved.items()}
+        arrays = {name: layout.to_framework(state[neutral]) for neutral, (name, layout) in resolved.items()}
+        copies = {name: layout.to_framework(state[target]) for name, (target, layout) in self.copies(own).items()}
+        return arrays | copies
+
+    def copies(self, own: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[str, Layout]]:
+        """The tied copies among a model's own parameters: own name -> (neutral name, layout)."""
+        return {name: self.tied[name] for name in own if name in self.tied}
 
     def bind(self, what: str, own: Mapping[str, tuple[int, ...]], neutral: Shapes) -> dict[str, tuple[str, Layout]]:
         """``resolve``, checked against the neutral shapes: every neutral tensor held, by a parameter
@@ -110,8 +128,11 @@ class ParameterMap:
         resolved = self.resolve(what, own)
         unknown = [f"{name} -> {target}" for target, (name, _) in resolved.items() if target not in neutral]
         missing = [name for name in neutral if name not in resolved]
+        absent = [name for name in self.tied if name not in own]
+        unknown += [f"{name} -> {target}" for name, (target, _) in self.copies(own).items() if target not in neutral]
         shapes = []
-        for target, (name, layout) in resolved.items():
+        pairs = [(name, target, layout) for target, (name, layout) in resolved.items()]
+        for name, target, layout in pairs + [(n, t, layout) for n, (t, layout) in self.copies(own).items()]:
             expected = layout.framework_shape(tuple(neutral[target])) if target in neutral else None
             if expected is not None and tuple(own[name]) != expected:
                 shapes.append(f"{name} is {tuple(own[name])}, {target} needs {expected}")
@@ -120,6 +141,7 @@ class ParameterMap:
             [
                 ("parameters mapped to no neutral tensor", unknown),
                 ("neutral tensors no parameter holds", missing),
+                ("tied parameters the model does not have", absent),
                 ("shapes that do not match", shapes),
             ],
         )

@@ -44,14 +44,15 @@ def twin_results(pt, tfm, inputs, targets, weights=None, family=None) -> tuple[t
     pt_logits = logits_of(torch_ops.call(pt, map_inputs(torch.from_numpy, inputs)))
     pt_loss = losses["torch"](pt_logits, torch.from_numpy(targets), pt_weights, 0.0)
     pt_loss.backward()
-    pt_grads = maps["torch"].to_neutral("the torch model", {n: p.grad.numpy() for n, p in pt.named_parameters()})
+    own_grads = {n: p.grad.numpy() for n, p in pt.named_parameters()}
+    pt_grads = maps["torch"].to_neutral("the torch model", own_grads, gradients=True)
     tf_names, variables = zip(*tf_ops.named_parameters(tfm), strict=True)
     tf_weights = None if weights is None else tf.constant(weights)
     with tf.GradientTape() as tape:
         tf_logits = logits_of(tf_ops.call(tfm, map_inputs(tf.constant, inputs), training=False))
         tf_loss = losses["tf"](tf_logits, tf.constant(targets), tf_weights, 0.0)
     grads = (tf.convert_to_tensor(g).numpy() for g in tape.gradient(tf_loss, variables))
-    tf_grads = maps["tf"].to_neutral("the tf model", dict(zip(tf_names, grads, strict=True)))
+    tf_grads = maps["tf"].to_neutral("the tf model", dict(zip(tf_names, grads, strict=True)), gradients=True)
     return (pt_logits.detach().numpy(), pt_loss.item(), pt_grads), (np.asarray(tf_logits), float(tf_loss), tf_grads)
 
 

@@ -94,3 +94,12 @@ def test_the_command_prints_the_table_and_exits_1_on_a_failing_row():
     assert failing.exit_code == 1
     assert "FAIL" in failing.output
     assert failing.output.strip().splitlines()[-1] == "Error: gpt's twins miss the bound of: loss, gradients"
+
+
+@pytest.mark.parametrize("variant", ["TORCH_COPY", "TF_COPY"])
+def test_a_head_tied_in_one_framework_only_trains_as_one_tensor(variant):
+    import gpt_tied_copies
+
+    family = getattr(gpt_tied_copies, variant)
+    checks = assert_family_agrees(family, build_run_config(family, "tiny"))
+    assert [check.name for check in checks] == ROWS

@@ -20,6 +20,8 @@ KERAS = ParameterMap(
     layout={"proj.weight": TRANSPOSED},
 )
 KERAS_SHAPES = {"embed/embeddings": (10, 4), "proj/kernel": (4, 3), "proj/bias": (3,)}
+# An LM head kept apart in Keras, (in, out), where the neutral state ties it to the embedding.
+TIED = dataclasses.replace(KERAS, tied={"head/kernel": ("embed.weight", TRANSPOSED)})
 
 
 def test_a_layout_round_trips_and_permutes_shapes():
@@ -54,6 +56,18 @@ def test_identity_and_a_keras_map_bind_every_parameter():
     assert set(rule.bind("m", {**KERAS_SHAPES, "proj/kernel": (3, 4)}, NEUTRAL)) == set(NEUTRAL)
 
 
+def test_a_tied_copy_is_written_with_its_tensor_and_its_gradient_added_to_it():
+    own = {**KERAS_SHAPES, "head/kernel": (4, 10)}
+    assert TIED.bind("m", own, NEUTRAL).keys() == NEUTRAL.keys()  # the copy holds no tensor of its own
+    state = {name: np.random.default_rng(0).normal(size=shape).astype(np.float32) for name, shape in NEUTRAL.items()}
+    arrays = TIED.to_framework("m", own, state)
+    assert np.array_equal(arrays["head/kernel"], state["embed.weight"].T)
+    assert TIED.to_neutral("m", arrays).keys() == NEUTRAL.keys()
+    gradients = {name: np.ones(shape, np.float32) for name, shape in own.items()}
+    summed = TIED.to_neutral("m", gradients, gradients=True)
+    assert (summed["embed.weight"] == 2).all() and (summed["proj.bias"] == 1).all()
+
+
 @pytest.mark.parametrize(
     ("mapping", "own", "message"),
     [
@@ -75,6 +89,14 @@ def test_identity_and_a_keras_map_bind_every_parameter():
         ),
         (KERAS, {}, r"the tf model has no weights yet: build it \(call it once on an input\) before training"),
         (ParameterMap(name=lambda n: n + "x"), {"proj.bias": (3,)}, "no neutral tensor: proj.bias -> proj.biasx"),
+        # Tied copies: one the model lacks, one of a tensor that does not exist, one of the wrong shape.
+        (TIED, KERAS_SHAPES, "tied parameters the model does not have: head/kernel"),
+        (
+            dataclasses.replace(TIED, tied={"head/kernel": ("head.weight", TRANSPOSED)}),
+            {**KERAS_SHAPES, "head/kernel": (4, 10)},
+            "parameters mapped to no neutral tensor: head/kernel -> head.weight",
+        ),
+        (TIED, {**KERAS_SHAPES, "head/kernel": (10, 4)}, r"head/kernel is \(10, 4\), embed.weight needs \(4, 10\)"),
     ],
 )
 def test_a_mapping_mistake_is_refused_in_one_line_naming_the_parameters(mapping, own, message):
