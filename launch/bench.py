@@ -39,6 +39,9 @@ class BenchPlan:
     allreduce_sizes_mb: tuple[float, ...]
     allreduce_repeats: int
     tune: bool
+    # Runs of each (framework, np): the harness, its minimal loop and its peer take turns, and their
+    # steps are pooled, so a slow process (this machine drifts) weighs on every side alike.
+    rounds: int = 1
     family: str = DEFAULT_FAMILY  # any family times the harness; its declarations add the rest
     # The model-size table's rows (harness torch and DDP at np=1 and 2 on each), for families that
     # declare bench_sizes; None: the family's own.
@@ -52,7 +55,7 @@ def tokens_per_example(family: Family, config: RunConfig) -> int:
     return task.batch(train_split, np.arange(1), np.random.default_rng(0)).tokens
 
 
-FULL = BenchPlan("default", 16, 25, 5, (1, 16, 64), 10, tune=True)
+FULL = BenchPlan("default", 16, 25, 5, (1, 16, 64), 10, tune=True, rounds=3)
 QUICK = BenchPlan("tiny", 8, 8, 3, (1,), 3, tune=False, sizes=(BenchSize("tiny", 4, 4, 1),))
 # Settings tried by the tuning pass, each on top of the harness's defaults (the tuned run is
 # `harness train --np 2` with the torch twin).
@@ -291,14 +294,17 @@ def run_bench(plan: BenchPlan, log=print, measure: Measurements = MEASURE) -> di
     runs = {}
     for framework in ("torch", "tf"):
         for num_ranks in (1, 2):
-            log(f"{framework} np={num_ranks}: harness and minimal loop ...")
+            log(f"{framework} np={num_ranks}: harness, minimal loop and peer, {plan.rounds} round(s) ...")
             tokens_per_step = plan.batch_size * num_ranks * tokens_per_row
-            harness_times = measure.harness_step_times(framework, num_ranks, plan, plan.family, env, tokens_per_row)
-            minimal_times = (
-                measure.minimal_step_times(framework, num_ranks, plan, env) if family.reference_loops else None
-            )
+            harness_times, minimal_times, peer_times = [], [], []
             peer = measure.ddp_step_times if framework == "torch" else measure.mwms_step_times
-            peer_times = peer(num_ranks, plan, plan.family, env) if minimal_times else None
+            for _ in range(plan.rounds):
+                harness_times += measure.harness_step_times(
+                    framework, num_ranks, plan, plan.family, env, tokens_per_row
+                )
+                if family.reference_loops:
+                    minimal_times += measure.minimal_step_times(framework, num_ranks, plan, env)
+                    peer_times += peer(num_ranks, plan, plan.family, env)
             tokens_per_s = throughput(harness_times, tokens_per_step)
             runs[f"{framework}_np{num_ranks}"] = {
                 "harness_step_s": stats(harness_times),
@@ -321,11 +327,12 @@ def run_bench(plan: BenchPlan, log=print, measure: Measurements = MEASURE) -> di
 
     result = {}
     for framework in ("torch", "tf"):
-        minimal = runs[f"{framework}_np2"]["minimal_step_s"]
-        if minimal is not None:
-            result[f"overhead_ratio_{framework}"] = (
-                runs[f"{framework}_np2"]["harness_step_s"]["median"] / minimal["median"]
-            )
+        for n in (1, 2):
+            run = runs[f"{framework}_np{n}"]
+            if run["minimal_step_s"] is not None:
+                result[f"overhead_ratio_{framework}_np{n}"] = (
+                    run["harness_step_s"]["median"] / run["minimal_step_s"]["median"]
+                )
     for n in (1, 2):
         result[f"tf_over_torch_np{n}"] = ratio(f"tf_np{n}", f"torch_np{n}")
     for framework in ("torch", "tf"):

@@ -2,8 +2,10 @@
 FLOP count and a size table (tests/parallel/test_bench.py runs it; tests/unit/test_bench_plan.py plans it)."""
 
 KEYS = {
-    "overhead_ratio_torch",
-    "overhead_ratio_tf",
+    "overhead_ratio_torch_np1",
+    "overhead_ratio_torch_np2",
+    "overhead_ratio_tf_np1",
+    "overhead_ratio_tf_np2",
     "tf_over_torch_np1",
     "tf_over_torch_np2",
     "allreduce_vs_torch_distributed_1mb",

@@ -90,10 +90,23 @@ def test_the_gpt_family_runs_the_minimal_loops_the_peers_and_the_size_table():
     assert bench["raw"]["sizes"] == [{"model": "tiny"}]  # the quick plan's sizes, not the family's
     assert set(bench) == KEYS | {"raw"}
     for framework in ("torch", "tf"):
-        overhead = HARNESS[framework, 2] / MINIMAL[framework, 2]
-        assert bench[f"overhead_ratio_{framework}"] == pytest.approx(overhead)
+        for n in (1, 2):
+            overhead = HARNESS[framework, n] / MINIMAL[framework, n]
+            assert bench[f"overhead_ratio_{framework}_np{n}"] == pytest.approx(overhead)
         assert bench["raw"]["runs"][f"{framework}_np2"]["peer_step_s"]["median"] == PEER[framework, 2]
     assert bench["vs_ddp_np2"] == pytest.approx(HARNESS["torch", 2] / PEER["torch", 2])
     assert bench["vs_tf_mwms_np1"] == pytest.approx(HARNESS["tf", 1] / PEER["tf", 1])
     assert bench["scaling_efficiency_mwms"] == pytest.approx(PEER["tf", 1] / PEER["tf", 2])
     assert 0 < bench["mfu_tf"] < bench["mfu_torch"]  # same FLOPs per token; TF's fake steps are slower
+
+
+def test_rounds_take_turns_and_pool_their_steps():
+    calls = []
+    plan = dataclasses.replace(QUICK, rounds=3)
+    bench = run_bench(plan, log=lambda text: None, measure=fake_measurements(calls))
+
+    turns = [what for what, framework, n, _ in calls if (framework, n) == ("tf", 1)]
+    assert turns == ["harness", "minimal", "peer"] * 3  # interleaved, not three of one then the next
+    run = bench["raw"]["runs"]["tf_np1"]
+    assert run["harness_step_s"]["n"] == run["minimal_step_s"]["n"] == run["peer_step_s"]["n"] == 15
+    assert bench["overhead_ratio_tf_np1"] == pytest.approx(HARNESS["tf", 1] / MINIMAL["tf", 1])

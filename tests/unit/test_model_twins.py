@@ -219,7 +219,7 @@ def test_dropout_in_training_draws_its_masks_from_the_seed_the_loop_sets_per_ste
             torch_runs.append(pt(torch.from_numpy(x)).numpy())
     tf_runs = []
     for seed in (5, 5, 6):
-        tf.random.get_global_generator().reset_from_seed(seed)  # what the TF backend's seed_step does
+        tf.random.get_global_generator().reset_from_seed(tf.constant(seed, tf.int64))  # what the TF step does
         tf_runs.append(tfm(tf.constant(x), training=True).numpy())
     for first, again, other in (torch_runs, tf_runs):
         assert np.array_equal(first, again)  # the same step seed: the same masks
