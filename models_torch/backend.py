@@ -59,7 +59,10 @@ class TorchBackend(Backend):
         self.device = dist.device  # this rank's GPU, or the CPU
         self.model = build_model(family, config.model, t.precision).to(self.device)
         self.own_loss = family.loss("torch")  # the family's, or None: cross-entropy
-        self.bind_parameters("torch", dict(self.model.named_parameters()), lambda p: tuple(p.shape))
+        own = dict(self.model.named_parameters())
+        self.bind_parameters("torch", own, lambda p: tuple(p.shape))
+        for name in family.parameter_map("torch").fixed:  # no part of the state: never trained
+            own[name].requires_grad_(False)
         self.import_model_state(family.init_state(config.model, init_seed))
         adamw = make_adamw(self.parameters, family.decayed(config.model), t)
         # Horovod: average gradients over ranks with allreduce, started from backward hooks once

@@ -93,15 +93,23 @@ class DataConfig:
     tokenizer: str = "bytes"
     text_field: str = "text"  # the text of a JSON-lines record, a Parquet or a datasets row
     prepared: str = ""
+    # Sequence-to-sequence pairs (harness/data/pairs.py): the two fields of a TSV column, JSON-lines
+    # record, Parquet or datasets row, and what happens to a side longer than the model's positions
+    # (False: refused, naming it; True: cut to fit).
+    source_field: str = "source"
+    target_field: str = "target"
+    truncate: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"data.val_fraction must be in (0, 1), received {self.val_fraction!r}")
-        if not self.text_field or not self.tokenizer:
+        if not all((self.text_field, self.tokenizer, self.source_field, self.target_field)):
             raise ValueError(
-                "data.text_field and data.tokenizer must not be empty, received "
-                f"{self.text_field!r}, {self.tokenizer!r}"
+                "data.text_field, data.tokenizer, data.source_field and data.target_field must not be empty, "
+                f"received {self.text_field!r}, {self.tokenizer!r}, {self.source_field!r}, {self.target_field!r}"
             )
+        if self.source_field == self.target_field:
+            raise ValueError(f"data.source_field and data.target_field must differ, both are {self.source_field!r}")
         if self.prepared and self.paths:
             raise ValueError(
                 f"data.prepared ({self.prepared!r}) already holds the tokenized inputs; data.paths must be empty, "

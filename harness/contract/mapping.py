@@ -10,7 +10,7 @@ its layout, or a model with no weights yet. Numpy only: the backends read and wr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +66,10 @@ class ParameterMap:
     # (neutral name, its layout). The backends train the two as one tensor: their gradients summed
     # into the first, whose update the copy then takes.
     tied: Mapping[str, tuple[str, Layout]] = field(default_factory=dict)
+    # The framework's parameters that are no part of the neutral state: computed by the model itself
+    # and never trained (Marian's sinusoidal position tables, which transformers' TF model holds as
+    # trainable variables and its torch model as frozen ones). No backend trains, saves or loads them.
+    fixed: Collection[str] = ()
 
     def neutral_name(self, own: str) -> str | None:
         if callable(self.name):
@@ -85,7 +89,7 @@ class ParameterMap:
         resolved: dict[str, tuple[str, Layout]] = {}
         unmapped, doubled = [], []
         for name in own:
-            if name in self.tied:
+            if name in self.tied or name in self.fixed:
                 continue
             target = self.neutral_name(name)
             if target is None:
@@ -129,6 +133,7 @@ class ParameterMap:
         unknown = [f"{name} -> {target}" for target, (name, _) in resolved.items() if target not in neutral]
         missing = [name for name in neutral if name not in resolved]
         absent = [name for name in self.tied if name not in own]
+        absent_fixed = [name for name in self.fixed if name not in own]
         unknown += [f"{name} -> {target}" for name, (target, _) in self.copies(own).items() if target not in neutral]
         shapes = []
         pairs = [(name, target, layout) for target, (name, layout) in resolved.items()]
@@ -142,6 +147,7 @@ class ParameterMap:
                 ("parameters mapped to no neutral tensor", unknown),
                 ("neutral tensors no parameter holds", missing),
                 ("tied parameters the model does not have", absent),
+                ("fixed parameters the model does not have", absent_fixed),
                 ("shapes that do not match", shapes),
             ],
         )

@@ -48,7 +48,7 @@ def _saved_dataset(directory: Path) -> bool:
     return (directory / "dataset_dict.json").is_file() or (directory / "state.json").is_file()
 
 
-def _expand(entry: str) -> list[Source]:
+def expand(entry: str) -> list[Source]:
     if any(c in entry for c in GLOB_CHARACTERS):
         matches = sorted(glob.glob(entry, recursive=True))
         if not matches:
@@ -80,21 +80,21 @@ def sources(data: DataConfig) -> list[Source]:
     """The inputs ``data.paths`` names, expanded and checked; ``ValueError`` naming the first bad one."""
     if not data.paths:
         return [Source("default")]
-    found = [source for entry in data.paths for source in _expand(entry)]
+    found = [source for entry in data.paths for source in expand(entry)]
     for source in found:
         if source.kind == "parquet":
-            _check_columns(source, _parquet_file(source.path).schema_arrow.names, data.text_field)
+            check_columns(source, parquet_file(source.path).schema_arrow.names, data.text_field)
         elif source.kind == "dataset":
-            _check_columns(source, _load_dataset(source.path).column_names, data.text_field)
+            check_columns(source, load_dataset(source.path).column_names, data.text_field)
     return found
 
 
-def _check_columns(source: Source, columns: list[str], field: str) -> None:
+def check_columns(source: Source, columns: list[str], field: str, setting: str = "data.text_field") -> None:
     if field not in columns:
-        raise ValueError(f"{source.describe()} has no column {field!r} (columns: {columns}); set data.text_field")
+        raise ValueError(f"{source.describe()} has no column {field!r} (columns: {columns}); set {setting}")
 
 
-def _parquet_file(path: Path):
+def parquet_file(path: Path):
     import pyarrow.parquet as pq
 
     try:
@@ -103,7 +103,7 @@ def _parquet_file(path: Path):
         raise ValueError(f"{str(path)!r} is not a readable Parquet file: {err}") from None
 
 
-def _load_dataset(path: Path):
+def load_dataset(path: Path):
     try:
         import datasets
     except ImportError:
@@ -126,10 +126,10 @@ def documents(source: Source, text_field: str) -> Iterator[bytes]:
     elif source.kind == "jsonl":
         yield from _jsonl_documents(source.path, text_field)
     elif source.kind == "parquet":
-        for batch in _parquet_file(source.path).iter_batches(batch_size=READ_BATCH, columns=[text_field]):
+        for batch in parquet_file(source.path).iter_batches(batch_size=READ_BATCH, columns=[text_field]):
             yield from _texts(batch.column(0).to_pylist(), source, text_field)
     else:
-        for rows in _load_dataset(source.path).iter(batch_size=READ_BATCH):
+        for rows in load_dataset(source.path).iter(batch_size=READ_BATCH):
             yield from _texts(rows[text_field], source, text_field)
 
 

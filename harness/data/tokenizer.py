@@ -17,6 +17,11 @@ import numpy as np
 BYTES = "bytes"  # data.tokenizer's name for the byte-level tokenizer
 TOKENIZER_FILE = "tokenizer.json"  # a tokenizer as a file beside a model: in checkpoints and exports
 END_OF_TEXT = "<|endoftext|>"  # the trained tokenizer's one special token, as in GPT-2
+# What a sequence-to-sequence task pads with and ends each side with: a tokenizer.json's padding
+# setting, else the first of these tokens it has (Marian/T5/BART's, then BERT's conventions).
+# `harness tokenizer train --pairs` adds the first of each.
+PAD_TOKENS = ("<pad>", "[PAD]")
+END_TOKENS = ("</s>", END_OF_TEXT, "[SEP]")
 
 
 class ByteTokenizer:
@@ -37,6 +42,9 @@ class ByteTokenizer:
 
     def decode(self, ids: Iterable[int]) -> str:
         return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
+
+    def special_id(self, tokens: Sequence[str]) -> None:
+        return None  # 256 byte values, nothing else
 
 
 class BPETokenizer:
@@ -73,6 +81,14 @@ class BPETokenizer:
     def decode(self, ids: Iterable[int]) -> str:
         return self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
 
+    def special_id(self, tokens: Sequence[str]) -> int | None:
+        """The id of the first of ``tokens`` in the vocabulary (a padding setting's pad token first,
+        when asked for a pad token); None: it has none of them."""
+        padding = self._tokenizer.padding
+        if padding and padding.get("pad_token") in tokens:
+            return padding["pad_id"]
+        return next((i for i in map(self._tokenizer.token_to_id, tokens) if i is not None), None)
+
 
 Tokenizer = ByteTokenizer | BPETokenizer
 
@@ -92,21 +108,23 @@ def load_tokenizer(spec: str) -> Tokenizer:
     return BPETokenizer(path)
 
 
-def train_bpe(texts: Iterable[str], vocab_size: int, out: Path) -> BPETokenizer:
-    """Train a byte-level BPE of ``vocab_size`` ids (256 bytes, END_OF_TEXT, merges) on ``texts`` and
-    write it to ``out`` whole (a temporary file renamed into place)."""
+def train_bpe(texts: Iterable[str], vocab_size: int, out: Path, pairs: bool = False) -> BPETokenizer:
+    """Train a byte-level BPE of ``vocab_size`` ids (END_OF_TEXT, with ``pairs`` also a pad and an end
+    token, the 256 bytes, merges) on ``texts`` and write it to ``out`` whole (a temporary file renamed
+    into place)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    minimum = len(pre_tokenizers.ByteLevel.alphabet()) + 1
+    special = [END_OF_TEXT, *((PAD_TOKENS[0], END_TOKENS[0]) if pairs else ())]
+    minimum = len(pre_tokenizers.ByteLevel.alphabet()) + len(special)
     if not minimum <= vocab_size <= 2**32:
-        raise ValueError(f"--vocab-size must be in [{minimum}, {2**32}] (the 256 bytes and {END_OF_TEXT}), "
+        raise ValueError(f"--vocab-size must be in [{minimum}, {2**32}] (the 256 bytes and {', '.join(special)}), "
                          f"received {vocab_size}")  # fmt: skip
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=[END_OF_TEXT],
+        special_tokens=special,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )

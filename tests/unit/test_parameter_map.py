@@ -68,6 +68,18 @@ def test_a_tied_copy_is_written_with_its_tensor_and_its_gradient_added_to_it():
     assert (summed["embed.weight"] == 2).all() and (summed["proj.bias"] == 1).all()
 
 
+def test_a_fixed_parameter_is_no_part_of_the_neutral_state():
+    fixed = dataclasses.replace(KERAS, fixed=("pos/embeddings",))
+    own = {**KERAS_SHAPES, "pos/embeddings": (8, 4)}
+    assert fixed.bind("m", own, NEUTRAL).keys() == NEUTRAL.keys()
+    state = {name: np.ones(shape, np.float32) for name, shape in NEUTRAL.items()}
+    assert "pos/embeddings" not in fixed.to_framework("m", own, state)  # never written
+    arrays = {name: np.zeros(shape, np.float32) for name, shape in own.items()}
+    assert fixed.to_neutral("m", arrays).keys() == NEUTRAL.keys()  # never read
+    with pytest.raises(ValueError, match="parameters mapped to no neutral tensor: pos/embeddings"):
+        KERAS.bind("m", own, NEUTRAL)  # undeclared, it is a mistake
+
+
 @pytest.mark.parametrize(
     ("mapping", "own", "message"),
     [
@@ -97,6 +109,11 @@ def test_a_tied_copy_is_written_with_its_tensor_and_its_gradient_added_to_it():
             "parameters mapped to no neutral tensor: head/kernel -> head.weight",
         ),
         (TIED, {**KERAS_SHAPES, "head/kernel": (10, 4)}, r"head/kernel is \(10, 4\), embed.weight needs \(4, 10\)"),
+        (
+            dataclasses.replace(KERAS, fixed=("pos/embeddings",)),
+            KERAS_SHAPES,
+            "fixed parameters the model does not have: pos/embeddings",
+        ),
     ],
 )
 def test_a_mapping_mistake_is_refused_in_one_line_naming_the_parameters(mapping, own, message):

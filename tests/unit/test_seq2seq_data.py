@@ -1,0 +1,169 @@
+"""Source/target pairs and the sequence-to-sequence task (harness/data/pairs.py, seq2seq.py): real
+files of every pair format, a real BPE trained with --pairs, the demo corpus from num2words."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from harness.contract.config import DataConfig
+from harness.data.pairs import DEMO_LIMIT, demo_pairs, read_pairs
+from harness.data.seq2seq import Seq2SeqTask, seq2seq_ids
+from harness.data.tokenizer import END_OF_TEXT, load_tokenizer, train_bpe
+from launch.cli import cli
+
+PAIRS = [("one", "un"), ("two", "deux"), ("twenty-one", "vingt et un"), ("seventy", "soixante-dix")]
+
+
+@pytest.fixture(scope="module")
+def pairs_bpe(tmp_path_factory):
+    """A 300-id BPE trained with --pairs on the demo corpus (both sides)."""
+    out = tmp_path_factory.mktemp("tokenizer") / "pairs.json"
+    result = CliRunner().invoke(
+        cli,
+        ["tokenizer", "train", "--pairs", "--vocab-size", "300", "--out", str(out), "--set", "data.val_fraction=0.5"],
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def write_pair_files(root, pairs=PAIRS):
+    """The pairs in each format: one TSV (header, the pairs' columns in the other order, a third
+    column), JSON lines, Parquet, a saved dataset; returns their data.paths entries."""
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = ["id\ttarget\tsource"] + [f"{i}\t{t}\t{s}" for i, (s, t) in enumerate(pairs[:2])]
+    (root / "a.tsv").write_text("\n".join(rows) + "\n\n")
+    lines = [json.dumps({"source": s, "target": t, "n": 1}) for s, t in pairs[2:3]]
+    (root / "b.jsonl").write_text("\n".join(lines) + "\n")
+    pq.write_table(pa.table({"source": [pairs[3][0]], "target": [pairs[3][1]]}), root / "c.parquet")
+    datasets.Dataset.from_dict({"source": ["three"], "target": ["trois"]}).save_to_disk(str(root / "saved"))
+    return [str(root / name) for name in ("a.tsv", "b.jsonl", "c.parquet", "saved")]
+
+
+def test_every_pair_format_is_read_in_order(tmp_path):
+    entries = write_pair_files(tmp_path)
+    assert read_pairs(DataConfig(paths=tuple(entries))) == [*PAIRS, ("three", "trois")]
+
+
+def test_other_field_names_are_read_through_the_settings(tmp_path):
+    (tmp_path / "p.jsonl").write_text(json.dumps({"en": "one", "fr": "un"}) + "\n")
+    data = DataConfig(paths=(str(tmp_path / "p.jsonl"),), source_field="en", target_field="fr")
+    assert read_pairs(data) == [("one", "un")]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("p.tsv", "source\tthe_target\none\tun\n", "has no column 'target' (columns: ['source', 'the_target']); "
+         "set data.target_field"),
+        ("p.jsonl", '{"source": "one", "target": "un"}\n{"source": "two"}\n', "p.jsonl line 2 has no text field "
+         "'target' (['source']); set data.target_field"),
+        ("p.tsv", "source\ttarget\none\tun\n \tdeux\n", "p.tsv line 3: its 'source' is empty"),
+        ("p.jsonl", '{"source": "", "target": "un"}\n', "p.jsonl line 1: its 'source' is empty"),
+        ("p.tsv", "source\ttarget\none\tun\textra\n", "p.tsv line 2 has 3 columns, its header 2"),
+        ("p.jsonl", '{"source": "one", "target": "un"}\n{broken\n', "p.jsonl line 2 is not JSON"),
+        ("p.txt", "one un\n", "pairs are read from .tsv, .jsonl or .parquet files or a saved dataset, received a .txt"),
+    ],
+)  # fmt: skip
+def test_a_bad_pair_file_is_refused_in_one_line_naming_where(tmp_path, name, content, message):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(ValueError, match="^.*$") as error:
+        read_pairs(DataConfig(paths=(str(tmp_path / name),)))
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_demo_corpus_is_seeded_numbers_in_english_and_french():
+    pairs = demo_pairs(1500)
+    assert pairs == demo_pairs(1500) and len(set(pairs)) == 1500
+    assert pairs != demo_pairs(1500, seed=1)
+    assert ("seventy-one", "soixante et onze") in pairs[:1000]  # every number below 1000 comes first
+    assert ("ninety-nine", "quatre-vingt-dix-neuf") in pairs[:1000]
+    assert len(demo_pairs()) == 20_000 and DEMO_LIMIT == 1_000_000
+
+
+def test_a_pairs_tokenizer_has_pad_and_end_tokens_and_bytes_has_none(pairs_bpe, bpe_file):
+    tokenizer = load_tokenizer(str(pairs_bpe))
+    pad, end = seq2seq_ids(tokenizer)
+    assert {pad, end} == {tokenizer.special_id(["<pad>"]), tokenizer.special_id(["</s>"])} and pad != end
+    assert tokenizer.decode(tokenizer.encode("quatre-vingt-dix-neuf")) == "quatre-vingt-dix-neuf"
+    with pytest.raises(ValueError, match="^tokenizer bytes lacks a pad token and an end token") as error:
+        seq2seq_ids(load_tokenizer("bytes"))
+    assert "`harness tokenizer train --pairs`" in str(error.value)
+    # A tokenizer trained for text has an end token (<|endoftext|>) and no pad token.
+    with pytest.raises(ValueError, match=r"lacks a pad token \(<pad> or \[PAD\]"):
+        seq2seq_ids(load_tokenizer(str(bpe_file)))
+    assert load_tokenizer(str(bpe_file)).special_id(["</s>", END_OF_TEXT]) is not None
+
+
+def test_a_tokenizer_json_padding_setting_names_its_pad_token(tmp_path):
+    from tokenizers import Tokenizer
+
+    out = tmp_path / "tok.json"
+    train_bpe(["un deux trois"] * 3, 300, out, pairs=True)
+    tokenizer = Tokenizer.from_file(str(out))
+    tokenizer.add_special_tokens(["[PAD]"])
+    tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]"), pad_token="[PAD]")
+    tokenizer.save(str(out))
+    loaded = load_tokenizer(str(out))
+    # Its padding setting names the pad token, before the vocabulary's <pad>.
+    assert loaded.special_id(["<pad>", "[PAD]"]) == tokenizer.token_to_id("[PAD]") != tokenizer.token_to_id("<pad>")
+    assert loaded.special_id(["</s>"]) == tokenizer.token_to_id("</s>")
+
+
+def task_splits(tmp_path, tokenizer, pairs=PAIRS, task=None, **data):
+    task = task or Seq2SeqTask(16, 16)
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps({"source": s, "target": t}) + "\n" for s, t in pairs))
+    return task.splits(DataConfig(paths=(str(tmp_path / "p.jsonl"),), tokenizer=str(tokenizer), **data))
+
+
+def test_a_batch_pads_masks_and_shifts_the_decoder_inputs(tmp_path, pairs_bpe):
+    tokenizer = load_tokenizer(str(pairs_bpe))
+    pad, end = seq2seq_ids(tokenizer)
+    train, val = task_splits(tmp_path, pairs_bpe, val_fraction=0.25)
+    assert len(train) == 3 and len(val) == 1 and val.texts == [PAIRS[3]]  # the last quarter validates
+    batch = Seq2SeqTask(16, 16).batch(train, np.array([2, 0]), np.random.default_rng(0))
+    source_ids = [np.append(tokenizer.encode(PAIRS[i][0]), end) for i in (2, 0)]
+    target_ids = [np.append(tokenizer.encode(PAIRS[i][1]), end) for i in (2, 0)]
+    longest = max(len(tokenizer.encode(t)) for _, t in PAIRS) + 1  # over both splits: one shape for all
+    assert batch.targets.shape == batch.weights.shape == batch.inputs["decoder_input_ids"].shape == (2, longest)
+    for row, (source, target) in enumerate(zip(source_ids, target_ids, strict=True)):
+        ids, mask = batch.inputs["input_ids"][row], batch.inputs["attention_mask"][row]
+        assert ids[: len(source)].tolist() == source.tolist() and set(ids[len(source) :]) <= {pad}
+        assert mask.tolist() == [1] * len(source) + [0] * (len(ids) - len(source))
+        assert batch.targets[row, : len(target)].tolist() == target.tolist()
+        assert batch.weights[row].tolist() == [1.0] * len(target) + [0.0] * (longest - len(target))
+        decoder = batch.inputs["decoder_input_ids"][row]
+        assert decoder[0] == pad and decoder[1:].tolist() == batch.targets[row, :-1].tolist()
+    assert batch.tokens == batch.inputs["input_ids"].size
+    # A BART-like start: the end token, the rest alike.
+    train, _ = task_splits(tmp_path, pairs_bpe, task=Seq2SeqTask(16, 16, start="end"), val_fraction=0.25)
+    ended = Seq2SeqTask(16, 16, start="end").batch(train, np.array([2, 0]), np.random.default_rng(0))
+    assert (ended.inputs["decoder_input_ids"][:, 0] == end).all()
+    assert np.array_equal(ended.inputs["decoder_input_ids"][:, 1:], batch.inputs["decoder_input_ids"][:, 1:])
+
+
+def test_a_side_longer_than_the_positions_is_refused_or_cut_by_setting(tmp_path, pairs_bpe):
+    tokenizer = load_tokenizer(str(pairs_bpe))
+    _, end = seq2seq_ids(tokenizer)
+    long = ("one two three four five six seven eight nine ten", "un")
+    pairs = [long, *PAIRS]
+    limit = len(tokenizer.encode(long[0]))  # one short: its end token does not fit
+    with pytest.raises(ValueError) as error:
+        task_splits(tmp_path, pairs_bpe, pairs, Seq2SeqTask(limit, 16))
+    assert f"a source of {limit + 1} tokens (its end token included) is longer than the model's {limit} positions" in (
+        str(error.value)
+    ) and "set data.truncate=true" in str(error.value)
+    train, _ = task_splits(tmp_path, pairs_bpe, pairs, Seq2SeqTask(limit, 16), truncate=True)
+    assert train.sources[0].tolist() == [*tokenizer.encode(long[0])[: limit - 1].tolist(), end]
+    assert train.source_len == limit
+
+
+def test_bytes_and_prepared_data_are_refused_for_pairs(tmp_path):
+    with pytest.raises(ValueError, match="lacks a pad token and an end token"):
+        task_splits(tmp_path, "bytes")
+    with pytest.raises(ValueError, match="reads its pairs from data.paths"):
+        Seq2SeqTask(8, 8).splits(DataConfig(prepared=str(tmp_path)))
