@@ -71,7 +71,8 @@ def train(family_spec: str, model_name: str, batch_size: int, steps: int) -> Non
     def replica_step(inputs, targets):
         with tf.GradientTape() as tape:
             loss = cross_entropy(family.logits_of(call(model, inputs, training=True)), targets)
-        grads = tape.gradient(loss, list(named.values()))
+        # Embedding gradients densified for one all-reduce, as the harness and the minimal loop do.
+        grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, list(named.values()))]
         # MultiWorkerMirroredStrategy: average gradients across workers.
         grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, grads)
         grads, _ = tf.clip_by_global_norm(grads, 1.0)
