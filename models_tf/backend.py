@@ -70,6 +70,7 @@ class TFBackend(Backend):
         self._eval = tf.function(
             lambda x, y, w: eval_sums(self._logits(x, training=False), y, w, self.own_loss), reduce_retracing=True
         )
+        self._predict = tf.function(lambda x: self._logits(x, training=False), reduce_retracing=True)
 
     def _logits(self, inputs: tf.Tensor | dict[str, tf.Tensor], training: bool) -> tf.Tensor:
         return self.family.logits_of(call(self.model, inputs, training))
@@ -214,17 +215,22 @@ class TFBackend(Backend):
         sums = self._eval(map_inputs(tf.constant, batch.inputs), tf.constant(batch.targets), weights)
         return EvalSums(*(float(x) for x in sums))
 
+    def predict(self, inputs: Inputs) -> np.ndarray:
+        return self._predict(map_inputs(tf.constant, inputs)).numpy()
+
 
 def make_backend(family: Family, config: RunConfig, dist: Distributed, init_seed: int) -> TFBackend:
     return TFBackend(family, config, dist, init_seed)
 
 
 def make_predictor(family: Family, config: Any, state: State):
-    """A batch's inputs (B, ...) -> logits, float32 numpy, for sampling; no Horovod."""
+    """A batch's inputs (B, ...) -> logits, float32 numpy, for sampling and beam search; no Horovod.
+    Traced once for any batch and length (a decoding step costs an eager call's fraction)."""
     model = build_model(family, config)
     import_state(model, state, family.parameter_map("tf"))
+    logits = tf.function(lambda inputs: family.logits_of(call(model, inputs, training=False)), reduce_retracing=True)
 
     def predict(inputs: Inputs) -> np.ndarray:
-        return np.asarray(family.logits_of(call(model, map_inputs(tf.constant, inputs), training=False)))
+        return logits(map_inputs(tf.constant, inputs)).numpy()
 
     return predict

@@ -176,6 +176,11 @@ class TorchBackend(Backend):
     def _on_device(self, array: np.ndarray | None) -> torch.Tensor | None:
         return None if array is None else torch.from_numpy(array).to(self.device, non_blocking=True)
 
+    def predict(self, inputs: Inputs) -> np.ndarray:
+        self.model.eval()  # train_step turns training mode back on
+        with torch.no_grad():
+            return self.family.logits_of(call(self.model, map_inputs(torch.from_numpy, inputs))).float().cpu().numpy()
+
 
 def make_backend(family: Family, config: RunConfig, dist: Distributed, init_seed: int) -> TorchBackend:
     return TorchBackend(family, config, dist, init_seed)

@@ -21,7 +21,7 @@ from harness.contract.distributed import Distributed
 from harness.contract.family import Family
 from harness.contract.mapping import Layout
 from harness.contract.state import Shapes, State, check_state, optimizer_moments, optimizer_state
-from harness.contract.task import Batch
+from harness.contract.task import Batch, Inputs
 
 Bound = tuple[str, Layout]  # a neutral tensor's parameter in the framework: its own name and layout
 
@@ -154,6 +154,11 @@ class Backend(ABC):
     @abstractmethod
     def eval_sums(self, batch: Batch) -> EvalSums:
         """Weighted loss, correct-prediction and target sums of a batch in inference mode, no Horovod."""
+
+    @abstractmethod
+    def predict(self, inputs: Inputs) -> np.ndarray:
+        """The model's logits for a batch's inputs, float32 numpy, in inference mode, no Horovod (what a
+        task decodes with)."""
 
 
 def bind(

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,12 +125,39 @@ class EvalConfig:
     every: int = 100
     batch_size: int = 32
     max_examples: int = 0  # evaluate the first this many validation examples (0: all of them)
+    # A task scored on decoded text (translation: BLEU and chrF) decodes the first this many
+    # validation examples at each evaluation (0: none), by beam search (num_beams 1: greedy).
+    decode_examples: int = 0
+    num_beams: int = 4
+    length_penalty: float = 0.6
 
     def __post_init__(self) -> None:
         if self.every < 0 or self.batch_size <= 0 or self.max_examples < 0:
             raise ValueError(
                 "eval.every and eval.max_examples must be >= 0 and eval.batch_size > 0, received "
                 f"{self.every}, {self.max_examples}, {self.batch_size}"
+            )
+        if self.decode_examples < 0 or self.num_beams < 1 or not math.isfinite(self.length_penalty):
+            raise ValueError(
+                "eval.decode_examples must be >= 0, eval.num_beams >= 1 and eval.length_penalty finite, received "
+                f"{self.decode_examples}, {self.num_beams}, {self.length_penalty}"
+            )
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How a sequence-to-sequence task decodes (harness.data.seq2seq.beam_search): ``num_beams`` beams
+    (1: greedy), scores divided by length ** ``length_penalty``, at most ``max_new_tokens`` tokens."""
+
+    num_beams: int = 4
+    length_penalty: float = 0.6
+    max_new_tokens: int = 64
+
+    def __post_init__(self) -> None:
+        if self.num_beams < 1 or self.max_new_tokens < 1 or not math.isfinite(self.length_penalty):
+            raise ValueError(
+                "the number of beams and of new tokens must be >= 1 and the length penalty finite, received "
+                f"{self.num_beams}, {self.max_new_tokens}, {self.length_penalty}"
             )
 
 

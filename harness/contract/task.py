@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from harness.contract.config import DataConfig
+from harness.contract.config import DataConfig, EvalConfig
 
 Inputs = np.ndarray | Mapping[str, np.ndarray]  # one array, or the model's named inputs
 
@@ -97,3 +97,14 @@ class Task(Protocol):
 
     def eval_metrics(self, mean_loss: float, accuracy: float) -> dict[str, float]:
         """Named validation metrics from the weighted mean loss and accuracy over the split."""
+
+
+class DecodedTask(Task, Protocol):
+    """A task also scored on what the model decodes (translation's BLEU): the loop's evaluation hands
+    it the model's logits function (inputs -> logits, inference mode) to decode with."""
+
+    def decoded_metrics(
+        self, predict: Callable[[Inputs], np.ndarray], split: Split, count: int, config: EvalConfig
+    ) -> dict[str, float]:
+        """Named metrics of the first ``count`` examples of ``split``, decoded as ``config`` says
+        (``num_beams``, ``length_penalty``) in batches of ``config.batch_size``."""

@@ -36,7 +36,7 @@ def demo_pairs(count: int = DEMO_PAIRS, seed: int = 0) -> list[tuple[str, str]]:
 
     rng = np.random.default_rng(seed)
     small = rng.permutation(1000)
-    large = 1000 + rng.choice(DEMO_LIMIT - 1000, size=count - len(small), replace=False)
+    large = 1000 + rng.choice(DEMO_LIMIT - 1000, size=max(0, count - len(small)), replace=False)
     numbers = np.concatenate([small, large])[:count]
     return [tuple(num2words(int(n), lang=lang) for lang in DEMO_LANGUAGES) for n in numbers]
 

@@ -11,11 +11,12 @@ the pairs validates.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from harness.contract.config import DataConfig
+from harness.contract.config import DataConfig, Decoding, EvalConfig
 from harness.contract.task import Batch
 from harness.data.corpus import data_tokenizer
 from harness.data.pairs import read_pairs
@@ -35,6 +36,83 @@ def seq2seq_ids(tokenizer: Tokenizer) -> tuple[int, int]:
     return pad, end
 
 
+def padded(rows: list[np.ndarray], length: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` padded on the right to ``length``, and their mask (1 on a row's tokens, 0 on its
+    padding): two (len(rows), length) int64."""
+    ids = np.full((len(rows), length), pad, np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+    mask = (np.arange(length) < np.array([len(row) for row in rows])[:, None]).astype(np.int64)
+    return ids, mask
+
+
+def beam_search(
+    predict: Callable[[dict[str, np.ndarray]], np.ndarray],
+    inputs: dict[str, np.ndarray],
+    start: int,
+    end: int,
+    decoding: Decoding,
+) -> list[np.ndarray]:
+    """Each source's best output, by beam search over ``decoding.num_beams`` beams, written once in
+    numpy for both frameworks: ``predict`` maps the encoder's ``inputs`` (each source once per beam)
+    and ``decoder_input_ids`` (N, t) to logits (N, t, V), of which the last position extends each
+    beam. A beam that picks ``end`` among the best ``num_beams`` candidates finishes, scored by its
+    summed log-probability over (its new tokens, the end token included) ** ``length_penalty``; a
+    source is done once it holds ``num_beams`` finished outputs that no running beam, scored at the
+    current length, passes (transformers' rule without early stopping); one beam is greedy decoding.
+    At ``max_new_tokens`` the running beams compete unfinished. Ties go to the lower beam, then the
+    lower token id. Returns each source's ids: the start token first, the end token last if it ended."""
+    count, beams, penalty = len(inputs["input_ids"]), decoding.num_beams, decoding.length_penalty
+    encoder = {name: np.repeat(array, beams, axis=0) for name, array in inputs.items()}  # (count * beams, S)
+    prefixes = np.full((count * beams, 1), start, np.int64)  # (count * beams, t)
+    running = np.full((count, beams), -np.inf)
+    running[:, 0] = 0.0  # summed log-probabilities; one live beam to start from
+    finished: list[list[tuple[float, np.ndarray]]] = [[] for _ in range(count)]  # (score, ids), best first
+    done = np.zeros(count, bool)
+    for length in range(1, decoding.max_new_tokens + 1):
+        logits = predict(encoder | {"decoder_input_ids": prefixes})[:, -1].astype(np.float64)  # (count * beams, V)
+        top = logits.max(axis=-1, keepdims=True)
+        log_probs = logits - top - np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
+        vocab = log_probs.shape[-1]
+        candidates = (running.reshape(-1, 1) + log_probs).reshape(count, beams * vocab)
+        best = np.argsort(-candidates, axis=1, kind="stable")[:, : 2 * beams]  # (count, 2 * beams)
+        rows = np.repeat(np.arange(count) * beams, beams).reshape(count, beams)  # a done source keeps its rows
+        tokens = np.full((count, beams), end, np.int64)
+        running = np.full((count, beams), -np.inf)
+        for i in np.flatnonzero(~done):
+            kept = 0
+            for rank, index in enumerate(best[i]):
+                beam, token = divmod(int(index), vocab)
+                score = candidates[i, index]
+                if token == end:
+                    if rank < beams and score > -np.inf:
+                        finished[i].append((score / length**penalty, np.append(prefixes[i * beams + beam], end)))
+                    continue
+                rows[i, kept], tokens[i, kept], running[i, kept] = i * beams + beam, token, score
+                kept += 1
+                if kept == beams:
+                    break
+            finished[i] = sorted(finished[i], key=lambda scored: -scored[0])[:beams]
+            if len(finished[i]) == beams:
+                done[i] = beams == 1 or running[i].max() / length**penalty <= finished[i][-1][0]
+        if done.all():
+            break
+        prefixes = np.concatenate([prefixes[rows.reshape(-1)], tokens.reshape(-1, 1)], axis=1)
+    outputs = []
+    for i in range(count):
+        if not done[i]:  # cut by max_new_tokens: the running beams compete as they are
+            steps = prefixes.shape[1] - 1
+            finished[i] += [(running[i, b] / steps**penalty, prefixes[i * beams + b]) for b in range(beams)]
+        outputs.append(max(finished[i], key=lambda scored: scored[0])[1])
+    return outputs
+
+
+def output_text(tokenizer: Tokenizer, ids: np.ndarray, end: int) -> str:
+    """A decoder's output as text: the tokens after its start token, up to its end token."""
+    tokens = [int(i) for i in ids[1:]]
+    return tokenizer.decode(tokens[: tokens.index(end)] if end in tokens else tokens)
+
+
 @dataclass(frozen=True)
 class PairSplit:
     """Tokenized pairs, each side ending with the end token, and their texts (BLEU's references)."""
@@ -45,24 +123,12 @@ class PairSplit:
     source_len: int  # every batch's padded lengths: the longest of the data, both splits
     target_len: int
     pad: int
+    end: int
     start: int  # the decoder's first input
+    tokenizer: Tokenizer
 
     def __len__(self) -> int:
         return len(self.sources)
-
-    def padded(self, rows: list[np.ndarray], indices: np.ndarray, length: int) -> np.ndarray:
-        """(len(indices), length) int64: ``rows[indices]``, each padded on the right."""
-        out = np.full((len(indices), length), self.pad, np.int64)
-        for i, index in enumerate(indices):
-            row = rows[int(index)]
-            out[i, : len(row)] = row
-        return out
-
-    @staticmethod
-    def mask(rows: list[np.ndarray], indices: np.ndarray, length: int) -> np.ndarray:
-        """(len(indices), length) int64: 1 on each row's tokens, 0 on its padding."""
-        lengths = np.array([len(rows[int(i)]) for i in indices])
-        return (np.arange(length) < lengths[:, None]).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -101,7 +167,8 @@ class Seq2SeqTask:
             raise ValueError(
                 f"{len(pairs)} pairs are too few for data.val_fraction {data.val_fraction}: each split needs a pair"
             )
-        fixed = max(map(len, sources)), max(map(len, targets)), pad, pad if self.start == "pad" else end
+        lengths = max(map(len, sources)), max(map(len, targets))
+        fixed = (*lengths, pad, end, pad if self.start == "pad" else end, tokenizer)
         return (
             PairSplit(sources[:cut], targets[:cut], pairs[:cut], *fixed),
             PairSplit(sources[cut:], targets[cut:], pairs[cut:], *fixed),
@@ -121,16 +188,52 @@ class Seq2SeqTask:
 
     def source_inputs(self, split: PairSplit, indices: np.ndarray) -> dict[str, np.ndarray]:
         """The encoder's inputs for pairs ``indices``: what decoding starts from."""
-        input_ids = split.padded(split.sources, indices, split.source_len)  # (N, S)
-        return {"input_ids": input_ids, "attention_mask": split.mask(split.sources, indices, split.source_len)}
+        input_ids, mask = padded([split.sources[int(i)] for i in indices], split.source_len, split.pad)  # (N, S)
+        return {"input_ids": input_ids, "attention_mask": mask}
+
+    def encode_sources(self, tokenizer: Tokenizer, texts: list[str], truncate: bool = False) -> dict[str, np.ndarray]:
+        """The encoder's inputs for new source texts (`harness translate`), padded to the longest."""
+        pad, end = seq2seq_ids(tokenizer)
+        rows = [np.append(ids.astype(np.int64), end) for ids in tokenizer.encode_batch(texts)]
+        rows = [
+            self._fit(row, self.max_source_len, "source", text, truncate) for row, text in zip(rows, texts, strict=True)
+        ]
+        input_ids, mask = padded(rows, max(map(len, rows)), pad)
+        return {"input_ids": input_ids, "attention_mask": mask}
 
     def batch(self, split: PairSplit, indices: np.ndarray, rng: np.random.Generator) -> Batch:
-        targets = split.padded(split.targets, indices, split.target_len)  # (N, T)
+        targets, mask = padded([split.targets[int(i)] for i in indices], split.target_len, split.pad)  # (N, T)
         # The decoder reads the target shifted right: the start token, then all but its last token.
         decoder_input_ids = np.concatenate([np.full((len(indices), 1), split.start), targets[:, :-1]], axis=1)
-        weights = split.mask(split.targets, indices, split.target_len).astype(np.float32)  # padding weighs 0
         inputs = self.source_inputs(split, indices) | {"decoder_input_ids": decoder_input_ids}
-        return Batch(inputs, targets, weights)
+        return Batch(inputs, targets, mask.astype(np.float32))  # padding weighs 0 in the loss
 
     def eval_metrics(self, mean_loss: float, accuracy: float) -> dict[str, float]:
         return {"val_loss": mean_loss, "val_token_accuracy": accuracy}
+
+    def decode(
+        self, predict: Callable[[dict[str, np.ndarray]], np.ndarray], inputs: dict[str, np.ndarray],
+        decoding: Decoding, tokenizer: Tokenizer,
+    ) -> list[np.ndarray]:  # fmt: skip
+        """``beam_search`` from this task's start token to ``tokenizer``'s end token."""
+        pad, end = seq2seq_ids(tokenizer)
+        return beam_search(predict, inputs, pad if self.start == "pad" else end, end, decoding)
+
+    def decoded_metrics(
+        self, predict: Callable[[dict[str, np.ndarray]], np.ndarray], split: PairSplit, count: int, config: EvalConfig
+    ) -> dict[str, float]:
+        """BLEU and chrF (sacrebleu's defaults) of the first ``count`` pairs' sources decoded by beam
+        search, against their target texts."""
+        import sacrebleu
+
+        decoding = Decoding(config.num_beams, config.length_penalty, self.max_target_len)
+        hypotheses = []
+        for first in range(0, count, config.batch_size):
+            inputs = self.source_inputs(split, np.arange(first, min(first + config.batch_size, count)))
+            for ids in self.decode(predict, inputs, decoding, split.tokenizer):
+                hypotheses.append(output_text(split.tokenizer, ids, split.end))
+        references = [target for _, target in split.texts[:count]]
+        return {
+            "val_bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
+            "val_chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
+        }

@@ -14,13 +14,18 @@ EVAL_STREAM = 2**32 - 1  # evaluation batches draw from (seed, EVAL_STREAM, firs
 
 def evaluate(backend: Backend, task: Task, split: Split, config: EvalConfig, seed: int) -> dict[str, float]:
     """The task's metrics over the first ``config.max_examples`` examples of ``split`` (0: all), in
-    batches of ``config.batch_size`` (this process alone, no collectives)."""
+    batches of ``config.batch_size`` (this process alone, no collectives); for a task scored on what
+    the model decodes (``decoded_metrics``: BLEU, chrF), also those of its first
+    ``config.decode_examples`` examples, decoded with the backend's logits."""
     sums = EvalSums()
     count = min(len(split), config.max_examples or len(split))
     for start in range(0, count, config.batch_size):
         indices = np.arange(start, min(start + config.batch_size, count))
         sums += backend.eval_sums(task.batch(split, indices, np.random.default_rng([seed, EVAL_STREAM, start])))
-    return task.eval_metrics(sums.loss / sums.count, sums.correct / sums.count)
+    metrics = task.eval_metrics(sums.loss / sums.count, sums.correct / sums.count)
+    if config.decode_examples and hasattr(task, "decoded_metrics"):
+        metrics |= task.decoded_metrics(backend.predict, split, min(len(split), config.decode_examples), config)
+    return metrics
 
 
 class Evaluator(Hook):

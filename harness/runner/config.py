@@ -12,6 +12,7 @@ from typing import Any
 from harness.contract.config import DataConfig, RunConfig
 from harness.contract.family import DEFAULT_FAMILY, Family, external_format, load_family
 from harness.data.corpus import data_tokenizer
+from harness.data.seq2seq import seq2seq_ids
 from harness.data.tokenizer import BYTES, TOKENIZER_FILE
 
 # RunConfig's tables but the family's own ``model``: name -> config dataclass (each table's default's).
@@ -155,8 +156,10 @@ def _follow_init_from(family: Family, built: dict, given: dict) -> tuple[Any, Da
 
 
 def _follow_tokenizer(family: Family, model: Any, data: DataConfig, vocab_given: bool) -> Any:
-    """``model`` with the vocabulary of the data's tokenizer (families that read tokenized text);
-    ``ValueError`` when an explicit model.vocab_size disagrees, or a byte-only family gets another."""
+    """``model`` with the vocabulary of the data's tokenizer (families that read tokenized text), and
+    its pad and end ids where the config has ``pad_token_id``/``eos_token_id`` fields (a
+    sequence-to-sequence model); ``ValueError`` when an explicit model.vocab_size disagrees, a
+    byte-only family gets another, or a sequence-to-sequence model's tokenizer has no pad or end token."""
     tokenizer = data_tokenizer(data)
     if not family.tokenized_text:
         if tokenizer.sha256 != BYTES:
@@ -169,7 +172,12 @@ def _follow_tokenizer(family: Family, model: Any, data: DataConfig, vocab_given:
             f"model.vocab_size is {model.vocab_size} but the tokenizer ({tokenizer.name}) has {tokenizer.vocab_size} "
             "ids; leave model.vocab_size unset: it follows the tokenizer"
         )
-    return dataclasses.replace(model, vocab_size=tokenizer.vocab_size)
+    fields = {field.name for field in dataclasses.fields(model)}
+    special = {}
+    if {"pad_token_id", "eos_token_id"} & fields:
+        ids = dict(zip(("pad_token_id", "eos_token_id"), seq2seq_ids(tokenizer), strict=True))
+        special = {name: value for name, value in ids.items() if name in fields}
+    return dataclasses.replace(model, vocab_size=tokenizer.vocab_size, **special)
 
 
 def read_config_file(config_file: str | None) -> dict:

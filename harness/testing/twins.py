@@ -44,7 +44,7 @@ def twin_results(pt, tfm, inputs, targets, weights=None, family=None) -> tuple[t
     pt_logits = logits_of(torch_ops.call(pt, map_inputs(torch.from_numpy, inputs)))
     pt_loss = losses["torch"](pt_logits, torch.from_numpy(targets), pt_weights, 0.0)
     pt_loss.backward()
-    own_grads = {n: p.grad.numpy() for n, p in pt.named_parameters()}
+    own_grads = {n: p.grad.numpy() for n, p in pt.named_parameters() if n not in maps["torch"].fixed}
     pt_grads = maps["torch"].to_neutral("the torch model", own_grads, gradients=True)
     tf_names, variables = zip(*tf_ops.named_parameters(tfm), strict=True)
     tf_weights = None if weights is None else tf.constant(weights)

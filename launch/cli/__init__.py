@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import click
 
-from launch.cli import bench, check_family, doctor, export, generate, parity, prepare, smoke, tokenizer, train
+from launch.cli import (
+    bench,
+    check_family,
+    doctor,
+    export,
+    generate,
+    parity,
+    prepare,
+    smoke,
+    tokenizer,
+    train,
+    translate,
+)
 from launch.cli.options import OneLineErrors
 
 
@@ -18,6 +30,7 @@ for command in (
     smoke.smoke,
     train.train,
     generate.generate,
+    translate.translate,
     export.export,
     tokenizer.tokenizer,
     prepare.prepare,

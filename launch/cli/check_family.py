@@ -23,7 +23,9 @@ def check_family(family, model, seed, examples, config_file, overrides):
     logits                  largest |torch - TF| logit, over the largest |logit|
     loss                    |torch - TF| / |torch| of the family's loss
     gradients               largest |torch - TF| gradient element over that
-                            parameter's gradient norm (after the maps), worst parameter
+                            parameter's gradient norm (after the maps), worst parameter;
+                            a norm under 1e-4 of the whole gradient's counts as that
+                            (a key bias's true gradient is 0: both hold rounding noise)
     adamw step              both frameworks' clipping and AdamW on the same gradients:
                             largest |torch - TF| in a parameter or moment over its
                             largest |value|, worst tensor

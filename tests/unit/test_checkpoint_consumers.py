@@ -110,3 +110,18 @@ def test_a_bert_run_cannot_start_from_a_hugging_face_gpt2(tmp_path):
         f"Error: --init-from {hf} is a Hugging Face GPT-2 directory: it starts family 'gpt', not 'bert'"
     ]
     assert not run_dir.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "Error: nothing to translate: give --source TEXT or --input FILE"),
+        (["--source", "one", "--source", " "], "Error: --source ' ' is empty: every source needs text"),
+        (["--source", "one"], "Error: model family 'gpt' is not a sequence-to-sequence model: it cannot translate"),
+    ],
+)
+def test_translate_refuses_no_source_an_empty_one_and_a_language_model_in_one_line(tmp_path, extra, message):
+    run_dir = gpt_run(tmp_path / "run", damage_newest=False)
+    result = invoke("translate", "--run-dir", str(run_dir), "--framework", "torch", *extra)
+    assert result.exit_code == 1 and result.output.startswith(message), result.output
+    assert len(result.output.strip().splitlines()) == 1

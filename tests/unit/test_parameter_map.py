@@ -145,7 +145,7 @@ class NumpyBackend(Backend):
         for name, (m, v) in moments.items():
             self.moments[name][0][...], self.moments[name][1][...] = m, v
 
-    broadcast_initial_state = seed_step = train_step = eval_sums = None
+    broadcast_initial_state = seed_step = train_step = eval_sums = predict = None
 
 
 def test_the_backend_moves_the_neutral_state_and_moments_through_the_layouts():

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from harness.contract.config import DataConfig
+from harness.contract.backend import EvalSums
+from harness.contract.config import DataConfig, Decoding, EvalConfig
 from harness.data.pairs import DEMO_LIMIT, demo_pairs, read_pairs
-from harness.data.seq2seq import Seq2SeqTask, seq2seq_ids
+from harness.data.seq2seq import Seq2SeqTask, beam_search, seq2seq_ids
 from harness.data.tokenizer import END_OF_TEXT, load_tokenizer, train_bpe
+from harness.loop.evaluator import evaluate
 from launch.cli import cli
 
 PAIRS = [("one", "un"), ("two", "deux"), ("twenty-one", "vingt et un"), ("seventy", "soixante-dix")]
@@ -167,3 +169,71 @@ def test_bytes_and_prepared_data_are_refused_for_pairs(tmp_path):
         task_splits(tmp_path, "bytes")
     with pytest.raises(ValueError, match="reads its pairs from data.paths"):
         Seq2SeqTask(8, 8).splits(DataConfig(prepared=str(tmp_path)))
+
+
+class ScriptedBackend:
+    """A model that knows the answers: for each source (its ids) it puts nearly all probability on
+    the next token of that source's output, given the decoder's prefix; fixed loss sums."""
+
+    def __init__(self, answers, vocab):
+        self.answers, self.vocab, self.calls = answers, vocab, 0
+
+    def eval_sums(self, batch):
+        return EvalSums(loss=2.0 * batch.weights.sum(), correct=batch.weights.sum() / 2, count=batch.weights.sum())
+
+    def predict(self, inputs):
+        self.calls += 1
+        prefixes = inputs["decoder_input_ids"]
+        logits = np.full((*prefixes.shape, self.vocab), -10.0, np.float32)  # (N, t, V)
+        for row, (ids, mask) in enumerate(zip(inputs["input_ids"], inputs["attention_mask"], strict=True)):
+            answer = self.answers[tuple(ids[mask == 1])]
+            logits[row, -1, answer[min(prefixes.shape[1] - 1, len(answer) - 1)]] = 10.0
+        return logits
+
+
+def test_evaluation_decodes_the_first_examples_and_scores_them_with_bleu_and_chrf(tmp_path, pairs_bpe):
+    tokenizer = load_tokenizer(str(pairs_bpe))
+    task = Seq2SeqTask(16, 16, start="end")
+    pairs = [(f"{s} {i}", f"{t} {i}") for i in range(3) for s, t in PAIRS]  # 12: 6 train, 6 validate
+    _, val = task_splits(tmp_path, pairs_bpe, pairs, task, val_fraction=0.5)
+    right = {tuple(source): target for source, target in zip(val.sources, val.targets, strict=True)}
+    config = EvalConfig(batch_size=2, decode_examples=5, num_beams=3, length_penalty=0.8)
+    metrics = evaluate(ScriptedBackend(right, tokenizer.vocab_size), task, val, config, seed=0)
+    assert metrics["val_loss"] == 2.0 and metrics["val_token_accuracy"] == 0.5
+    assert metrics["val_bleu"] == pytest.approx(100) and metrics["val_chrf"] == pytest.approx(100)
+    wrong = {source: np.append(tokenizer.encode("zéro"), val.end) for source in right}
+    scored = evaluate(ScriptedBackend(wrong, tokenizer.vocab_size), task, val, config, seed=0)
+    assert scored["val_bleu"] == pytest.approx(0) and scored["val_chrf"] < 20
+    assert "val_bleu" not in evaluate(ScriptedBackend(right, 300), task, val, EvalConfig(decode_examples=0), seed=0)
+
+
+# A bigram model over 4 tokens (0 is the end, 3 the start): log-probabilities of the next token given
+# the last one. Greedy takes 1 (0.5), 2 (0.4), the end (0.9): 0.18; two beams find 2 (0.4), the end (0.9): 0.36.
+BIGRAM = np.log(np.array([
+    [0.25, 0.25, 0.25, 0.25],  # after the end token (never extended)
+    [0.3, 0.3, 0.4, 1e-9],  # after 1
+    [0.9, 0.05, 0.05, 1e-9],  # after 2
+    [1e-9, 0.5, 0.4, 0.1],  # after the start token
+]))  # fmt: skip
+
+
+def bigram(inputs):
+    return BIGRAM[inputs["decoder_input_ids"]]  # (N, t, 4): each position's next-token log-probabilities
+
+
+@pytest.mark.parametrize(
+    ("beams", "penalty", "expected"),
+    [(1, 1.0, [3, 1, 2, 0]), (2, 0.0, [3, 2, 0]), (2, 1.0, [3, 2, 0])],
+)
+def test_beam_search_finds_what_greedy_misses(beams, penalty, expected):
+    inputs = {"input_ids": np.zeros((2, 1), np.int64), "attention_mask": np.ones((2, 1), np.int64)}
+    outputs = beam_search(bigram, inputs, start=3, end=0, decoding=Decoding(beams, penalty, 8))
+    assert [ids.tolist() for ids in outputs] == [expected, expected]  # two sources, decoded alike
+
+
+def test_beam_search_stops_at_max_new_tokens_with_the_best_running_beam():
+    loop = np.log(np.array([[0.25] * 4, [1e-9, 0.9, 0.1, 1e-9], [1e-9, 0.1, 0.9, 1e-9], [1e-9, 0.6, 0.4, 1e-9]]))
+    inputs = {"input_ids": np.zeros((1, 1), np.int64), "attention_mask": np.ones((1, 1), np.int64)}
+    (greedy,) = beam_search(lambda x: loop[x["decoder_input_ids"]], inputs, 3, 0, Decoding(1, 1.0, 4))
+    (beamed,) = beam_search(lambda x: loop[x["decoder_input_ids"]], inputs, 3, 0, Decoding(3, 1.0, 4))
+    assert greedy.tolist() == [3, 1, 1, 1, 1] and beamed.tolist() == [3, 1, 1, 1, 1]  # never ends: cut at 4
