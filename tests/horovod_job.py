@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -167,3 +168,17 @@ def rank_pid(run_dir: Path, rank: int) -> int | None:
         if str(run_dir).encode() in cmdline and any(r in environ for r in ranks):
             return int(entry.name)
     return None
+
+
+TRANSFORMERS_TF = Path(sys.prefix) / "transformers-tf"  # make setup's transformers 4.57, beside the environment
+
+
+def transformers_example_env(example: Path, root: Path) -> dict[str, str]:
+    """This environment with an example's modules (copied into ``root``, as a user's own code would
+    sit) and transformers 4.57 on PYTHONPATH, as the examples' READMEs say."""
+    if not (TRANSFORMERS_TF / "transformers").is_dir():
+        pytest.fail(f"transformers 4.57 is not installed in {TRANSFORMERS_TF}: run `make setup`")
+    for source in example.glob("*.py"):
+        shutil.copy(source, root)
+    path = os.pathsep.join([str(root), str(TRANSFORMERS_TF), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path}

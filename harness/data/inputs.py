@@ -165,7 +165,9 @@ def _last_line_start(data: bytes) -> int:
     return 0
 
 
-def _jsonl_documents(path: Path, text_field: str) -> Iterator[bytes]:
+def jsonl_records(path: Path) -> Iterator[tuple[int, object]]:
+    """(line number, parsed value) of each non-blank line of a JSON-lines file; ``ValueError`` naming
+    the first line that is not JSON."""
     with path.open("rb") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -174,13 +176,16 @@ def _jsonl_documents(path: Path, text_field: str) -> Iterator[bytes]:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path} line {number} is not JSON: {err.msg}") from None
-            text = record.get(text_field) if isinstance(record, dict) else None
-            if not isinstance(text, str):
-                keys = sorted(record) if isinstance(record, dict) else type(record).__name__
-                raise ValueError(
-                    f"{path} line {number} has no string field {text_field!r} ({keys}); set data.text_field"
-                )
-            yield text.encode("utf-8")
+            yield number, record
+
+
+def _jsonl_documents(path: Path, text_field: str) -> Iterator[bytes]:
+    for number, record in jsonl_records(path):
+        text = record.get(text_field) if isinstance(record, dict) else None
+        if not isinstance(text, str):
+            keys = sorted(record) if isinstance(record, dict) else type(record).__name__
+            raise ValueError(f"{path} line {number} has no string field {text_field!r} ({keys}); set data.text_field")
+        yield text.encode("utf-8")
 
 
 def _texts(values: list, source: Source, text_field: str) -> Iterator[bytes]:

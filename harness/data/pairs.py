@@ -11,14 +11,13 @@ naming the file and its line (or row): nothing is skipped silently.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from harness.contract.config import DataConfig
-from harness.data.inputs import READ_BATCH, Source, check_columns, expand, load_dataset, parquet_file
+from harness.data.inputs import READ_BATCH, Source, check_columns, expand, jsonl_records, load_dataset, parquet_file
 
 PAIR_FILES = {".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
 # The demo corpus: numbers below DEMO_LIMIT written out in English (source) and French (target), by
@@ -95,15 +94,8 @@ def _pairs(source: Source, data: DataConfig) -> Iterator[tuple[str, str]]:
                     raise ValueError(f"{source.path} line {number} has {len(row)} columns, its header {len(header)}")
                 yield _checked(dict(zip(header, row, strict=True)), fields, f"{source.path} line {number}")
     elif source.kind == "jsonl":
-        with source.path.open("rb") as lines:
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{source.path} line {number} is not JSON: {err.msg}") from None
-                yield _checked(record, fields, f"{source.path} line {number}")
+        for number, record in jsonl_records(source.path):
+            yield _checked(record, fields, f"{source.path} line {number}")
     else:
         table = (
             (batch.to_pydict() for batch in parquet_file(source.path).iter_batches(READ_BATCH, columns=list(fields)))

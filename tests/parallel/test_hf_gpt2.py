@@ -7,32 +7,21 @@ transformers 4.57 lives beside the environment, where `make setup` installs it
 (``$(VENV)/transformers-tf``); the example's directory is copied out as a user's own code would sit."""
 
 import json
-import os
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
-from horovod_job import copy_up_to, harness_cli, harness_train
+from horovod_job import copy_up_to, harness_cli, harness_train, transformers_example_env
 
 from harness.runner.parity import relative_differences, step_losses
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hf_gpt2"
-TRANSFORMERS_TF = Path(sys.prefix) / "transformers-tf"  # make setup's, beside the environment
 FAMILY = "hf_gpt2_family:FAMILY"
 STEPS = 30
 
 
 @pytest.fixture(scope="module")
 def user_env(tmp_path_factory):
-    """This environment with the example and transformers 4.57 on PYTHONPATH, as the README says."""
-    if not (TRANSFORMERS_TF / "transformers").is_dir():
-        pytest.fail(f"transformers 4.57 is not installed in {TRANSFORMERS_TF}: run `make setup`")
-    root = tmp_path_factory.mktemp("user_code")
-    for source in EXAMPLE.glob("*.py"):
-        shutil.copy(source, root)
-    path = os.pathsep.join([str(root), str(TRANSFORMERS_TF), os.environ.get("PYTHONPATH", "")])
-    return {**os.environ, "PYTHONPATH": path}
+    return transformers_example_env(EXAMPLE, tmp_path_factory.mktemp("user_code"))
 
 
 @pytest.fixture(scope="module")

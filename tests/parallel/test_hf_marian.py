@@ -8,19 +8,15 @@ The data: 600 pairs of the demo corpus (numbers in English and French) in a JSON
 tokenizer trained on it with `harness tokenizer train --pairs`."""
 
 import json
-import os
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
-from horovod_job import copy_up_to, harness_cli, harness_train
+from horovod_job import copy_up_to, harness_cli, harness_train, transformers_example_env
 
 from harness.data.pairs import demo_pairs
 from harness.runner.parity import relative_differences, step_losses
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hf_marian"
-TRANSFORMERS_TF = Path(sys.prefix) / "transformers-tf"  # make setup's, beside the environment
 FAMILY = "hf_marian_family:FAMILY"
 STEPS = 20
 PAIRS = 600  # 540 train, 60 validate
@@ -30,14 +26,7 @@ SETS = ["train.warmup_steps=5", "checkpoint.every=10", "eval.every=0", "eval.dec
 
 @pytest.fixture(scope="module")
 def user_env(tmp_path_factory):
-    """This environment with the example and transformers 4.57 on PYTHONPATH, as the README says."""
-    if not (TRANSFORMERS_TF / "transformers").is_dir():
-        pytest.fail(f"transformers 4.57 is not installed in {TRANSFORMERS_TF}: run `make setup`")
-    root = tmp_path_factory.mktemp("user_code")
-    for source in EXAMPLE.glob("*.py"):
-        shutil.copy(source, root)
-    path = os.pathsep.join([str(root), str(TRANSFORMERS_TF), os.environ.get("PYTHONPATH", "")])
-    return {**os.environ, "PYTHONPATH": path}
+    return transformers_example_env(EXAMPLE, tmp_path_factory.mktemp("user_code"))
 
 
 @pytest.fixture(scope="module")
