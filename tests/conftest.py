@@ -11,7 +11,8 @@ import subprocess
 import pytest
 
 from harness.data.inputs import default_corpus
-from harness.data.tokenizer import train_bpe
+from harness.data.pairs import demo_pairs
+from harness.data.tokenizer import train_bpe, train_sentencepiece
 
 SMALL_DISK_MIB = 4
 # Under CI (.ci/run exports CI=true) every test must run: a skip there, for a missing tool or a
@@ -44,6 +45,15 @@ def bpe_file(tmp_path_factory):
     """A 512-id byte-level BPE trained on the default corpus (once per test session)."""
     out = tmp_path_factory.mktemp("tokenizer") / "tokenizer.json"
     train_bpe([default_corpus()], 512, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def pairs_spm(tmp_path_factory):
+    """A SentencePiece unigram model (at most 400 pieces, <pad> and </s> among them) trained on the
+    translation demo corpus's both sides (once per test session)."""
+    out = tmp_path_factory.mktemp("sentencepiece") / "pairs.model"
+    train_sentencepiece((side for pair in demo_pairs() for side in pair), 400, out, pairs=True)
     return out
 
 

@@ -42,6 +42,11 @@ def load_corpus(config: DataConfig) -> np.ndarray | TokenView:
     tokenized now, in memory ((N,) uint8 for bytes, uint16/uint32 for a BPE)."""
     if config.prepared:
         prepared = PreparedData(config.prepared)
+        if prepared.pairs:
+            raise ValueError(
+                f"data.prepared {config.prepared!r} holds source/target pairs (`harness prepare --pairs`); this task "
+                "reads a token stream: prepare its inputs without --pairs"
+            )
         if prepared.index["val_fraction"] != config.val_fraction:
             raise ValueError(
                 f"data.prepared {config.prepared!r} was split with val_fraction {prepared.index['val_fraction']}; "

@@ -71,9 +71,16 @@ def pair_sources(data: DataConfig) -> list[Source]:
     return found
 
 
+def iter_pairs(data: DataConfig) -> Iterator[tuple[str, str]]:
+    """Every pair of every input, in order, one at a time (every input checked first);
+    ``ValueError`` (one line) for the first bad record."""
+    for source in pair_sources(data):
+        yield from _pairs(source, data)
+
+
 def read_pairs(data: DataConfig) -> list[tuple[str, str]]:
     """Every pair of every input, in order; ``ValueError`` (one line) for the first bad record."""
-    pairs = [pair for source in pair_sources(data) for pair in _pairs(source, data)]
+    pairs = list(iter_pairs(data))
     if not pairs:
         raise ValueError(f"the inputs {list(data.paths)} hold no source/target pairs")
     return pairs

@@ -1,7 +1,9 @@
 """The sequence-to-sequence task: a target sequence from a source sequence (translation).
 
 Pairs (harness/data/pairs.py) are tokenized with the one shared tokenizer of ``data.tokenizer``,
-which must have a pad and an end token (harness/data/tokenizer.py): each side ends with the end token;
+which must have a pad and an end token (harness/data/tokenizer.py), when the run starts, or once by
+``harness prepare --pairs`` (harness/data/prepared.py; read through memory maps, the same pairs in
+the same order): each side ends with the end token;
 the decoder reads the target shifted right behind a start token (the pad token, as Marian and T5
 start, or the end token, as BART does); padding is masked out of the encoder's attention and
 weighted out of the loss. All batches are padded to the longest source and the longest target of
@@ -20,6 +22,7 @@ from harness.contract.config import DataConfig, Decoding, EvalConfig
 from harness.contract.task import Batch
 from harness.data.corpus import data_tokenizer
 from harness.data.pairs import read_pairs
+from harness.data.prepared import SIDES, PreparedData, TokenView, pair_split_point
 from harness.data.tokenizer import END_TOKENS, PAD_TOKENS, Tokenizer
 
 
@@ -34,16 +37,6 @@ def seq2seq_ids(tokenizer: Tokenizer) -> tuple[int, int]:
             "`harness tokenizer train --pairs`"
         )
     return pad, end
-
-
-def padded(rows: list[np.ndarray], length: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
-    """``rows`` padded on the right to ``length``, and their mask (1 on a row's tokens, 0 on its
-    padding): two (len(rows), length) int64."""
-    ids = np.full((len(rows), length), pad, np.int64)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = row
-    mask = (np.arange(length) < np.array([len(row) for row in rows])[:, None]).astype(np.int64)
-    return ids, mask
 
 
 def beam_search(
@@ -114,13 +107,54 @@ def output_text(tokenizer: Tokenizer, ids: np.ndarray, end: int) -> str:
 
 
 @dataclass(frozen=True)
-class PairSplit:
-    """Tokenized pairs, each side ending with the end token, and their texts (BLEU's references)."""
+class Side:
+    """One side of the pairs: every pair's token ids (its end token not stored) one after another, in
+    memory or memory-mapped prepared shards, and where each pair starts."""
 
-    sources: list[np.ndarray]
-    targets: list[np.ndarray]
-    texts: list[tuple[str, str]]
-    source_len: int  # every batch's padded lengths: the longest of the data, both splits
+    tokens: np.ndarray | TokenView  # (total,)
+    offsets: np.ndarray  # (pairs + 1,) int64: pair i is tokens[offsets[i]:offsets[i + 1]]
+
+    @staticmethod
+    def of(rows: list[np.ndarray]) -> Side:
+        tokens = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        return Side(tokens, np.concatenate([[0], np.cumsum([len(row) for row in rows])]).astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def part(self, start: int, stop: int) -> Side:
+        """Pairs ``start:stop``."""
+        return Side(self.tokens, self.offsets[start : stop + 1])
+
+    def lengths(self) -> np.ndarray:
+        """(pairs,) each pair's token count."""
+        return np.diff(self.offsets)
+
+    def ids(self, i: int) -> np.ndarray:
+        return self.tokens[np.arange(self.offsets[i], self.offsets[i + 1])]
+
+    def rows(self, indices: np.ndarray, length: int, limit: int, end: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs ``indices`` as (N, length) int64 rows: each pair's ids (its first ``limit - 1`` when
+        longer), the end token, then ``pad``; and their mask (1 on a row's tokens, 0 on its padding)."""
+        indices = np.asarray(indices, np.int64)
+        starts = self.offsets[indices]  # (N,)
+        kept = np.minimum(self.offsets[indices + 1] - starts, limit - 1)  # (N,) ids before the end token
+        positions = np.arange(length)
+        inside = positions < kept[:, None]  # (N, length)
+        ids = np.full((len(indices), length), pad, np.int64)
+        ids[inside] = self.tokens[(starts[:, None] + positions)[inside]]
+        ids[np.arange(len(indices)), kept] = end
+        return ids, (positions <= kept[:, None]).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class PairSplit:
+    """Tokenized pairs, a side each, and what every batch of them shares."""
+
+    sources: Side
+    targets: Side
+    texts: list[tuple[str, str]]  # a validation split's texts (BLEU's references); none for a training split
+    source_len: int  # every batch's padded lengths: the longest of the data (end tokens included), both splits
     target_len: int
     pad: int
     end: int
@@ -149,61 +183,73 @@ class Seq2SeqTask:
 
     def splits(self, data: DataConfig) -> tuple[PairSplit, PairSplit]:
         if data.prepared:
-            raise ValueError(
-                f"data.prepared {data.prepared!r}: prepared directories hold token streams for language models; "
-                "a sequence-to-sequence task reads its pairs from data.paths"
-            )
+            sources, targets, texts = self._prepared(data)  # texts: the validation pairs' only
         tokenizer = data_tokenizer(data)
         pad, end = seq2seq_ids(tokenizer)
-        pairs = read_pairs(data)
-        sides = []
-        for side, limit, name in ((0, self.max_source_len, "source"), (1, self.max_target_len, "target")):
-            texts = [pair[side] for pair in pairs]
-            encoded = [np.append(ids.astype(np.int64), end) for ids in tokenizer.encode_batch(texts)]
-            sides.append([self._fit(ids, limit, name, t, data.truncate) for ids, t in zip(encoded, texts, strict=True)])
-        sources, targets = sides
-        cut = int(len(pairs) * (1 - data.val_fraction))
-        if cut == 0 or cut == len(pairs):
-            raise ValueError(
-                f"{len(pairs)} pairs are too few for data.val_fraction {data.val_fraction}: each split needs a pair"
-            )
-        lengths = max(map(len, sources)), max(map(len, targets))
+        if not data.prepared:
+            texts = read_pairs(data)
+            sources, targets = (Side.of(tokenizer.encode_batch([pair[i] for pair in texts])) for i in (0, 1))
+        cut = pair_split_point(len(sources), data.val_fraction)
+        limits = {"source": (sources, self.max_source_len), "target": (targets, self.max_target_len)}
+        lengths = [
+            self._fitted_length(side, limit, name, tokenizer, data.truncate) for name, (side, limit) in limits.items()
+        ]
         fixed = (*lengths, pad, end, pad if self.start == "pad" else end, tokenizer)
         return (
-            PairSplit(sources[:cut], targets[:cut], pairs[:cut], *fixed),
-            PairSplit(sources[cut:], targets[cut:], pairs[cut:], *fixed),
+            PairSplit(sources.part(0, cut), targets.part(0, cut), [], *fixed),
+            PairSplit(
+                sources.part(cut, len(sources)), targets.part(cut, len(sources)), texts[cut - len(sources) :], *fixed
+            ),
         )
 
     @staticmethod
-    def _fit(ids: np.ndarray, limit: int, name: str, text: str, truncate: bool) -> np.ndarray:
-        if len(ids) <= limit:
-            return ids
-        if truncate:
-            return np.append(ids[: limit - 1], ids[-1])  # the end token stays last
-        shown = text if len(text) <= 40 else text[:40] + "..."
-        raise ValueError(
-            f"a {name} of {len(ids)} tokens (its end token included) is longer than the model's {limit} positions: "
-            f"{shown!r}; set data.truncate=true to cut such sides, or choose a model with more positions"
-        )
+    def _prepared(data: DataConfig) -> tuple[Side, Side, list[tuple[str, str]]]:
+        """Both sides of ``data.prepared``, memory-mapped, and the validation pairs' texts."""
+        prepared = PreparedData(data.prepared)
+        if not prepared.pairs:
+            raise ValueError(
+                f"data.prepared {data.prepared!r} holds a token stream for a language model; a sequence-to-sequence "
+                "task reads pairs prepared with `harness prepare --pairs`"
+            )
+        if prepared.index["val_fraction"] != data.val_fraction:
+            raise ValueError(
+                f"data.prepared {data.prepared!r} was split with val_fraction {prepared.index['val_fraction']}; "
+                f"data.val_fraction is {data.val_fraction}: set it to that, or prepare again"
+            )
+        sources, targets = (Side(prepared.tokens(side), prepared.offsets(side)) for side in SIDES)
+        return sources, targets, prepared.validation_texts()
+
+    @staticmethod
+    def _fitted_length(side: Side, limit: int, name: str, tokenizer: Tokenizer, truncate: bool) -> int:
+        """The longest pair of ``side`` with its end token, at most ``limit``; ``ValueError`` naming the
+        first longer one unless ``truncate``."""
+        lengths = side.lengths() + 1
+        longer = np.flatnonzero(lengths > limit)
+        if len(longer) and not truncate:
+            text = tokenizer.decode(side.ids(longer[0]))
+            shown = text if len(text) <= 40 else text[:40] + "..."
+            raise ValueError(
+                f"a {name} of {lengths[longer[0]]} tokens (its end token included) is longer than the model's {limit} "
+                f"positions: {shown!r}; set data.truncate=true to cut such sides, or choose a model with more positions"
+            )
+        return int(min(lengths.max(), limit))
 
     def source_inputs(self, split: PairSplit, indices: np.ndarray) -> dict[str, np.ndarray]:
         """The encoder's inputs for pairs ``indices``: what decoding starts from."""
-        input_ids, mask = padded([split.sources[int(i)] for i in indices], split.source_len, split.pad)  # (N, S)
-        return {"input_ids": input_ids, "attention_mask": mask}
+        input_ids, mask = split.sources.rows(indices, split.source_len, self.max_source_len, split.end, split.pad)
+        return {"input_ids": input_ids, "attention_mask": mask}  # (N, S)
 
     def encode_sources(self, tokenizer: Tokenizer, texts: list[str], truncate: bool = False) -> dict[str, np.ndarray]:
         """The encoder's inputs for new source texts (`harness translate`), padded to the longest."""
         pad, end = seq2seq_ids(tokenizer)
-        rows = [np.append(ids.astype(np.int64), end) for ids in tokenizer.encode_batch(texts)]
-        rows = [
-            self._fit(row, self.max_source_len, "source", text, truncate) for row, text in zip(rows, texts, strict=True)
-        ]
-        input_ids, mask = padded(rows, max(map(len, rows)), pad)
+        sources = Side.of(tokenizer.encode_batch(texts))
+        length = self._fitted_length(sources, self.max_source_len, "source", tokenizer, truncate)
+        input_ids, mask = sources.rows(np.arange(len(texts)), length, self.max_source_len, end, pad)
         return {"input_ids": input_ids, "attention_mask": mask}
 
     def batch(self, split: PairSplit, indices: np.ndarray, rng: np.random.Generator) -> Batch:
-        targets, mask = padded([split.targets[int(i)] for i in indices], split.target_len, split.pad)  # (N, T)
-        # The decoder reads the target shifted right: the start token, then all but its last token.
+        targets, mask = split.targets.rows(indices, split.target_len, self.max_target_len, split.end, split.pad)
+        # The decoder reads the target (N, T) shifted right: the start token, then all but its last token.
         decoder_input_ids = np.concatenate([np.full((len(indices), 1), split.start), targets[:, :-1]], axis=1)
         inputs = self.source_inputs(split, indices) | {"decoder_input_ids": decoder_input_ids}
         return Batch(inputs, targets, mask.astype(np.float32))  # padding weighs 0 in the loss

@@ -13,7 +13,7 @@ from harness.contract.config import DataConfig, RunConfig
 from harness.contract.family import DEFAULT_FAMILY, Family, external_format, load_family
 from harness.data.corpus import data_tokenizer
 from harness.data.seq2seq import seq2seq_ids
-from harness.data.tokenizer import BYTES, TOKENIZER_FILE
+from harness.data.tokenizer import BYTES, tokenizer_beside
 
 # RunConfig's tables but the family's own ``model``: name -> config dataclass (each table's default's).
 TABLES = {f.name: type(f.default) for f in dataclasses.fields(RunConfig) if f.name != "model"}
@@ -149,8 +149,8 @@ def _follow_init_from(family: Family, built: dict, given: dict) -> tuple[Any, Da
                 f"{getattr(imported, key)!r}"
             )
     model = dataclasses.replace(imported, **({"dropout": model.dropout} if "dropout" in given else {}))
-    tokenizer_file = Path(source) / TOKENIZER_FILE
-    if tokenizer_file.is_file() and data.tokenizer == BYTES and not data.prepared:
+    tokenizer_file = tokenizer_beside(source)
+    if tokenizer_file is not None and data.tokenizer == BYTES and not data.prepared:
         data = dataclasses.replace(data, tokenizer=str(tokenizer_file))
     return model, data, True
 

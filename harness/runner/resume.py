@@ -9,7 +9,7 @@ from harness.contract.config import RunConfig
 from harness.contract.family import Family, external_format
 from harness.contract.state import State
 from harness.data.corpus import data_tokenizer
-from harness.data.tokenizer import TOKENIZER_FILE, Tokenizer, load_tokenizer
+from harness.data.tokenizer import Tokenizer, load_tokenizer, tokenizer_beside
 from harness.storage.checkpoint import (
     Checkpoint,
     check_tokenizer,
@@ -88,11 +88,9 @@ def initial_state_from(
     if known is not None:
         _, model = known.read_state(Path(source))
         origin = f"{source} ({known.description})"
-        theirs = Path(source) / TOKENIZER_FILE
-        if theirs.is_file() and load_tokenizer(str(theirs)).sha256 != tokenizer.sha256:
-            raise ValueError(
-                f"--init-from {source}: its {TOKENIZER_FILE} is not this run's tokenizer ({tokenizer.name})"
-            )
+        theirs = tokenizer_beside(source)
+        if theirs is not None and load_tokenizer(str(theirs)).sha256 != tokenizer.sha256:
+            raise ValueError(f"--init-from {source}: its {theirs.name} is not this run's tokenizer ({tokenizer.name})")
     else:
         checkpoint = newest_checkpoint(source, "--init-from")
         if checkpoint.family.name != family.name:

@@ -22,7 +22,6 @@ from harness.contract.frameworks import framework_module
 from harness.contract.state import state_checksum
 from harness.data.corpus import data_tokenizer
 from harness.data.order import batch_order
-from harness.data.tokenizer import TOKENIZER_FILE
 from harness.loop.checkpointer import Checkpointer
 from harness.loop.evaluator import Evaluator
 from harness.loop.preemption import Preempted
@@ -163,7 +162,7 @@ def train_rank(
     checkpointer = Checkpointer(
         run_dir, backend, config.checkpoint.every, config.checkpoint.keep, t.steps, record,
         last_saved=checkpoint.path if checkpoint is not None else None,
-        files={TOKENIZER_FILE: tokenizer.path} if tokenizer.path else None,
+        files={tokenizer.file_name: tokenizer.path} if tokenizer.path else None,
     )  # fmt: skip
     loop_hooks: list[Hook] = [meter]
     hang_timeout = float(os.environ.get(HANG_TIMEOUT_VARIABLE, "0"))

@@ -27,7 +27,7 @@ from typing import Any
 
 from harness.contract.family import DEFAULT_FAMILY, Family, load_family
 from harness.contract.state import State, check_state, load_state, optimizer_moments, save_state
-from harness.data.tokenizer import BYTES, TOKENIZER_FILE, Tokenizer, load_tokenizer
+from harness.data.tokenizer import BYTES, Tokenizer, load_tokenizer, tokenizer_beside
 
 CHECKPOINT_DIR = re.compile(r"^step_(\d+)$")
 PARTIAL_DIR = re.compile(r"^\.step_\d+\.(tmp|old)-\d+$")  # a write or a deletion cut short
@@ -239,7 +239,10 @@ def checkpoint_tokenizer(checkpoint: Checkpoint) -> Tokenizer:
     """The tokenizer a checkpoint was trained with (its own copy; bytes when it records none)."""
     if checkpoint.trainer.get("tokenizer", {}).get("sha256", BYTES) == BYTES:
         return load_tokenizer(BYTES)
-    return load_tokenizer(str(checkpoint.path / TOKENIZER_FILE))
+    path = tokenizer_beside(checkpoint.path)
+    if path is None:
+        raise ValueError(f"checkpoint {checkpoint.path} records a tokenizer but holds no tokenizer file")
+    return load_tokenizer(str(path))
 
 
 def check_tokenizer(checkpoint: Checkpoint, tokenizer: Tokenizer) -> None:
@@ -248,5 +251,5 @@ def check_tokenizer(checkpoint: Checkpoint, tokenizer: Tokenizer) -> None:
     if saved != tokenizer.sha256:
         raise ValueError(
             f"the tokenizer ({tokenizer.name}) is not the one checkpoint {checkpoint.path} was trained with "
-            f"(sha256 {saved[:12]}); its ids would mean other text: use that checkpoint's {TOKENIZER_FILE}"
+            f"(sha256 {saved[:12]}); its ids would mean other text: use the tokenizer file stored in that checkpoint"
         )

@@ -4,8 +4,10 @@ passes, 2 ranks per framework stay within parity, a checkpoint of either framewo
 other and is decoded by beam search into the same translations in both, and bad translation data is
 refused in one line before anything is written.
 
-The data: 600 pairs of the demo corpus (numbers in English and French) in a JSON-lines file, and a
-tokenizer trained on it with `harness tokenizer train --pairs`."""
+The data: 600 pairs of the demo corpus (numbers in English and French) in a JSON-lines file, read as
+they are with a BPE trained on them (`harness tokenizer train --pairs`; check-family, bad data), and
+prepared once (`harness prepare --pairs`) with a SentencePiece model trained on them (`--sentencepiece`;
+the training runs, so checkpoints carry the SentencePiece model into translate)."""
 
 import json
 from pathlib import Path
@@ -42,10 +44,23 @@ def data(tmp_path_factory, user_env):
 
 
 @pytest.fixture(scope="module")
-def parity_run(user_env, data, tmp_path_factory):
+def prepared(data, tmp_path_factory):
+    """The same pairs prepared with a SentencePiece model, as --set arguments."""
+    root, paths = tmp_path_factory.mktemp("prepared"), data[:2]  # --set data.paths=[...]
+    tokenizer = root / "numbers.model"
+    harness_cli(
+        "tokenizer", "train", "--pairs", "--sentencepiece", "--vocab-size", "300", "--out", str(tokenizer), *paths
+    )
+    out = root / "numbers"
+    harness_cli("prepare", "--pairs", "--out", str(out), *paths, "--set", f"data.tokenizer={tokenizer}")
+    return ["--set", f"data.prepared={out}"]
+
+
+@pytest.fixture(scope="module")
+def parity_run(user_env, prepared, tmp_path_factory):
     out = tmp_path_factory.mktemp("hf-marian-parity")
     sets = [a for s in SETS for a in ("--set", s)]
-    args = ["--family", FAMILY, "--np", "2", "--steps", str(STEPS), "--out", str(out), *data, *sets]
+    args = ["--family", FAMILY, "--np", "2", "--steps", str(STEPS), "--out", str(out), *prepared, *sets]
     harness_cli("parity", *args, env=user_env)
     return out
 
@@ -71,13 +86,14 @@ def test_the_marian_pair_trains_alike_on_two_ranks(parity_run):
 
 @pytest.mark.parametrize(("source", "target"), [("torch", "tf"), ("tf", "torch")])
 def test_a_checkpoint_resumes_in_the_other_framework_and_translates_alike(
-    parity_run, user_env, data, tmp_path, source, target
+    parity_run, user_env, prepared, tmp_path, source, target
 ):
     run_dir = tmp_path / f"{source}-then-{target}"
     copy_up_to(parity_run / source, run_dir, STEPS // 2)
     args = ["--framework", target, "--family", FAMILY, "--steps", str(STEPS), "--run-dir", str(run_dir), "--resume"]
     sets = [*SETS, "train.deterministic=true"]
-    proc = harness_train(*args, *data, *[a for s in sets for a in ("--set", s)], env=user_env)
+    proc = harness_train(*args, *prepared, *[a for s in sets for a in ("--set", s)], env=user_env)
+    assert (run_dir / "checkpoints" / f"step_{STEPS}" / "tokenizer.model").is_file()  # what translate reads
     assert f"resuming from {run_dir / 'checkpoints' / 'step_10'} (step 10)" in proc.stderr
     rel = relative_differences(step_losses(parity_run / source), step_losses(run_dir))
     continued = max(rel[s] for s in range(STEPS // 2 + 1, STEPS + 1))

@@ -2,6 +2,7 @@
 files of every pair format, a real BPE trained with --pairs, the demo corpus from num2words."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,9 +10,11 @@ from click.testing import CliRunner
 
 from harness.contract.backend import EvalSums
 from harness.contract.config import DataConfig, Decoding, EvalConfig
+from harness.data.corpus import load_corpus
 from harness.data.pairs import DEMO_LIMIT, demo_pairs, read_pairs
+from harness.data.prepared import PreparedData, prepare, prepare_pairs
 from harness.data.seq2seq import Seq2SeqTask, beam_search, seq2seq_ids
-from harness.data.tokenizer import END_OF_TEXT, load_tokenizer, train_bpe
+from harness.data.tokenizer import END_OF_TEXT, SentencePieceTokenizer, load_tokenizer, train_bpe
 from harness.loop.evaluator import evaluate
 from launch.cli import cli
 
@@ -160,15 +163,14 @@ def test_a_side_longer_than_the_positions_is_refused_or_cut_by_setting(tmp_path,
         str(error.value)
     ) and "set data.truncate=true" in str(error.value)
     train, _ = task_splits(tmp_path, pairs_bpe, pairs, Seq2SeqTask(limit, 16), truncate=True)
-    assert train.sources[0].tolist() == [*tokenizer.encode(long[0])[: limit - 1].tolist(), end]
+    (cut,) = Seq2SeqTask(limit, 16).source_inputs(train, np.array([0]))["input_ids"]
+    assert cut.tolist() == [*tokenizer.encode(long[0])[: limit - 1].tolist(), end]
     assert train.source_len == limit
 
 
-def test_bytes_and_prepared_data_are_refused_for_pairs(tmp_path):
+def test_a_tokenizer_without_pad_and_end_tokens_is_refused_for_pairs(tmp_path):
     with pytest.raises(ValueError, match="lacks a pad token and an end token"):
         task_splits(tmp_path, "bytes")
-    with pytest.raises(ValueError, match="reads its pairs from data.paths"):
-        Seq2SeqTask(8, 8).splits(DataConfig(prepared=str(tmp_path)))
 
 
 class ScriptedBackend:
@@ -196,7 +198,7 @@ def test_evaluation_decodes_the_first_examples_and_scores_them_with_bleu_and_chr
     task = Seq2SeqTask(16, 16, start="end")
     pairs = [(f"{s} {i}", f"{t} {i}") for i in range(3) for s, t in PAIRS]  # 12: 6 train, 6 validate
     _, val = task_splits(tmp_path, pairs_bpe, pairs, task, val_fraction=0.5)
-    right = {tuple(source): target for source, target in zip(val.sources, val.targets, strict=True)}
+    right = {tuple(np.append(val.sources.ids(i), val.end)): np.append(val.targets.ids(i), val.end) for i in range(6)}
     config = EvalConfig(batch_size=2, decode_examples=5, num_beams=3, length_penalty=0.8)
     metrics = evaluate(ScriptedBackend(right, tokenizer.vocab_size), task, val, config, seed=0)
     assert metrics["val_loss"] == 2.0 and metrics["val_token_accuracy"] == 0.5
@@ -237,3 +239,85 @@ def test_beam_search_stops_at_max_new_tokens_with_the_best_running_beam():
     (greedy,) = beam_search(lambda x: loop[x["decoder_input_ids"]], inputs, 3, 0, Decoding(1, 1.0, 4))
     (beamed,) = beam_search(lambda x: loop[x["decoder_input_ids"]], inputs, 3, 0, Decoding(3, 1.0, 4))
     assert greedy.tolist() == [3, 1, 1, 1, 1] and beamed.tolist() == [3, 1, 1, 1, 1]  # never ends: cut at 4
+
+
+def test_a_sentencepiece_model_tokenizes_pairs_and_round_trips_them(tmp_path):
+    spm = tmp_path / "pairs.spm"
+    args = ["tokenizer", "train", "--pairs", "--sentencepiece", "--vocab-size", "400", "--out", str(spm)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0 and result.output.startswith("tokenizer: ") and result.output.count(" ids") == 1
+    tokenizer = load_tokenizer(str(spm))  # told from a tokenizer.json by its contents, not its name
+    assert isinstance(tokenizer, SentencePieceTokenizer) and tokenizer.vocab_size <= 400
+    assert seq2seq_ids(tokenizer) == (1, 2)  # <pad> and </s>, trained in
+    texts = [side for pair in demo_pairs(200) for side in pair]
+    encoded = tokenizer.encode_batch(texts)
+    assert [tokenizer.decode(ids) for ids in encoded] == texts
+    assert sum(map(len, encoded)) < 0.5 * sum(map(len, texts))  # subwords, not characters
+    plain = tmp_path / "plain.model"  # trained without --pairs, on the default text: no pad, no end token
+    train = ["tokenizer", "train", "--sentencepiece", "--out", str(plain), "--vocab-size"]
+    small = CliRunner().invoke(cli, [*train, "50"])
+    assert small.exit_code == 1 and small.output.startswith("Error: SentencePiece training failed: Vocabulary size")
+    assert len(small.output.strip().splitlines()) == 1 and not plain.exists(), small.output
+    result = CliRunner().invoke(cli, [*train, "300"])
+    assert result.exit_code == 0, result.output
+    with pytest.raises(ValueError, match="lacks a pad token and an end token"):
+        seq2seq_ids(load_tokenizer(str(plain)))
+
+
+def write_demo_pairs(path, count):
+    path.write_text("".join(json.dumps({"source": s, "target": t}) + "\n" for s, t in demo_pairs(count)))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["bpe", "sentencepiece"])
+def test_prepared_pairs_give_the_batches_of_the_raw_pairs(tmp_path, pairs_bpe, pairs_spm, kind):
+    tokenizer = str(pairs_bpe if kind == "bpe" else pairs_spm)
+    raw = DataConfig(paths=(str(write_demo_pairs(tmp_path / "p.jsonl", 300)),), tokenizer=tokenizer, truncate=True)
+    index = prepare_pairs(raw, tmp_path / "prepared", shard_tokens=500)  # several shards a side
+    assert index["pairs"] == 300 and index["train_pairs"] == 270 and len(index["source"]["shards"]) > 3
+    assert (tmp_path / "prepared" / load_tokenizer(tokenizer).file_name).read_bytes() == Path(tokenizer).read_bytes()
+    PreparedData(tmp_path / "prepared", verify=True)
+    prepared = DataConfig(prepared=str(tmp_path / "prepared"), truncate=True)
+    task = Seq2SeqTask(12, 12)  # short: some sides are cut, across shard boundaries too
+    for ours, theirs in zip(task.splits(prepared), task.splits(raw), strict=True):
+        assert (len(ours), ours.source_len, ours.target_len) == (len(theirs), theirs.source_len, theirs.target_len)
+        assert ours.texts == theirs.texts
+        indices = np.random.default_rng(0).permutation(len(ours))
+        a, b = task.batch(ours, indices, None), task.batch(theirs, indices, None)
+        assert a.inputs.keys() == b.inputs.keys()
+        for name in a.inputs:
+            np.testing.assert_array_equal(a.inputs[name], b.inputs[name])
+        np.testing.assert_array_equal(a.targets, b.targets)
+        np.testing.assert_array_equal(a.weights, b.weights)
+    assert len(task.splits(prepared)[1].texts) == 30 and not task.splits(prepared)[0].texts  # references only
+
+
+def test_prepare_pairs_writes_whole_or_nothing_and_each_task_refuses_the_other_kind(tmp_path, pairs_bpe):
+    pairs = write_demo_pairs(tmp_path / "p.jsonl", 100)
+    sets = ["--set", f'data.paths=["{pairs}"]', "--set", f"data.tokenizer={pairs_bpe}"]
+    out = tmp_path / "prepared"
+    result = CliRunner().invoke(cli, ["prepare", "--pairs", "--out", str(out), *sets])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("prepared 100 pairs (") and "train 90 / validation 10 pairs" in result.output
+    again = CliRunner().invoke(cli, ["prepare", "--pairs", "--out", str(out), *sets])
+    assert again.exit_code == 1 and "already exists" in again.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(pairs.read_text() + json.dumps({"source": "one"}) + "\n")
+    refused = CliRunner().invoke(cli, ["prepare", "--pairs", "--out", str(tmp_path / "bad"), "--set",
+                                       f'data.paths=["{bad}"]', "--set", f"data.tokenizer={pairs_bpe}"])  # fmt: skip
+    assert refused.exit_code == 1 and len(refused.output.strip().splitlines()) == 1, refused.output
+    assert "line 101 has no text field 'target'" in refused.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "p.jsonl", "prepared"]
+    with pytest.raises(ValueError, match="holds source/target pairs"):
+        load_corpus(DataConfig(prepared=str(out)))
+    with pytest.raises(ValueError, match="was split with val_fraction 0.1"):
+        Seq2SeqTask(16, 16).splits(DataConfig(prepared=str(out), val_fraction=0.2))
+    prepare(DataConfig(), tmp_path / "stream")
+    with pytest.raises(ValueError, match="holds a token stream for a language model"):
+        Seq2SeqTask(16, 16).splits(DataConfig(prepared=str(tmp_path / "stream")))
+    offsets = out / "target-offsets.npy"
+    offsets.write_bytes(offsets.read_bytes()[:-8] + (10**6).to_bytes(8, "little"))
+    with pytest.raises(ValueError, match="prepared offsets .* are missing or changed"):
+        PreparedData(out, verify=True)
+    with pytest.raises(ValueError, match="offsets of the targets .* do not match"):
+        Seq2SeqTask(16, 16).splits(DataConfig(prepared=str(out)))

@@ -16,7 +16,13 @@ from harness.data.prepared import INDEX_FILE, PreparedData, prepare
 from harness.data.tokenizer import ByteTokenizer, load_tokenizer, train_bpe
 from harness.families.gpt import FAMILY, init_state, state_shapes
 from harness.runner.config import load_run_config
-from harness.storage.checkpoint import check_tokenizer, latest_checkpoint, save_checkpoint, tokenizer_record
+from harness.storage.checkpoint import (
+    check_tokenizer,
+    checkpoint_tokenizer,
+    latest_checkpoint,
+    save_checkpoint,
+    tokenizer_record,
+)
 from launch.cli import cli
 
 
@@ -42,7 +48,11 @@ def test_the_tokenizer_command_writes_a_loadable_file_and_never_overwrites(tmp_p
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"{not json", "is not a valid tokenizer.json"), (b'{"version": "1.0"}', "is not a valid tokenizer.json")],
+    [
+        (b"{not json", "is not a valid tokenizer.json"),
+        (b'{"version": "1.0"}', "is not a valid tokenizer.json"),
+        (b"\x00\x01 not a model", "is neither a tokenizer.json nor a SentencePiece model"),
+    ],
 )
 def test_a_corrupt_tokenizer_file_is_one_error_line_and_nothing_is_written(tmp_path, content, message):
     bad = tmp_path / "bad.json"
@@ -54,7 +64,7 @@ def test_a_corrupt_tokenizer_file_is_one_error_line_and_nothing_is_written(tmp_p
 
 
 def test_an_unknown_tokenizer_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="must be 'bytes' or a tokenizer.json file"):
+    with pytest.raises(ValueError, match="must be 'bytes', a tokenizer.json or a SentencePiece model file"):
         load_tokenizer(str(tmp_path / "none.json"))
 
 
@@ -218,8 +228,9 @@ def test_the_model_vocabulary_follows_the_tokenizer(bpe_file, tmp_path):
         load_corpus(DataConfig(prepared=str(tmp_path / "prepared"), val_fraction=0.2))
 
 
-def test_the_tokenizer_travels_with_checkpoints_and_a_mismatch_is_refused(bpe_file, tmp_path):
-    tokenizer = load_tokenizer(str(bpe_file))
+@pytest.mark.parametrize("kind", ["bpe", "sentencepiece"])
+def test_the_tokenizer_travels_with_checkpoints_and_a_mismatch_is_refused(bpe_file, pairs_spm, tmp_path, kind):
+    tokenizer = load_tokenizer(str(bpe_file if kind == "bpe" else pairs_spm))
     config = dataclasses.replace(FAMILY.preset("tiny"), vocab_size=tokenizer.vocab_size)
     record = {
         "family": "gpt",
@@ -228,14 +239,17 @@ def test_the_tokenizer_travels_with_checkpoints_and_a_mismatch_is_refused(bpe_fi
     }
     state = init_state(config, 0)
     save_checkpoint(tmp_path, 5, state, zero_optimizer_state(state_shapes(config)), record, keep=1,
-                    files={"tokenizer.json": bpe_file})  # fmt: skip
+                    files={tokenizer.file_name: tokenizer.path})  # fmt: skip
     checkpoint = latest_checkpoint(tmp_path)
-    assert (checkpoint.path / "tokenizer.json").read_bytes() == bpe_file.read_bytes()
-    assert checkpoint.trainer["sha256"]["tokenizer.json"] == tokenizer.sha256
+    stored = checkpoint.path / ("tokenizer.json" if kind == "bpe" else "tokenizer.model")
+    assert stored.read_bytes() == tokenizer.path.read_bytes()
+    assert checkpoint.trainer["sha256"][stored.name] == tokenizer.sha256
+    assert type(checkpoint_tokenizer(checkpoint)) is type(tokenizer)
+    assert checkpoint_tokenizer(checkpoint).encode("forty-two").tolist() == tokenizer.encode("forty-two").tolist()
     check_tokenizer(checkpoint, tokenizer)
     with pytest.raises(ValueError, match="is not the one checkpoint"):
         check_tokenizer(checkpoint, ByteTokenizer())
-    (checkpoint.path / "tokenizer.json").write_text("{}")
+    stored.write_text("{}")
     with pytest.raises(ValueError, match="no valid checkpoint"):
         latest_checkpoint(tmp_path)  # the copy is checksummed with the tensors
 

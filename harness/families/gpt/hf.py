@@ -20,7 +20,6 @@ from safetensors.numpy import load_file, save_file
 
 from harness.contract.family import ExternalFormat
 from harness.contract.state import State
-from harness.data.tokenizer import TOKENIZER_FILE
 from harness.families.gpt.config import GPTConfig
 
 CONFIG_FILE = "config.json"
@@ -139,8 +138,8 @@ def export_hf(state: State, config: GPTConfig, out: Path, tokenizer_file: Path |
     save_file(tensors, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
     written = [CONFIG_FILE, WEIGHTS_FILE]
     if tokenizer_file is not None:
-        shutil.copyfile(tokenizer_file, out / TOKENIZER_FILE)
-        written.append(TOKENIZER_FILE)
+        shutil.copyfile(tokenizer_file, out / tokenizer_file.name)  # the checkpoint's copy, named by its kind
+        written.append(tokenizer_file.name)
     return written
 
 
