@@ -66,7 +66,7 @@ doctor: setup
 # Build docker/Dockerfile.cpu with buildah on a debootstrapped Debian base and train inside it
 # (launch/image_test.py; root, buildah and debootstrap). IMAGE_TEST_ARGS=--fresh drops the caches.
 image-test:
-	$(PYTHON) launch/image_test.py $(IMAGE_TEST_ARGS)
+	$(PYTHON) -m launch.image_test $(IMAGE_TEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -372,15 +372,32 @@ def main() -> None:
         return
 
     wheels = cache_root() / "wheels" / key
-    cached = sorted(wheels.glob("horovod-*.whl"))
+    marker.unlink(missing_ok=True)
+    cached, ticked = sorted(wheels.glob("horovod-*.whl")), None
     if cached:
         print(f"[{PROG}] using cached wheel {cached[0]}", flush=True)
-        wheel = cached[0]
-    else:
-        print(f"[{PROG}] no cached wheel for {key}; building from source (minutes)", flush=True)
-        wheel = build_wheel(horovod, cache_root() / "sources", wheels)
+        try:
+            ticked = install_and_check(cached[0], features)
+        except BuildError as err:  # e.g. one another machine built under this key (image-test offers the host's)
+            print(f"[{PROG}] the cached wheel failed here ({err}); removing it", flush=True)
+            cached[0].unlink()
+    if ticked is None:
+        print(f"[{PROG}] no usable cached wheel for {key}; building from source (minutes)", flush=True)
+        staged = build_wheel(horovod, cache_root() / "sources", wheels)
+        try:
+            ticked = install_and_check(staged, features)
+        except BuildError:
+            staged.unlink()  # never cache a wheel that failed the check
+            raise
+        # Only a wheel that passed the check enters the cache, under its final name, atomically.
+        os.replace(staged, staged.with_name(staged.name.removesuffix(".partial")))
+    write_marker(marker, key, ticked)
+    print(f"[{PROG}] ready: {key}", flush=True)
 
-    marker.unlink(missing_ok=True)
+
+def install_and_check(wheel: Path, features: list[str]) -> set[str]:
+    """Install ``wheel`` in place of any Horovod here and require ``features`` of it; returns the
+    ticked ones."""
     if installed_version("horovod") is not None:
         pip("uninstall", "--yes", "horovod")
     # A staged wheel is named *.whl.partial; pip needs the real name, so install from a copy.
@@ -388,17 +405,7 @@ def main() -> None:
         target = Path(tmp) / wheel.name.removesuffix(".partial")
         shutil.copyfile(wheel, target)
         pip("install", str(target))
-    try:
-        ticked = check_build(features)
-    except BuildError:
-        if wheel.name.endswith(".partial"):
-            wheel.unlink()  # never cache a wheel that failed the check
-        raise
-    if wheel.name.endswith(".partial"):
-        # Only a wheel that passed the check enters the cache, under its final name, atomically.
-        os.replace(wheel, wheel.with_name(wheel.name.removesuffix(".partial")))
-    write_marker(marker, key, ticked)
-    print(f"[{PROG}] ready: {key}", flush=True)
+    return check_build(features)
 
 
 if __name__ == "__main__":

@@ -5,15 +5,17 @@ No Docker engine here, and no image registry to pull a base from, so:
    and kept in buildah's storage, its tarball cached under the cache directory;
 2. docker/Dockerfile.cpu is built on it with buildah (vfs storage, chroot isolation), with
    Horovod's wheel cache and pip's cache mounted from the cache directory, so that a re-run
-   does not recompile Horovod (the first run builds everything);
+   does not recompile Horovod; the Horovod wheels this host built (`make setup`) are linked into
+   that cache first under their keys, so that an image whose key is the host's (the same Horovod,
+   frameworks, Python minor version, platform, switches and patches) does not compile it either;
 3. inside the image: `harness doctor`, then a 2-rank training of the `tiny` model with each
    framework (torch on Gloo, TF on Open MPI), whose summary must show both ranks ending with
    equal weights.
 
 Standard library only: it runs before `make setup`. Needs root, buildah and debootstrap.
 
-    python3 launch/image_test.py            # caches warm when present
-    python3 launch/image_test.py --fresh    # drop the cached base image and wheel first
+    python3 -m launch.image_test            # caches warm when present
+    python3 -m launch.image_test --fresh    # drop the cached base image and wheel first
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from launch.build_horovod import cache_root
 
 PROG = "image-test"
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,8 +50,28 @@ class ImageTestError(Exception):
 
 
 def cache_dir() -> Path:
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "harness"
-    return Path(os.environ.get("HARNESS_CACHE_DIR", default)) / "image-test"
+    return cache_root() / "image-test"
+
+
+def share_host_wheels(host_wheels: Path, image_wheels: Path) -> list[str]:
+    """Link each Horovod wheel of ``host_wheels`` (launch/build_horovod.py's cache: one folder per
+    build key) into ``image_wheels`` under the same key, where that key has none yet; the image's
+    build then installs it instead of compiling, if the key is its own, and compiles as before if
+    not (or if the wheel fails its check there). Returns the keys linked."""
+    shared = []
+    for wheel in sorted(host_wheels.glob("*/horovod-*.whl")):
+        folder = image_wheels / wheel.parent.name
+        if any(folder.glob("horovod-*.whl")):
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f".{wheel.name}.partial"  # never seen under the wheel's name half-copied
+        try:
+            os.link(wheel, partial)
+        except OSError:  # another filesystem
+            shutil.copyfile(wheel, partial)
+        os.replace(partial, folder / wheel.name)
+        shared.append(wheel.parent.name)
+    return shared
 
 
 def log(message: str) -> None:
@@ -109,6 +133,8 @@ def pip_find_links() -> str:
 def build(dockerfile: Path, cache: Path) -> None:
     """Build ``dockerfile`` on the base image, Horovod's wheel cache and pip's cache mounted."""
     (cache / "build").mkdir(exist_ok=True)
+    for key in share_host_wheels(cache_root() / "wheels", cache / "build" / "harness" / "wheels"):
+        log(f"the host's Horovod wheel {key} offered to the image build")
     command = [
         *BUILDAH, "bud", *ISOLATION,
         "--format", "docker",  # as docker build makes it: keeps SHELL, which OCI images lack

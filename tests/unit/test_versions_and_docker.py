@@ -67,3 +67,18 @@ def test_hadolint_is_live(tmp_path):
     bad.write_text("FROM ubuntu\nRUN cd /tmp && apt-get install -y curl\n")  # untagged, cd, no cleanup
     proc = subprocess.run([str(HADOLINT), str(bad)], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode != 0 and "DL3006" in proc.stdout, proc.stdout
+
+
+def test_the_hosts_horovod_wheels_are_offered_to_the_image_build_under_their_keys(tmp_path):
+    from launch.image_test import share_host_wheels
+
+    host, image = tmp_path / "host", tmp_path / "image"
+    for key, name in (("k1", "horovod-a.whl"), ("k2", "horovod-b.whl"), ("k3", "horovod-c.whl.partial")):
+        (host / key).mkdir(parents=True)
+        (host / key / name).write_bytes(key.encode() * 100)
+    (image / "k2").mkdir(parents=True)
+    (image / "k2" / "horovod-own.whl").write_bytes(b"built in the image")
+    assert share_host_wheels(host, image) == ["k1"]  # k2 has its own, k3 was never finished
+    assert (image / "k1" / "horovod-a.whl").read_bytes() == b"k1" * 100
+    assert sorted(p.name for p in image.rglob("*")) == ["horovod-a.whl", "horovod-own.whl", "k1", "k2"]
+    assert share_host_wheels(host, image) == []  # once only
