@@ -14,7 +14,12 @@ Standard library only: it runs before the project itself is installed.
 
     .venv/bin/python launch/build_horovod.py            # CPU: PyTorch + TensorFlow + Gloo (+ MPI with mpicxx)
     HOROVOD_WITHOUT_MPI=1 .venv/bin/python launch/build_horovod.py   # Gloo only, even where mpicxx is
-    HOROVOD_GPU_OPERATIONS=NCCL .venv/bin/python launch/build_horovod.py   # GPU images
+    HOROVOD_GPU_OPERATIONS=NCCL .venv/bin/python launch/build_horovod.py   # GPU: CUDA + NCCL
+
+A GPU build (HOROVOD_GPU_OPERATIONS=NCCL, with a CUDA build of torch installed) takes what the
+environment does not say from the machine (``gpu_switches``): the CUDA toolkit at CUDA_HOME or
+/usr/local/cuda, NCCL from the installed ``nvidia-nccl-cu*`` wheel (torch's own), shared NCCL
+linking, and CUDA_ARCHITECTURES (those the toolkit's nvcc knows).
 """
 
 from __future__ import annotations
@@ -45,7 +50,12 @@ KEY_SWITCHES = (
     "HOROVOD_NCCL_HOME",
     "HOROVOD_CUDA_HOME",
     "HOROVOD_NCCL_LINK",
+    "HOROVOD_BUILD_CUDA_CC_LIST",
 )
+# The GPUs a GPU build compiles its kernels for, as the toolkit allows: Ampere (A100), Hopper
+# (H100/H200), Blackwell (B200, then RTX/workstation parts); the newest also as PTX for later ones.
+CUDA_ARCHITECTURES = (80, 90, 100, 120)
+DEFAULT_CUDA_HOME = Path("/usr/local/cuda")
 # Source patches: (file, old text, new text, why). Each old text must occur exactly once, so a
 # source that changed under us fails loudly instead of building something unexpected.
 PATCHES = (
@@ -58,8 +68,17 @@ PATCHES = (
     (
         "horovod/torch/CMakeLists.txt",
         "    set(CMAKE_CXX_STANDARD 14)",
-        "    set(CMAKE_CXX_STANDARD 17)",
-        "the torch extension otherwise compiles TF's flatbuffers/abseil headers as C++14",
+        "    set(CMAKE_CXX_STANDARD 20)",
+        "torch >= 2.15's headers need C++20 (std::bit_width, std::strong_ordering); C++14 also failed on "
+        "TF's flatbuffers/abseil headers",
+    ),
+    (
+        "CMakeLists.txt",
+        "# GPU Operations\nset(HOROVOD_GPU $ENV{HOROVOD_GPU})\n",
+        'set(CMAKE_BUILD_RPATH "\\$ORIGIN/../../nvidia/nccl/lib")\n'
+        "# GPU Operations\nset(HOROVOD_GPU $ENV{HOROVOD_GPU})\n",
+        "GPU builds: the NCCL of a wheel (nvidia-nccl-cu13/cu12, beside horovod/ in site-packages) is found from "
+        "the extensions wherever the environment lies; the build's own NCCL folder is gone in an image",
     ),
     (
         "horovod/tensorflow/CMakeLists.txt",
@@ -176,6 +195,22 @@ PATCHES = (
         "idle wait: shutdown wakes a waiting background thread",
     ),
     (
+        "horovod/tensorflow/mpi_ops.cc",
+        '#include "tensorflow/stream_executor/stream.h"\n#endif // TENSORFLOW_VERSION >= 2011000000\n'
+        "#endif // HAVE_GPU\n",
+        '#include "tensorflow/stream_executor/stream.h"\n#endif // TENSORFLOW_VERSION >= 2011000000\n'
+        "namespace stream_executor {\n"
+        "namespace gpu {\n"
+        "GpuStreamHandle AsGpuStreamValue(Stream* stream) {\n"
+        "  return static_cast<GpuStreamHandle>(stream->platform_specific_handle().stream);\n"
+        "}\n"
+        "} // namespace gpu\n"
+        "} // namespace stream_executor\n"
+        "#endif // HAVE_GPU\n",
+        "GPU builds: TF 2.21 no longer exports stream_executor::gpu::AsGpuStreamValue (the TF extension failed "
+        "to load: undefined symbol); the stream's own platform handle is the same CUDA stream",
+    ),
+    (
         "horovod/common/ops/gloo_operations.cc",
         "    buffer_data = (void*)first_entry.output->data();\n"
         "    std::memcpy(buffer_data, first_entry.tensor->data(),\n"
@@ -220,19 +255,25 @@ def required_features() -> list[str]:
     features = ["TensorFlow", "PyTorch", "Gloo"]
     if os.environ.get("HOROVOD_WITH_MPI") == "1":
         features.append("MPI")
-    if "NCCL" in (os.environ.get("HOROVOD_GPU_OPERATIONS", "") + os.environ.get("HOROVOD_GPU_ALLREDUCE", "")):
+    if gpu_build(dict(os.environ)):
         features.append("NCCL")
     return features
 
 
 def build_key(horovod: str, torch: str, tensorflow: str) -> str:
-    """Cache key: every input the compiled extensions are bound to."""
+    """Cache key: every input the compiled extensions are bound to (for a GPU build also the CUDA
+    toolkit's and NCCL's versions)."""
     python = f"cp{sys.version_info.major}{sys.version_info.minor}"
-    switches = {k: v for k, v in build_switches().items() if k in KEY_SWITCHES}
+    env = build_switches()
+    switches = {k: v for k, v in env.items() if k in KEY_SWITCHES}
     # The patches are part of what was built: changing one must not reuse an old wheel.
     digest = hashlib.sha256(json.dumps([switches, PATCHES], sort_keys=True).encode()).hexdigest()[:8]
     platform = sysconfig.get_platform().replace("-", "_")
-    return f"horovod-{horovod}_torch-{torch}_tf-{tensorflow}_{python}_{platform}_{digest}"
+    gpu = ""
+    if gpu_build(env):
+        cuda, nccl = cuda_version(Path(env["HOROVOD_CUDA_HOME"])), nccl_version(Path(env["HOROVOD_NCCL_HOME"]))
+        gpu = f"_cuda-{cuda}_nccl-{nccl}"
+    return f"horovod-{horovod}_torch-{torch}_tf-{tensorflow}{gpu}_{python}_{platform}_{digest}"
 
 
 def cache_root() -> Path:
@@ -347,11 +388,109 @@ def write_marker(marker: Path, key: str, features: set[str]) -> None:
 def build_switches() -> dict[str, str]:
     """The environment the build runs with: the caller's, plus HOROVOD_WITH_MPI=1 where mpicxx is
     and the environment says nothing either way (MPI's controller and CPU operations beat Gloo's
-    on one machine: docs/measurements.md, "Benchmarks")."""
+    on one machine: docs/measurements.md, "Benchmarks"), plus a GPU build's ``gpu_switches``."""
     env = dict(os.environ)
     if not {"HOROVOD_WITH_MPI", "HOROVOD_WITHOUT_MPI"} & set(env) and shutil.which("mpicxx"):
         env["HOROVOD_WITH_MPI"] = "1"
-    return env
+    return env | gpu_switches(env) if gpu_build(env) else env
+
+
+def gpu_build(env: dict[str, str]) -> bool:
+    return "NCCL" in env.get("HOROVOD_GPU_OPERATIONS", "") + env.get("HOROVOD_GPU_ALLREDUCE", "")
+
+
+def gpu_switches(env: dict[str, str], default_cuda: Path = DEFAULT_CUDA_HOME) -> dict[str, str]:
+    """What a NCCL build needs and ``env`` does not say: the CUDA toolkit (HOROVOD_CUDA_HOME, else
+    CUDA_HOME, else /usr/local/cuda, else one from PyPI: ``cuda_toolkit``; CUDA_HOME too, which
+    torch's extension check reads), NCCL (a
+    folder of links to the installed nvidia-nccl wheel's headers and library, under the cache),
+    shared NCCL linking (the wheel has no static library) and the architectures. ``BuildError``
+    naming what is missing."""
+    cuda = cuda_toolkit(env, default_cuda)
+    switches = {"HOROVOD_CUDA_HOME": str(cuda), "CUDA_HOME": str(cuda), "HOROVOD_NCCL_LINK": "SHARED"}
+    switches["HOROVOD_NCCL_HOME"] = env.get("HOROVOD_NCCL_HOME") or str(nccl_from_wheel())
+    known = supported_architectures(cuda)
+    switches["HOROVOD_BUILD_CUDA_CC_LIST"] = ",".join(str(cc) for cc in CUDA_ARCHITECTURES if cc in known)
+    return {key: value for key, value in switches.items() if key not in env}
+
+
+def cuda_toolkit(env: dict[str, str], default: Path = DEFAULT_CUDA_HOME) -> Path:
+    """The CUDA toolkit to compile with: HOROVOD_CUDA_HOME or CUDA_HOME as given, else ``default``
+    (/usr/local/cuda), else (a machine without one, e.g. inside the image) the toolkit of torch's own
+    CUDA version assembled from NVIDIA's wheels (``cuda-toolkit[nvcc,cccl]``: nvcc, nvvm, the
+    runtime with its static library, the headers), installed once under the cache."""
+    given = env.get("HOROVOD_CUDA_HOME") or env.get("CUDA_HOME")
+    if given or (default / "bin" / "nvcc").is_file():
+        cuda = Path(given or default)
+        if not (cuda / "bin" / "nvcc").is_file():
+            raise BuildError(f"a GPU build needs a CUDA toolkit: no nvcc in {cuda}/bin (set HOROVOD_CUDA_HOME)")
+        return cuda
+    version = installed_version("cuda-toolkit")  # what torch's CUDA builds from PyPI require
+    if version is None or not version.startswith("13."):
+        raise BuildError(f"a GPU build needs a CUDA toolkit: none at {default} and no CUDA 13 torch from PyPI "
+                         "to match one to; set HOROVOD_CUDA_HOME")  # fmt: skip
+    target = cache_root() / "cuda-toolkit" / version
+    if not target.is_dir():  # installed whole, then renamed: a cached toolkit is complete
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{version}-"))
+        try:
+            pip("install", "--quiet", "--target", str(staged), f"cuda-toolkit[nvcc,cccl]=={version}")
+        except subprocess.CalledProcessError:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        # The wheels ship versioned libraries only (libcudart.so.13); CMake's FindCUDAToolkit
+        # looks for the development names (libcudart.so), as a toolkit install has them.
+        for library in (staged / "nvidia" / "cu13" / "lib").glob("*.so.*"):
+            development = library.with_name(library.name.split(".so.")[0] + ".so")
+            if not development.exists():
+                development.symlink_to(library.name)
+        os.replace(staged, target)
+    return target / "nvidia" / "cu13"
+
+
+def supported_architectures(cuda: Path) -> set[int]:
+    """The sm_XX numbers ``cuda``'s nvcc compiles for."""
+    listed = subprocess.run([str(cuda / "bin" / "nvcc"), "--list-gpu-arch"], capture_output=True, text=True)
+    return {int(number) for number in re.findall(r"compute_(\d+)", listed.stdout)}
+
+
+def cuda_version(cuda: Path) -> str:
+    """The toolkit's release, e.g. "13.0", as its nvcc reports it."""
+    found = re.search(r"release (\d+\.\d+)", subprocess.run(
+        [str(cuda / "bin" / "nvcc"), "--version"], capture_output=True, text=True).stdout)  # fmt: skip
+    if found is None:
+        raise BuildError(f"{cuda}/bin/nvcc --version names no release")
+    return found.group(1)
+
+
+def nccl_version(home: Path) -> str:
+    """NCCL's version from its header, e.g. "2.30.7"."""
+    header = (home / "include" / "nccl.h").read_text()
+    parts = [re.search(rf"#define NCCL_{part}\s+(\d+)", header) for part in ("MAJOR", "MINOR", "PATCH")]
+    if None in parts:
+        raise BuildError(f"{home}/include/nccl.h defines no NCCL_MAJOR/MINOR/PATCH")
+    return ".".join(found.group(1) for found in parts)
+
+
+def nccl_from_wheel() -> Path:
+    """A NCCL home (include/, lib/libnccl.so) made of links to the installed nvidia-nccl-cu13/cu12
+    wheel, which ships only libnccl.so.2 where CMake looks for libnccl.so."""
+    dist = next((d for d in ("nvidia-nccl-cu13", "nvidia-nccl-cu12") if installed_version(d)), None)
+    if dist is None:
+        raise BuildError("a GPU build needs NCCL: pip install nvidia-nccl-cu13 (torch's CUDA builds bring it), "
+                         "or set HOROVOD_NCCL_HOME")  # fmt: skip
+    files = importlib.metadata.distribution(dist).files or []
+    library = next((f for f in files if f.name == "libnccl.so.2"), None)
+    if library is None:
+        raise BuildError(f"{dist} holds no libnccl.so.2")
+    wheel_home = Path(library.locate()).resolve().parent.parent  # .../nvidia/nccl
+    home = cache_root() / "nccl" / f"{dist}-{installed_version(dist)}"
+    (home / "lib").mkdir(parents=True, exist_ok=True)
+    for link, target in (("include", wheel_home / "include"), ("lib/libnccl.so", wheel_home / "lib" / "libnccl.so.2"),
+                         ("lib/libnccl.so.2", wheel_home / "lib" / "libnccl.so.2")):  # fmt: skip
+        (home / link).unlink(missing_ok=True)
+        (home / link).symlink_to(target)
+    return home
 
 
 def main() -> None:

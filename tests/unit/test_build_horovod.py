@@ -26,7 +26,16 @@ def test_installed_stack_matches_the_pins():
     assert f"{sys.version_info.major}.{sys.version_info.minor}" == versions["PYTHON_VERSION"]
 
 
-def test_cache_key_names_every_abi_input_and_the_switches(monkeypatch):
+def nccl_home(root: Path, version: str = "2.30.7") -> Path:
+    """A NCCL home whose header says ``version`` (as NCCL's nccl.h defines it)."""
+    (root / "include").mkdir(parents=True)
+    major, minor, patch = version.split(".")
+    defines = f"#define NCCL_MAJOR {major}\n#define NCCL_MINOR {minor}\n#define NCCL_PATCH {patch}\n"
+    (root / "include" / "nccl.h").write_text(f"#ifndef NCCL_H_\n{defines}#endif\n")
+    return root
+
+
+def test_cache_key_names_every_abi_input_and_the_switches(monkeypatch, tmp_path):
     for name in build_horovod.KEY_SWITCHES:
         monkeypatch.delenv(name, raising=False)
     key = build_horovod.build_key("0.28.1", "2.13.0", "2.21.0")
@@ -38,7 +47,39 @@ def test_cache_key_names_every_abi_input_and_the_switches(monkeypatch):
     assert build_horovod.build_key("0.28.1", "2.13.0", "2.21.0") != key  # another patch set
     monkeypatch.setattr(build_horovod, "PATCHES", patches)
     monkeypatch.setenv("HOROVOD_GPU_OPERATIONS", "NCCL")
-    assert build_horovod.build_key("0.28.1", "2.13.0", "2.21.0") != key
+    monkeypatch.setenv("HOROVOD_NCCL_HOME", str(nccl_home(tmp_path / "nccl")))
+    gpu = build_horovod.build_key("0.28.1", "2.13.0", "2.21.0")
+    cuda = build_horovod.cuda_version(build_horovod.DEFAULT_CUDA_HOME)  # this machine kind's toolkit
+    assert gpu != key and f"_tf-2.21.0_cuda-{cuda}_nccl-2.30.7_cp3" in gpu
+
+
+def test_a_gpu_build_finds_the_toolkit_and_names_the_architectures(monkeypatch, tmp_path):
+    for name in (*build_horovod.KEY_SWITCHES, "CUDA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    env = {"HOROVOD_GPU_OPERATIONS": "NCCL", "HOROVOD_NCCL_HOME": str(nccl_home(tmp_path / "nccl"))}
+    switches = build_horovod.gpu_switches(env)
+    cuda = str(build_horovod.DEFAULT_CUDA_HOME)  # CUDA 13.0's nvcc on this machine kind
+    assert switches == {
+        "HOROVOD_CUDA_HOME": cuda,
+        "CUDA_HOME": cuda,
+        "HOROVOD_NCCL_LINK": "SHARED",
+        "HOROVOD_BUILD_CUDA_CC_LIST": "80,90,100,120",  # Ampere, Hopper, Blackwell: nvcc 13 knows them all
+    }
+    assert build_horovod.supported_architectures(build_horovod.DEFAULT_CUDA_HOME) >= {75, 80, 90, 100, 120}
+    given = build_horovod.gpu_switches(env | {"HOROVOD_BUILD_CUDA_CC_LIST": "90", "HOROVOD_NCCL_LINK": "STATIC"})
+    assert set(given) == {"HOROVOD_CUDA_HOME", "CUDA_HOME"}  # what the user set stays theirs
+    assert build_horovod.nccl_version(tmp_path / "nccl") == "2.30.7"
+
+
+def test_a_gpu_build_without_a_toolkit_or_nccl_is_one_line(monkeypatch, tmp_path):
+    with pytest.raises(build_horovod.BuildError, match=f"no nvcc in {tmp_path}/bin"):
+        build_horovod.gpu_switches({"HOROVOD_GPU_OPERATIONS": "NCCL", "HOROVOD_CUDA_HOME": str(tmp_path)})
+    # This environment's torch is a CPU build: no nvidia-nccl wheel came with it, and no
+    # cuda-toolkit to assemble a toolkit from where a machine has none.
+    with pytest.raises(build_horovod.BuildError, match="a GPU build needs NCCL: pip install nvidia-nccl-cu13"):
+        build_horovod.gpu_switches({"HOROVOD_GPU_OPERATIONS": "NCCL"})
+    with pytest.raises(build_horovod.BuildError, match=f"none at {tmp_path}/none and no CUDA 13 torch from PyPI"):
+        build_horovod.gpu_switches({"HOROVOD_GPU_OPERATIONS": "NCCL"}, default_cuda=tmp_path / "none")
 
 
 def test_required_features_follow_the_switches(monkeypatch):
