@@ -18,8 +18,9 @@ Standard library only: it runs before the project itself is installed.
 
 A GPU build (HOROVOD_GPU_OPERATIONS=NCCL, with a CUDA build of torch installed) takes what the
 environment does not say from the machine (``gpu_switches``): the CUDA toolkit at CUDA_HOME or
-/usr/local/cuda, NCCL from the installed ``nvidia-nccl-cu*`` wheel (torch's own), shared NCCL
-linking, and CUDA_ARCHITECTURES (those the toolkit's nvcc knows).
+/usr/local/cuda (else one of torch's CUDA version assembled from NVIDIA's wheels), NCCL from the
+installed ``nvidia-nccl-cu*`` wheel (torch's own), shared NCCL linking, and CUDA_ARCHITECTURES
+(those the toolkit's nvcc knows).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from pathlib import Path
 
 PROG = "build_horovod"
 VERSIONS_FILE = Path(__file__).resolve().parent.parent / "versions.env"
-# Build switches that change what the wheel contains; they are part of the cache key.
+# Build switches that change what the wheel contains; they are part of the cache key. (A GPU build's
+# toolkit and NCCL enter it by their versions, not by the paths a machine finds them at.)
 KEY_SWITCHES = (
     "HOROVOD_WITH_MPI",
     "HOROVOD_WITHOUT_MPI",
@@ -47,8 +49,6 @@ KEY_SWITCHES = (
     "HOROVOD_GPU_OPERATIONS",
     "HOROVOD_GPU_ALLREDUCE",
     "HOROVOD_GPU_BROADCAST",
-    "HOROVOD_NCCL_HOME",
-    "HOROVOD_CUDA_HOME",
     "HOROVOD_NCCL_LINK",
     "HOROVOD_BUILD_CUDA_CC_LIST",
 )
@@ -409,8 +409,13 @@ def gpu_switches(env: dict[str, str], default_cuda: Path = DEFAULT_CUDA_HOME) ->
     cuda = cuda_toolkit(env, default_cuda)
     switches = {"HOROVOD_CUDA_HOME": str(cuda), "CUDA_HOME": str(cuda), "HOROVOD_NCCL_LINK": "SHARED"}
     switches["HOROVOD_NCCL_HOME"] = env.get("HOROVOD_NCCL_HOME") or str(nccl_from_wheel())
-    known = supported_architectures(cuda)
-    switches["HOROVOD_BUILD_CUDA_CC_LIST"] = ",".join(str(cc) for cc in CUDA_ARCHITECTURES if cc in known)
+    if "HOROVOD_BUILD_CUDA_CC_LIST" not in env:
+        known = supported_architectures(cuda)
+        chosen = [str(cc) for cc in CUDA_ARCHITECTURES if cc in known]
+        if not chosen:
+            raise BuildError(f"{cuda}/bin/nvcc compiles for none of sm_{', sm_'.join(map(str, CUDA_ARCHITECTURES))} "
+                             "(its --list-gpu-arch names none): set HOROVOD_BUILD_CUDA_CC_LIST")  # fmt: skip
+        switches["HOROVOD_BUILD_CUDA_CC_LIST"] = ",".join(chosen)
     return {key: value for key, value in switches.items() if key not in env}
 
 
@@ -435,16 +440,16 @@ def cuda_toolkit(env: dict[str, str], default: Path = DEFAULT_CUDA_HOME) -> Path
         staged = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{version}-"))
         try:
             pip("install", "--quiet", "--target", str(staged), f"cuda-toolkit[nvcc,cccl]=={version}")
-        except subprocess.CalledProcessError:
+            # The wheels ship versioned libraries only (libcudart.so.13); CMake's FindCUDAToolkit
+            # looks for the development names (libcudart.so), as a toolkit install has them.
+            for library in (staged / "nvidia" / "cu13" / "lib").glob("*.so.*"):
+                development = library.with_name(library.name.split(".so.")[0] + ".so")
+                if not development.exists():
+                    development.symlink_to(library.name)
+            os.replace(staged, target)
+        except BaseException:
             shutil.rmtree(staged, ignore_errors=True)
             raise
-        # The wheels ship versioned libraries only (libcudart.so.13); CMake's FindCUDAToolkit
-        # looks for the development names (libcudart.so), as a toolkit install has them.
-        for library in (staged / "nvidia" / "cu13" / "lib").glob("*.so.*"):
-            development = library.with_name(library.name.split(".so.")[0] + ".so")
-            if not development.exists():
-                development.symlink_to(library.name)
-        os.replace(staged, target)
     return target / "nvidia" / "cu13"
 
 
@@ -465,7 +470,10 @@ def cuda_version(cuda: Path) -> str:
 
 def nccl_version(home: Path) -> str:
     """NCCL's version from its header, e.g. "2.30.7"."""
-    header = (home / "include" / "nccl.h").read_text()
+    try:
+        header = (home / "include" / "nccl.h").read_text()
+    except OSError as err:
+        raise BuildError(f"NCCL at {home}: include/nccl.h unreadable ({err.strerror}); set HOROVOD_NCCL_HOME") from None
     parts = [re.search(rf"#define NCCL_{part}\s+(\d+)", header) for part in ("MAJOR", "MINOR", "PATCH")]
     if None in parts:
         raise BuildError(f"{home}/include/nccl.h defines no NCCL_MAJOR/MINOR/PATCH")
@@ -517,7 +525,7 @@ def main() -> None:
         print(f"[{PROG}] using cached wheel {cached[0]}", flush=True)
         try:
             ticked = install_and_check(cached[0], features)
-        except BuildError as err:  # e.g. one another machine built under this key (image-test offers the host's)
+        except (BuildError, subprocess.CalledProcessError) as err:  # e.g. one another machine built (image-test's)
             print(f"[{PROG}] the cached wheel failed here ({err}); removing it", flush=True)
             cached[0].unlink()
     if ticked is None:

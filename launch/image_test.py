@@ -15,7 +15,8 @@ No Docker engine here, and no image registry to pull a base from, so:
 Standard library only: it runs before `make setup`. Needs root, buildah and debootstrap.
 
     python3 -m launch.image_test            # caches warm when present
-    python3 -m launch.image_test --fresh    # drop the cached base image and wheel first
+    python3 -m launch.image_test --fresh    # drop the cached base image, rootfs, pip cache and image wheels
+                                            # first (the host's wheel is offered again: no compile)
 """
 
 from __future__ import annotations

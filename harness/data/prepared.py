@@ -37,7 +37,7 @@ import numpy as np
 from harness.contract.config import DataConfig
 from harness.data.inputs import pieces
 from harness.data.pairs import iter_pairs
-from harness.data.tokenizer import Tokenizer, load_tokenizer, token_dtype
+from harness.data.tokenizer import Tokenizer, load_tokenizer, seq2seq_ids, token_dtype
 
 INDEX_FILE = "index.json"
 FORMAT = "harness-prepared/1"
@@ -54,6 +54,11 @@ def token_stream(data: DataConfig, tokenizer: Tokenizer) -> Iterator[tuple[np.nd
     """The corpus as consecutive arrays of token ids, each with the input bytes it covers: the
     documents in order (a long text file in pieces), DOCUMENT_SEPARATOR's tokens between two."""
     separator = tokenizer.encode(DOCUMENT_SEPARATOR)
+    if len(separator) == 0:  # SentencePiece normalises blank lines away
+        raise ValueError(
+            f"tokenizer {tokenizer.name} encodes the blank line between documents to nothing, so a language "
+            "model's documents would run together: use a tokenizer.json (or bytes); SentencePiece serves pairs"
+        )
     batch: list[tuple[bytes, bool]] = []
     size, first = 0, True
     for piece, starts in pieces(data):
@@ -147,7 +152,7 @@ def prepare(
 def pair_split_point(pairs: int, val_fraction: float) -> int:
     """The first validation pair: the last ``val_fraction`` of the pairs validates; ``ValueError``
     when a split would be empty."""
-    cut = int(pairs * (1 - val_fraction))
+    cut = split_point(pairs, val_fraction)
     if cut == 0 or cut == pairs:
         raise ValueError(f"{pairs} pairs are too few for data.val_fraction {val_fraction}: each split needs a pair")
     return cut
@@ -163,24 +168,28 @@ def prepare_pairs(
     at all as ``prepare`` does, and return the index. ``progress`` hears the pairs done so far."""
     out = Path(out)
     tokenizer = load_tokenizer(data.tokenizer)
+    seq2seq_ids(tokenizer)  # a tokenizer training would refuse is refused before anything is written
     dtype = token_dtype(tokenizer.vocab_size)
     tmp = _output_directory(out)
     try:
         writers = [ShardWriter(tmp, side, dtype, shard_tokens) for side in SIDES]
         lengths: list[list[np.ndarray]] = [[], []]  # each side's pair lengths, a batch at a time
         texts = tmp / f"{VALIDATION_FILE}.all"  # every pair's texts; the validation ones are kept below
-        with writers[0], writers[1], texts.open("w", encoding="utf-8") as kept:
+        with writers[0], writers[1], texts.open("w", encoding="utf-8") as every_text:
             for batch in _batched(iter_pairs(data), ENCODE_BATCH_PAIRS):
                 for side, (writer, sizes) in enumerate(zip(writers, lengths, strict=True)):
                     encoded = tokenizer.encode_batch([pair[side] for pair in batch])
                     writer.write(np.concatenate(encoded))
                     sizes.append(np.array([len(ids) for ids in encoded], np.int64))
-                kept.writelines(json.dumps(dict(zip(SIDES, pair, strict=True))) + "\n" for pair in batch)
+                every_text.writelines(json.dumps(dict(zip(SIDES, pair, strict=True))) + "\n" for pair in batch)
                 progress(sum(map(len, lengths[0])))
         count = sum(map(len, lengths[0]))
         if count == 0:
             raise ValueError(f"the inputs {list(data.paths)} hold no source/target pairs")
         cut = pair_split_point(count, data.val_fraction)
+        for side, writer in zip(SIDES, writers, strict=True):
+            if not writer.shards:
+                raise ValueError(f"every {side} of the {count} pairs encodes to no tokens with {tokenizer.name}")
         with texts.open(encoding="utf-8") as every, (tmp / VALIDATION_FILE).open("w", encoding="utf-8") as validation:
             validation.writelines(line for number, line in enumerate(every) if number >= cut)
         texts.unlink()
@@ -200,10 +209,8 @@ def prepare_pairs(
             "val_fraction": data.val_fraction,
             "train_pairs": cut,
             "val_pairs": count - cut,
-            "source_field": data.source_field,
-            "target_field": data.target_field,
             **sides,
-            "validation": VALIDATION_FILE,
+            "validation": {"file": VALIDATION_FILE, "sha256": _file_sha256(tmp / VALIDATION_FILE)},
         }
         (tmp / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
         os.replace(tmp, out)
@@ -329,10 +336,11 @@ class PreparedData:
             raise ValueError(f"data.prepared {str(self.directory)!r} has no readable {INDEX_FILE}: {err}") from None
         self._paths = {name: [self._checked(shard, verify) for shard in files] for name, files in shards.items()}
         if self.pairs:
-            for side in SIDES:
-                path = self.directory / self.index[side]["offsets"]
-                if not path.is_file() or (verify and _file_sha256(path) != self.index[side]["offsets_sha256"]):
-                    raise ValueError(f"prepared offsets {path} are missing or changed: prepare the data again")
+            checked = [(self.index[side]["offsets"], self.index[side]["offsets_sha256"]) for side in SIDES]
+            for name, digest in [*checked, (self.index["validation"]["file"], self.index["validation"]["sha256"])]:
+                path = self.directory / name
+                if not path.is_file() or (verify and _file_sha256(path) != digest):
+                    raise ValueError(f"prepared file {path} is missing or changed: prepare the data again")
 
     def _checked(self, shard: dict, verify: bool) -> Path:
         path = self.directory / shard["file"]
@@ -370,8 +378,13 @@ class PreparedData:
 
     def validation_texts(self) -> list[tuple[str, str]]:
         """The validation pairs' (source, target) texts."""
-        with (self.directory / self.index["validation"]).open(encoding="utf-8") as lines:
-            return [tuple(json.loads(line)[side] for side in SIDES) for line in lines]
+        path = self.directory / self.index["validation"]["file"]
+        with path.open(encoding="utf-8") as lines:
+            texts = [tuple(json.loads(line)[side] for side in SIDES) for line in lines]
+        if len(texts) != self.index["val_pairs"]:
+            raise ValueError(f"prepared file {path} holds {len(texts)} pairs, not {self.index['val_pairs']}: "
+                             "prepare the data again")  # fmt: skip
+        return texts
 
 
 def _file_sha256(path: Path) -> str:

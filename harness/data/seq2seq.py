@@ -23,20 +23,7 @@ from harness.contract.task import Batch
 from harness.data.corpus import data_tokenizer
 from harness.data.pairs import read_pairs
 from harness.data.prepared import SIDES, PreparedData, TokenView, pair_split_point
-from harness.data.tokenizer import END_TOKENS, PAD_TOKENS, Tokenizer
-
-
-def seq2seq_ids(tokenizer: Tokenizer) -> tuple[int, int]:
-    """(pad id, end id) of ``tokenizer``; ``ValueError`` naming what it lacks."""
-    pad, end = tokenizer.special_id(PAD_TOKENS), tokenizer.special_id(END_TOKENS)
-    if pad is None or end is None:
-        lacks = " and ".join(what for what, found in (("a pad token", pad), ("an end token", end)) if found is None)
-        raise ValueError(
-            f"tokenizer {tokenizer.name} lacks {lacks} ({' or '.join(PAD_TOKENS)}; {' or '.join(END_TOKENS)}): "
-            "a sequence-to-sequence task pads its batches and ends each side; train one with "
-            "`harness tokenizer train --pairs`"
-        )
-    return pad, end
+from harness.data.tokenizer import Tokenizer, seq2seq_ids
 
 
 def beam_search(
@@ -116,8 +103,8 @@ class Side:
 
     @staticmethod
     def of(rows: list[np.ndarray]) -> Side:
-        tokens = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-        return Side(tokens, np.concatenate([[0], np.cumsum([len(row) for row in rows])]).astype(np.int64))
+        """``rows`` (at least one) in memory."""
+        return Side(np.concatenate(rows), np.concatenate([[0], np.cumsum([len(row) for row in rows])]).astype(np.int64))
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -183,12 +170,13 @@ class Seq2SeqTask:
 
     def splits(self, data: DataConfig) -> tuple[PairSplit, PairSplit]:
         if data.prepared:
-            sources, targets, texts = self._prepared(data)  # texts: the validation pairs' only
+            sources, targets, val_texts = self._prepared(data)
         tokenizer = data_tokenizer(data)
         pad, end = seq2seq_ids(tokenizer)
         if not data.prepared:
             texts = read_pairs(data)
             sources, targets = (Side.of(tokenizer.encode_batch([pair[i] for pair in texts])) for i in (0, 1))
+            val_texts = texts[pair_split_point(len(texts), data.val_fraction) :]
         cut = pair_split_point(len(sources), data.val_fraction)
         limits = {"source": (sources, self.max_source_len), "target": (targets, self.max_target_len)}
         lengths = [
@@ -197,9 +185,7 @@ class Seq2SeqTask:
         fixed = (*lengths, pad, end, pad if self.start == "pad" else end, tokenizer)
         return (
             PairSplit(sources.part(0, cut), targets.part(0, cut), [], *fixed),
-            PairSplit(
-                sources.part(cut, len(sources)), targets.part(cut, len(sources)), texts[cut - len(sources) :], *fixed
-            ),
+            PairSplit(sources.part(cut, len(sources)), targets.part(cut, len(sources)), val_texts, *fixed),
         )
 
     @staticmethod

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -146,6 +146,19 @@ class SentencePieceTokenizer:
 Tokenizer = ByteTokenizer | BPETokenizer | SentencePieceTokenizer
 
 
+def seq2seq_ids(tokenizer: Tokenizer) -> tuple[int, int]:
+    """(pad id, end id) of ``tokenizer``; ``ValueError`` naming what it lacks."""
+    pad, end = tokenizer.special_id(PAD_TOKENS), tokenizer.special_id(END_TOKENS)
+    if pad is None or end is None:
+        lacks = " and ".join(what for what, found in (("a pad token", pad), ("an end token", end)) if found is None)
+        raise ValueError(
+            f"tokenizer {tokenizer.name} lacks {lacks} ({' or '.join(PAD_TOKENS)}; {' or '.join(END_TOKENS)}): "
+            "a sequence-to-sequence task pads its batches and ends each side; train one with "
+            "`harness tokenizer train --pairs`"
+        )
+    return pad, end
+
+
 def token_dtype(vocab_size: int) -> np.dtype:
     """uint16 where every id fits (vocabularies up to 65536), else uint32."""
     return np.dtype(np.uint16 if vocab_size <= 2**16 else np.uint32)
@@ -210,12 +223,23 @@ def train_sentencepiece(
 
     model = io.BytesIO()
     special = {"unk_id": 0, "bos_id": -1, "pad_id": 1 if pairs else -1, "eos_id": 2 if pairs else -1}
+    failed: list[ValueError] = []  # a bad input record, raised inside the trainer's read of the texts
+
+    def sentences() -> Iterator[str]:
+        try:
+            yield from texts
+        except ValueError as err:
+            failed.append(err)
+            raise
+
     try:
         sentencepiece.SentencePieceTrainer.train(
-            sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size, model_type="unigram",
+            sentence_iterator=sentences(), model_writer=model, vocab_size=vocab_size, model_type="unigram",
             character_coverage=1.0, hard_vocab_limit=False, minloglevel=2, **special,
         )  # fmt: skip
     except RuntimeError as err:  # e.g. too few pieces for the characters: its reason, without the C++ location
+        if failed:
+            raise failed[0] from None
         reason = re.sub(r"^\w+: \S+\(\d+\) \[.*?\] ", "", str(err).splitlines()[0])
         raise ValueError(f"SentencePiece training failed: {reason}") from None
     partial = out.with_name(f".{out.name}.partial")

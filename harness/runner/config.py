@@ -12,8 +12,7 @@ from typing import Any
 from harness.contract.config import DataConfig, RunConfig
 from harness.contract.family import DEFAULT_FAMILY, Family, external_format, load_family
 from harness.data.corpus import data_tokenizer
-from harness.data.seq2seq import seq2seq_ids
-from harness.data.tokenizer import BYTES, tokenizer_beside
+from harness.data.tokenizer import BYTES, seq2seq_ids, tokenizer_beside
 
 # RunConfig's tables but the family's own ``model``: name -> config dataclass (each table's default's).
 TABLES = {f.name: type(f.default) for f in dataclasses.fields(RunConfig) if f.name != "model"}

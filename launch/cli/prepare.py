@@ -34,7 +34,6 @@ def prepare(out, shard_tokens, pairs, config_file, overrides):
     from tqdm import tqdm
 
     from harness.data.inputs import sources
-    from harness.data.pairs import pair_sources
     from harness.data.prepared import prepare as prepare_data
     from harness.data.prepared import prepare_pairs
 
@@ -44,7 +43,6 @@ def prepare(out, shard_tokens, pairs, config_file, overrides):
             raise ValueError("data.prepared is set: prepare reads data.paths (and data.tokenizer), not prepared data")
         started = time.perf_counter()
         if pairs:
-            pair_sources(data)  # every input checked before the first is read
             with tqdm(unit=" pairs", unit_scale=True, desc="prepare", file=sys.stderr, delay=2) as bar:
                 index = prepare_pairs(data, Path(out), shard_tokens, progress=lambda done: bar.update(done - bar.n))
         else:

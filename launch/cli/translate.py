@@ -44,7 +44,8 @@ def translate(
     checkpoint gives the same translations in either up to ties of the two models' logits (~1e-7)."""
     from harness.contract.config import Decoding
     from harness.contract.family import load_family
-    from harness.data.seq2seq import output_text, seq2seq_ids
+    from harness.data.seq2seq import output_text
+    from harness.data.tokenizer import seq2seq_ids
     from harness.runner.resume import newest_checkpoint, say_skipped
     from harness.storage.checkpoint import checkpoint_tokenizer
 

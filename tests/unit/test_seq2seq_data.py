@@ -315,9 +315,28 @@ def test_prepare_pairs_writes_whole_or_nothing_and_each_task_refuses_the_other_k
     prepare(DataConfig(), tmp_path / "stream")
     with pytest.raises(ValueError, match="holds a token stream for a language model"):
         Seq2SeqTask(16, 16).splits(DataConfig(prepared=str(tmp_path / "stream")))
+    # A too-long side is refused from the prepared lengths, its text decoded from the shards.
+    with pytest.raises(ValueError, match=r"a source of \d+ tokens .* longer than the model's 4 positions: '"):
+        Seq2SeqTask(4, 16).splits(DataConfig(prepared=str(out)))
+    validation = out / "validation.jsonl"
+    validation.write_text("".join(validation.read_text().splitlines(keepends=True)[:-1]))  # a pair lost
+    with pytest.raises(ValueError, match="validation.jsonl is missing or changed"):
+        PreparedData(out, verify=True)
+    with pytest.raises(ValueError, match="validation.jsonl holds 9 pairs, not 10"):
+        Seq2SeqTask(16, 16).splits(DataConfig(prepared=str(out)))
     offsets = out / "target-offsets.npy"
     offsets.write_bytes(offsets.read_bytes()[:-8] + (10**6).to_bytes(8, "little"))
-    with pytest.raises(ValueError, match="prepared offsets .* are missing or changed"):
+    with pytest.raises(ValueError, match="target-offsets.npy is missing or changed"):
         PreparedData(out, verify=True)
     with pytest.raises(ValueError, match="offsets of the targets .* do not match"):
         Seq2SeqTask(16, 16).splits(DataConfig(prepared=str(out)))
+
+
+def test_a_tokenizer_a_task_would_refuse_is_refused_before_anything_is_prepared(tmp_path, pairs_spm):
+    pairs = write_demo_pairs(tmp_path / "p.jsonl", 20)
+    with pytest.raises(ValueError, match="tokenizer bytes lacks a pad token and an end token"):
+        prepare_pairs(DataConfig(paths=(str(pairs),)), tmp_path / "out")
+    # SentencePiece drops blank lines: a language model's documents would run together.
+    with pytest.raises(ValueError, match="encodes the blank line between documents to nothing"):
+        prepare(DataConfig(tokenizer=str(pairs_spm)), tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.jsonl"]
