@@ -47,11 +47,7 @@ def load_corpus(config: DataConfig) -> np.ndarray | TokenView:
                 f"data.prepared {config.prepared!r} holds source/target pairs (`harness prepare --pairs`); this task "
                 "reads a token stream: prepare its inputs without --pairs"
             )
-        if prepared.index["val_fraction"] != config.val_fraction:
-            raise ValueError(
-                f"data.prepared {config.prepared!r} was split with val_fraction {prepared.index['val_fraction']}; "
-                f"data.val_fraction is {config.val_fraction}: set it to that, or prepare again"
-            )
+        prepared.check_split(config.val_fraction)
         return prepared.tokens()
     parts = [ids for ids, _ in token_stream(config, load_tokenizer(config.tokenizer))]
     return np.concatenate(parts)

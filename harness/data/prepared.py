@@ -24,6 +24,7 @@ cut into train and validation at the same pair as the in-memory pairs (harness/d
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import mmap
@@ -84,9 +85,10 @@ def split_point(total_tokens: int, val_fraction: float) -> int:
     return int(total_tokens * (1 - val_fraction))
 
 
-def _output_directory(out: Path) -> Path:
-    """A fresh hidden sibling of ``out`` to write into (renamed to ``out`` when complete);
-    ``ValueError`` if ``out`` exists or has no parent directory."""
+@contextlib.contextmanager
+def _whole_directory(out: Path) -> Iterator[Path]:
+    """A fresh hidden sibling of ``out`` to write into: renamed to ``out`` when the block ends, removed
+    if it raises, so ``out`` is whole or absent; ``ValueError`` if ``out`` exists or has no parent."""
     if out.exists():
         raise ValueError(f"--out {out} already exists; choose a new directory (prepared data is never overwritten)")
     if not out.parent.is_dir():
@@ -94,7 +96,12 @@ def _output_directory(out: Path) -> Path:
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    return tmp
+    try:
+        yield tmp
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _tokenizer_record(tokenizer: Tokenizer, directory: Path) -> dict:
@@ -118,8 +125,7 @@ def prepare(
     """
     out = Path(out)
     tokenizer = load_tokenizer(data.tokenizer)
-    tmp = _output_directory(out)
-    try:
+    with _whole_directory(out) as tmp:
         writer, input_bytes = ShardWriter(tmp, "tokens", token_dtype(tokenizer.vocab_size), shard_tokens), 0
         with writer:
             for ids, covered in token_stream(data, tokenizer):
@@ -142,10 +148,6 @@ def prepare(
             "shards": writer.shards,
         }
         (tmp / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return index
 
 
@@ -170,8 +172,7 @@ def prepare_pairs(
     tokenizer = load_tokenizer(data.tokenizer)
     seq2seq_ids(tokenizer)  # a tokenizer training would refuse is refused before anything is written
     dtype = token_dtype(tokenizer.vocab_size)
-    tmp = _output_directory(out)
-    try:
+    with _whole_directory(out) as tmp:
         writers = [ShardWriter(tmp, side, dtype, shard_tokens) for side in SIDES]
         lengths: list[list[np.ndarray]] = [[], []]  # each side's pair lengths, a batch at a time
         texts = tmp / f"{VALIDATION_FILE}.all"  # every pair's texts; the validation ones are kept below
@@ -213,10 +214,6 @@ def prepare_pairs(
             "validation": {"file": VALIDATION_FILE, "sha256": _file_sha256(tmp / VALIDATION_FILE)},
         }
         (tmp / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return index
 
 
@@ -341,6 +338,14 @@ class PreparedData:
                 path = self.directory / name
                 if not path.is_file() or (verify and _file_sha256(path) != digest):
                     raise ValueError(f"prepared file {path} is missing or changed: prepare the data again")
+
+    def check_split(self, val_fraction: float) -> None:
+        """``ValueError`` unless these data were split with ``val_fraction`` (data.val_fraction)."""
+        if self.index["val_fraction"] != val_fraction:
+            raise ValueError(
+                f"data.prepared {str(self.directory)!r} was split with val_fraction {self.index['val_fraction']}; "
+                f"data.val_fraction is {val_fraction}: set it to that, or prepare again"
+            )
 
     def _checked(self, shard: dict, verify: bool) -> Path:
         path = self.directory / shard["file"]

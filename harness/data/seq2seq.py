@@ -197,11 +197,7 @@ class Seq2SeqTask:
                 f"data.prepared {data.prepared!r} holds a token stream for a language model; a sequence-to-sequence "
                 "task reads pairs prepared with `harness prepare --pairs`"
             )
-        if prepared.index["val_fraction"] != data.val_fraction:
-            raise ValueError(
-                f"data.prepared {data.prepared!r} was split with val_fraction {prepared.index['val_fraction']}; "
-                f"data.val_fraction is {data.val_fraction}: set it to that, or prepare again"
-            )
+        prepared.check_split(data.val_fraction)
         sources, targets = (Side(prepared.tokens(side), prepared.offsets(side)) for side in SIDES)
         return sources, targets, prepared.validation_texts()
 
