@@ -6,13 +6,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # The TensorFlow distribution to install; the GPU image passes TF_PACKAGE='tensorflow[and-cuda]'.
 TF_PACKAGE ?= tensorflow-cpu
-# Where torch comes from: empty means pip's index; the images pass download.pytorch.org's
-# CPU or CUDA index (docker/Dockerfile*).
+# Where torch comes from: empty means pip's index (the GPU image: PyPI's CUDA build); the CPU image
+# passes download.pytorch.org's CPU index (docker/Dockerfile.cpu).
 TORCH_INDEX_URL ?=
 # transformers 4.57 and tf-keras for examples/hf_gpt2/, beside the environment (versions.env says why):
 # PYTHONPATH=$(TRANSFORMERS_TF):examples/hf_gpt2 harness train --family hf_gpt2_family:FAMILY ...
 TRANSFORMERS_TF := $(VENV)/transformers-tf
 # Re-run setup whenever the pins, the package metadata or the Horovod build script change.
+# torch is installed after TensorFlow: in the GPU image both bring a cuDNN 9 and a NCCL 2 wheel that
+# write the same files (nvidia/cudnn, nvidia/nccl); the last installed are kept, and Horovod is built
+# against torch's (docs/gpu-image.md).
 SETUP_STAMP := $(VENV)/.setup-complete
 
 .PHONY: setup demo test test-unit test-parallel lint doctor bench image-test clean
@@ -22,8 +25,8 @@ setup: $(SETUP_STAMP)
 $(SETUP_STAMP): versions.env pyproject.toml launch/build_horovod.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) torch==$(TORCH_VERSION)
 	$(PY) -m pip install --quiet $(TF_PACKAGE)==$(TENSORFLOW_VERSION)
+	$(PY) -m pip install --quiet $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) torch==$(TORCH_VERSION)
 	$(PY) launch/build_horovod.py
 	$(PY) -m pip install --quiet -e '.[dev]'
 	rm -rf $(TRANSFORMERS_TF)

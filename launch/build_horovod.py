@@ -492,6 +492,12 @@ def nccl_from_wheel() -> Path:
     if library is None:
         raise BuildError(f"{dist} holds no libnccl.so.2")
     wheel_home = Path(library.locate()).resolve().parent.parent  # .../nvidia/nccl
+    # nvidia-nccl-cu12 (tensorflow[and-cuda]'s) and -cu13 (torch's) write the same files; build
+    # against the wheel that owns them, not one whose files the other replaced.
+    if (found := nccl_version(wheel_home)) != installed_version(dist):
+        raise BuildError(f"{dist} {installed_version(dist)}'s files were replaced by another NCCL wheel's (its nccl.h "
+                         f"says {found}): install torch after TensorFlow, or pip install --force-reinstall --no-deps "
+                         f"{dist}=={installed_version(dist)}")  # fmt: skip
     home = cache_root() / "nccl" / f"{dist}-{installed_version(dist)}"
     (home / "lib").mkdir(parents=True, exist_ok=True)
     for link, target in (("include", wheel_home / "include"), ("lib/libnccl.so", wheel_home / "lib" / "libnccl.so.2"),

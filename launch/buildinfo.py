@@ -1,4 +1,5 @@
-"""What one framework's Horovod extension was built with: ``python -m launch.buildinfo torch``.
+"""What one framework's Horovod extension was built with, and the framework's CUDA build and GPUs:
+``python -m launch.buildinfo torch``.
 
 Runs in its own process (one framework per process) and prints one JSON object.
 """
@@ -13,12 +14,14 @@ FEATURES = ("gloo", "mpi", "nccl", "ccl", "ddl", "cuda", "rocm")
 
 
 def main(framework: str) -> None:
+    distributed = framework_module(framework, "distributed")
     try:
-        hvd = importlib.import_module(framework_module(framework, "distributed").HOROVOD_BINDING)
+        hvd = importlib.import_module(distributed.HOROVOD_BINDING)
     except ImportError as err:
         print(json.dumps({"available": False, "error": str(err).splitlines()[0]}))
         return
-    print(json.dumps({"available": True, **{f: bool(getattr(hvd, f"{f}_built")()) for f in FEATURES}}))
+    built = {f: bool(getattr(hvd, f"{f}_built")()) for f in FEATURES}
+    print(json.dumps({"available": True, **built, **distributed.gpu_info()}))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from launch.build_horovod import read_versions
 ROOT = Path(__file__).resolve().parent.parent
 # The ARGs each Dockerfile must declare (with versions.env's value as the default).
 DOCKERFILE_ARGS = {
-    "docker/Dockerfile": ("CUDA_VERSION", "PYTHON_VERSION", "TORCH_CUDA"),
+    "docker/Dockerfile": ("PYTHON_VERSION", "TORCH_GPU_VERSION"),
     "docker/Dockerfile.cpu": ("PYTHON_VERSION",),
 }
 # The packages of pyproject.toml's transformers-tf extra, and the versions.env pin of each.

@@ -32,6 +32,12 @@ def select_device(local_rank: int) -> str:
     return "/GPU:0"  # the one GPU this process sees
 
 
+def gpu_info() -> dict:
+    """The CUDA version this TensorFlow was built for (None: a CPU build) and how many GPUs it sees."""
+    return {"cuda_version": tf.sysconfig.get_build_info().get("cuda_version"),
+            "gpus": len(tf.config.list_physical_devices("GPU"))}  # fmt: skip
+
+
 def init_distributed() -> Distributed:
     import horovod.tensorflow as hvd
 

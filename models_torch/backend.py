@@ -44,10 +44,10 @@ def make_adamw(parameters: dict[str, torch.nn.Parameter], decay: set[str], train
     )
 
 
-def clip_gradients(parameters: dict[str, torch.nn.Parameter], train: TrainConfig) -> float:
+def clip_gradients(parameters: dict[str, torch.nn.Parameter], train: TrainConfig) -> torch.Tensor:
     """Scale the gradients in place to a global norm of at most ``train.grad_clip`` (0: no clipping);
-    returns their global norm before."""
-    return torch.nn.utils.clip_grad_norm_(parameters.values(), train.grad_clip or float("inf")).item()
+    returns their global norm before, on the gradients' device (no host synchronisation)."""
+    return torch.nn.utils.clip_grad_norm_(parameters.values(), train.grad_clip or float("inf"))
 
 
 class TorchBackend(Backend):
@@ -149,7 +149,9 @@ class TorchBackend(Backend):
             self.parameters[name].grad += relayout(reduced, layout, self.layouts[name])
         self.scaler.unscale_(self.optimizer)
         grad_norm = clip_gradients(self.parameters, t)
-        mean_loss, stop = (loss_and_stop if reducing is None else hvd.synchronize(reducing)).tolist()
+        reduced = loss_and_stop if reducing is None else hvd.synchronize(reducing)
+        # The step's one device-to-host read: the loss, any stop request and the norm together.
+        mean_loss, stop, grad_norm = torch.cat([reduced, grad_norm.reshape(1)]).tolist()
         applied = bool(np.isfinite(mean_loss) and np.isfinite(grad_norm))
         if applied:
             # Horovod: the gradients are already reduced; step without a second allreduce.

@@ -25,6 +25,11 @@ def select_device(local_rank: int) -> torch.device:
     return torch.device("cuda", index)
 
 
+def gpu_info() -> dict:
+    """The CUDA version this torch was built for (None: a CPU build) and how many GPUs it sees."""
+    return {"cuda_version": torch.version.cuda, "gpus": torch.cuda.device_count() if torch.cuda.is_available() else 0}
+
+
 def init_distributed() -> Distributed:
     import horovod.torch as hvd
 

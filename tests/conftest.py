@@ -5,8 +5,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import contextlib
+import importlib.util
 import os
 import subprocess
+
+# Triton (torch's CUDA builds) before any test module imports TensorFlow: models_tf/__init__.py says why.
+if importlib.util.find_spec("triton") is not None:
+    import triton  # noqa: F401
 
 import pytest
 

@@ -18,6 +18,13 @@ def _tick(flag: bool | None) -> str:
     return "[X]" if flag else "[ ]"
 
 
+def _gpus(framework: str, info: dict) -> str:
+    """``torch 8 (CUDA 13.2)``: the GPUs a framework sees and the CUDA it was built for."""
+    if "gpus" not in info:  # its Horovod extension did not load
+        return f"{framework} ?"
+    return f"{framework} {info['gpus']} ({'CUDA ' + info['cuda_version'] if info['cuda_version'] else 'CPU build'})"
+
+
 def installed_stack() -> dict[str, str | None]:
     """The installed version of each part of the stack (None: not installed)."""
     return {
@@ -64,6 +71,7 @@ def doctor() -> None:
     click.echo("frameworks   " + "  ".join(f"{_tick(ok)} {name}" for name, ok in frameworks.items()))
     click.echo(f"controllers  {_tick(features['Gloo'])} Gloo  {_tick(features['MPI'])} MPI")
     click.echo("tensor ops   " + "  ".join(f"{_tick(ok)} {name}" for name, ok in features.items()))
+    click.echo("gpus         " + "  ".join(_gpus(name, built[name]) for name in FRAMEWORK_PACKAGES))
     if missing:
         raise click.ClickException(f"{' and '.join(missing)} not installed; run `make setup`")
     unbuilt = [name for name, ok in frameworks.items() if not ok]

@@ -50,7 +50,7 @@ def torch_steps(weights: dict, steps: list[dict]) -> dict:
     for i, grads in enumerate(steps):
         for n, p in params.items():
             p.grad = torch.from_numpy(grads[n].copy())
-        norms.append(torch_backend.clip_gradients(params, TRAIN))
+        norms.append(torch_backend.clip_gradients(params, TRAIN).item())
         clipped.append({n: p.grad.numpy().copy() for n, p in params.items()})
         for group in adamw.param_groups:
             group["lr"] = learning_rate(i, TRAIN, 1)

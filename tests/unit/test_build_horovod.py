@@ -3,6 +3,7 @@
 import importlib.metadata
 import json
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 from launch import build_horovod
 
 ROOT = Path(__file__).resolve().parents[2]
+# What the standard library's extraction filter raises (Debian's Python 3.11.2 has none).
+FILTER_ERROR = getattr(tarfile, "FilterError", build_horovod.BuildError)
 
 
 def test_pins_are_read_from_versions_env():
@@ -20,7 +23,10 @@ def test_pins_are_read_from_versions_env():
 
 def test_installed_stack_matches_the_pins():
     versions = build_horovod.read_versions()
-    assert importlib.metadata.version("torch").split("+")[0] == versions["TORCH_VERSION"]
+    import torch
+
+    pin = "TORCH_GPU_VERSION" if torch.version.cuda else "TORCH_VERSION"  # the GPU image's, or make setup's
+    assert importlib.metadata.version("torch").split("+")[0] == versions[pin]
     assert build_horovod.installed_version("tensorflow", "tensorflow-cpu") == versions["TENSORFLOW_VERSION"]
     assert importlib.metadata.version("horovod") == versions["HOROVOD_VERSION"]
     assert f"{sys.version_info.major}.{sys.version_info.minor}" == versions["PYTHON_VERSION"]
@@ -124,7 +130,8 @@ def test_environment_records_the_build_it_holds():
     tensorflow = build_horovod.installed_version("tensorflow", "tensorflow-cpu")
     # The key names what is installed as the packages' own metadata says, not as build_key was told.
     python = f"cp{sys.version_info.major}{sys.version_info.minor}"
-    assert key.startswith(f"horovod-{horovod}_torch-{torch}_tf-{tensorflow}_{python}_"), key
+    assert key.startswith(f"horovod-{horovod}_torch-{torch}_tf-{tensorflow}_"), key  # then a GPU build's CUDA, NCCL
+    assert f"_{python}_" in key, key
     # Today's switches and patches give the same key: `make setup` has nothing to rebuild.
     assert key == build_horovod.build_key(horovod, torch, tensorflow)
     cached = build_horovod.cache_root() / "wheels" / key
@@ -142,7 +149,6 @@ def test_check_build_fails_with_one_line_for_a_missing_feature(capsys):
 
 def make_tar(path: Path, members: dict[str, bytes], link: tuple[str, str] | None = None) -> Path:
     import io
-    import tarfile
 
     with tarfile.open(path, "w:gz") as tar:
         for name, data in members.items():
@@ -158,7 +164,6 @@ def make_tar(path: Path, members: dict[str, bytes], link: tuple[str, str] | None
 
 @pytest.mark.parametrize("use_filter", [True, False])  # False: Debian bookworm's Python 3.11.2, no filter
 def test_the_source_archive_unpacks_inside_its_folder_only(tmp_path, use_filter):
-    import tarfile
 
     good = make_tar(tmp_path / "good.tar.gz", {"horovod-0.28.1/setup.py": b"x"}, link=("horovod-0.28.1/l", "setup.py"))
     (tmp_path / "out").mkdir()
@@ -170,6 +175,33 @@ def test_the_source_archive_unpacks_inside_its_folder_only(tmp_path, use_filter)
         "link": make_tar(tmp_path / "link.tar.gz", {}, link=("h/l", "../../etc/passwd")),
     }.items():
         (tmp_path / name).mkdir()
-        with tarfile.open(archive) as tar, pytest.raises((build_horovod.BuildError, tarfile.FilterError)):
+        with tarfile.open(archive) as tar, pytest.raises((build_horovod.BuildError, FILTER_ERROR)):
             build_horovod.extract(tar, tmp_path / name, use_filter)
         assert not (tmp_path / "evil").exists()
+
+
+def nccl_wheel(site: Path, dist: str, version: str, header_version: str) -> None:
+    """An installed NCCL wheel as pip leaves it (dist-info with its RECORD), whose header says
+    ``header_version`` (another wheel's, where that one overwrote its files)."""
+    nccl_home(site / "nvidia" / "nccl", header_version)
+    (site / "nvidia" / "nccl" / "lib").mkdir()
+    (site / "nvidia" / "nccl" / "lib" / "libnccl.so.2").write_bytes(b"\x7fELF")
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "RECORD").write_text("nvidia/nccl/include/nccl.h,,\nnvidia/nccl/lib/libnccl.so.2,,\n")
+
+
+def test_nccl_comes_from_torchs_wheel_unless_another_wheel_overwrote_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    site = tmp_path / "site"
+    nccl_wheel(site, "nvidia-nccl-cu13", "2.30.7", header_version="2.30.7")
+    monkeypatch.syspath_prepend(str(site))
+    home = build_horovod.nccl_from_wheel()
+    assert (home / "lib" / "libnccl.so").resolve() == (site / "nvidia/nccl/lib/libnccl.so.2").resolve()
+    assert build_horovod.nccl_version(home) == "2.30.7"
+    # tensorflow[and-cuda]'s nvidia-nccl-cu12 installed after torch writes the same files.
+    nccl_home(tmp_path / "cu12", "2.32.3")
+    (site / "nvidia/nccl/include/nccl.h").write_text((tmp_path / "cu12/include/nccl.h").read_text())
+    with pytest.raises(build_horovod.BuildError, match=r"nvidia-nccl-cu13 2.30.7's files were replaced .* says 2.32.3"):
+        build_horovod.nccl_from_wheel()

@@ -14,6 +14,7 @@ def test_doctor_reports_versions_and_build():
     assert "[X] TensorFlow  [X] PyTorch" in result.output
     assert "[X] Gloo" in result.output
     assert f"cpus         {os.cpu_count()}" in result.output
+    assert "gpus         torch 0 (CPU build)  tf 0 (CPU build)" in result.output  # this machine's stack
 
 
 def test_doctor_fails_with_one_line_when_horovod_is_missing(monkeypatch):
