@@ -66,8 +66,9 @@ bench: setup
 doctor: setup
 	$(VENV)/bin/harness doctor
 
-# Build docker/Dockerfile.cpu with buildah on a debootstrapped Debian base and train inside it
-# (launch/image_test.py; root, buildah and debootstrap). IMAGE_TEST_ARGS=--fresh drops the caches.
+# Build the images with buildah on a debootstrapped Debian base and train inside them (launch/image_test.py;
+# root, buildah and debootstrap): docker/Dockerfile.cpu always, docker/Dockerfile (GPU) when its inputs
+# changed since docker/gpu-image.verified. IMAGE_TEST_ARGS: --gpu always|never|only, --fresh (drop the caches).
 image-test:
 	$(PYTHON) -m launch.image_test $(IMAGE_TEST_ARGS)
 
