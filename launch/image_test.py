@@ -14,7 +14,7 @@ No Docker engine here, and no image registry to pull a base from, so:
    whose summary must show both ranks ending with equal weights: the GPU image's build trains on
    the CPU where there is no GPU.
 
-The GPU image takes about 20 minutes more (its CUDA libraries, Horovod's CUDA kernels), so by
+The GPU image takes about 16 minutes more here (its CUDA libraries, Horovod's CUDA kernels), so by
 default (``--gpu changed``, what CI runs) it is built only when its inputs (GPU_INPUTS) differ
 from those of the last build that passed, recorded in docker/gpu-image.verified; a pass writes that
 record, to be committed with the change.
@@ -276,7 +276,7 @@ def write_gpu_record(seconds: float, size: str, record: Path = GPU_RECORD) -> No
     os.replace(partial, record)
 
 
-def test_image(image: Image, cache: Path) -> tuple[dict[str, float], str]:
+def build_and_check(image: Image, cache: Path) -> tuple[dict[str, float], str]:
     """Build ``image`` and check inside it; returns the seconds each took and the image's size."""
     timings = {}
     started = time.monotonic()
@@ -319,11 +319,11 @@ def main(argv: list[str] | None = None) -> None:
         log(f"GPU image skipped (--gpu {args.gpu}" + (": its inputs are those of the last verified build)"
             if args.gpu == "changed" else ")"))  # fmt: skip
     else:
-        log(f"GPU image built too: {why}")
+        log(f"GPU image built: {why}")
         images.append(GPU_IMAGE)
     for image in images:
         started = time.monotonic()
-        timings, size = test_image(image, cache)
+        timings, size = build_and_check(image, cache)
         spent = ", ".join(f"{step} {seconds:.0f} s" for step, seconds in timings.items())
         log(f"passed: {image.name} ({size}); {spent}")
         if image.gpu:
