@@ -487,6 +487,7 @@ def nccl_from_wheel() -> Path:
     if dist is None:
         raise BuildError("a GPU build needs NCCL: pip install nvidia-nccl-cu13 (torch's CUDA builds bring it), "
                          "or set HOROVOD_NCCL_HOME")  # fmt: skip
+    version = installed_version(dist)
     files = importlib.metadata.distribution(dist).files or []
     library = next((f for f in files if f.name == "libnccl.so.2"), None)
     if library is None:
@@ -494,11 +495,11 @@ def nccl_from_wheel() -> Path:
     wheel_home = Path(library.locate()).resolve().parent.parent  # .../nvidia/nccl
     # nvidia-nccl-cu12 (tensorflow[and-cuda]'s) and -cu13 (torch's) write the same files; build
     # against the wheel that owns them, not one whose files the other replaced.
-    if (found := nccl_version(wheel_home)) != installed_version(dist):
-        raise BuildError(f"{dist} {installed_version(dist)}'s files were replaced by another NCCL wheel's (its nccl.h "
-                         f"says {found}): install torch after TensorFlow, or pip install --force-reinstall --no-deps "
-                         f"{dist}=={installed_version(dist)}")  # fmt: skip
-    home = cache_root() / "nccl" / f"{dist}-{installed_version(dist)}"
+    if (found := nccl_version(wheel_home)) != version:
+        raise BuildError(f"{dist} {version}'s files were replaced by another NCCL wheel's (its nccl.h says {found}): "
+                         "install torch after TensorFlow, or pip install --force-reinstall --no-deps "
+                         f"{dist}=={version}")  # fmt: skip
+    home = cache_root() / "nccl" / f"{dist}-{version}"
     (home / "lib").mkdir(parents=True, exist_ok=True)
     for link, target in (("include", wheel_home / "include"), ("lib/libnccl.so", wheel_home / "lib" / "libnccl.so.2"),
                          ("lib/libnccl.so.2", wheel_home / "lib" / "libnccl.so.2")):  # fmt: skip

@@ -164,7 +164,6 @@ def make_tar(path: Path, members: dict[str, bytes], link: tuple[str, str] | None
 
 @pytest.mark.parametrize("use_filter", [True, False])  # False: Debian bookworm's Python 3.11.2, no filter
 def test_the_source_archive_unpacks_inside_its_folder_only(tmp_path, use_filter):
-
     good = make_tar(tmp_path / "good.tar.gz", {"horovod-0.28.1/setup.py": b"x"}, link=("horovod-0.28.1/l", "setup.py"))
     (tmp_path / "out").mkdir()
     with tarfile.open(good) as tar:
