@@ -63,8 +63,8 @@ TUNING_CANDIDATES = (
     {"HOROVOD_CYCLE_TIME": "0.5"},
     {"HOROVOD_CYCLE_TIME": "5"},
     {"HOROVOD_IDLE_WAIT_MS": "0"},  # the build's idle-wait patch off (launch/build_horovod.py)
-    {"HARNESS_BENCH_SET": "train.gradient_groups=0"},  # one allreduce per tensor, as each gradient is ready
-    {"HARNESS_BENCH_SET": "train.gradient_groups=4"},
+    {"HARNESS_BENCH_SET": "train.gradient_bucket_mb=0"},  # one allreduce per tensor, as each gradient is ready
+    {"HARNESS_BENCH_SET": "train.gradient_bucket_mb=1"},
     {"HARNESS_BENCH_CONTROLLER": "gloo"},
 )
 

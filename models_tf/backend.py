@@ -1,4 +1,4 @@
-"""TensorFlow backend: a family's TF model, AdamW, and Horovod's DistributedGradientTape."""
+"""TensorFlow backend: a family's TF model, AdamW, and Horovod's grouped allreduce of its tape's gradients."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from harness.contract.backend import Backend, EvalSums, StepResult, bind, loss_shares, step_outcome
+from harness.contract.backend import (
+    Backend,
+    EvalSums,
+    StepResult,
+    bind,
+    gradient_buckets,
+    loss_shares,
+    step_outcome,
+)
 from harness.contract.config import RunConfig, TrainConfig
 from harness.contract.distributed import Distributed
 from harness.contract.family import Family
@@ -62,6 +70,11 @@ class TFBackend(Backend):
         self.bind_parameters("tf", dict(named_parameters(self.model)), lambda v: tuple(v.shape))
         self.import_model_state(family.init_state(config.model, init_seed))
         self.optimizer = make_adamw(self.parameters, family.decayed(config.model), t)
+        # The step's gradients, by index: the parameters', then the tied copies' (fp32 gradients).
+        variables = [*self.parameters.values(), *(param for param, _, _ in self.copies)]
+        self._buckets = gradient_buckets(
+            [(i, v.shape.num_elements() * 4) for i, v in enumerate(variables)], t.gradient_bucket_mb
+        )
         self.import_optimizer_state(zero_optimizer_state(self.shapes))
         self._scaling = t.precision == "fp16"
         self.loss_scale = tf.Variable(t.initial_loss_scale if self._scaling else 1.0)
@@ -91,7 +104,7 @@ class TFBackend(Backend):
         the job has one rank (a Python bool: one trace per value), whose values need no allreduce."""
         hvd, t = self.dist.hvd, self.config.train
         tf.random.get_global_generator().reset_from_seed(seed)  # before any draw: ops on one state run in order
-        variables = list(self.parameters.values()) + [param for param, _, _ in self.copies]
+        variables = [*self.parameters.values(), *(param for param, _, _ in self.copies)]
         compression = self.dist.compression(t.compression)
 
         def micro_loss(i: int) -> tf.Tensor:
@@ -100,33 +113,23 @@ class TFBackend(Backend):
             loss = (self.own_loss or cross_entropy)(logits, targets[i], micro_weights, t.label_smoothing)
             return loss * shares[i]
 
-        if t.accumulation_steps == 1:
+        # k local backward passes, their gradients summed, then reduced once per optimizer step (what
+        # torch's backward_passes_per_step does); embedding gradients densified for one allreduce.
+        loss, grads = tf.zeros([]), None
+        for i in range(t.accumulation_steps):  # unrolled when traced
             with tf.GradientTape() as tape:
-                loss = micro_loss(0)
-                scaled_loss = loss * self.loss_scale
-            # Horovod: average gradients over ranks in train.gradient_groups grouped allreduces (0: one
-            # per tensor); embedding gradients densified for one allreduce.
-            tape = hvd.DistributedGradientTape(
-                tape, sparse_as_dense=True, compression=compression, num_groups=t.gradient_groups
-            )
-            grads = tape.gradient(scaled_loss, variables)
-        else:
-            # k local backward passes (a DistributedGradientTape would allreduce after each one),
-            # their gradients summed here, then reduced once: what torch's backward_passes_per_step does.
-            loss, grads = tf.zeros([]), [tf.zeros_like(v) for v in variables]
-            for i in range(t.accumulation_steps):  # unrolled when traced
-                with tf.GradientTape() as tape:
-                    micro = micro_loss(i)
-                    scaled_loss = micro * self.loss_scale
-                micro_grads = tape.gradient(scaled_loss, variables)
-                grads = [g + tf.convert_to_tensor(m) for g, m in zip(grads, micro_grads, strict=True)]
-                loss += micro
-            # Horovod: one grouped allreduce of the accumulated gradients per optimizer step.
-            if not alone:
-                grads = hvd.grouped_allreduce(grads, op=hvd.Average, compression=compression)
+                micro = micro_loss(i)
+                scaled_loss = micro * self.loss_scale
+            # Zeros for a variable the loss does not reach, as Horovod's torch optimizer sends.
+            micro_grads = tape.gradient(scaled_loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            micro_grads = [tf.convert_to_tensor(g) for g in micro_grads]
+            grads = micro_grads if grads is None else [g + m for g, m in zip(grads, micro_grads, strict=True)]
+            loss += micro
+        if not alone:
+            grads = self._reduce_gradients(grads, compression)
         # Horovod: the logged loss is the mean over ranks, reduced in the same cycle as the gradients
-        # together with any rank's stop request. Alone, a rank skips Horovod's cycle (as
-        # DistributedGradientTape does for the gradients): its values are the means.
+        # together with any rank's stop request. Alone, a rank skips Horovod's cycle (as for the
+        # gradients): its values are the means.
         loss_and_stop = tf.stack([loss, stop])
         if not alone:
             loss_and_stop = hvd.allreduce(loss_and_stop, op=hvd.Average, name="train_loss")
@@ -143,6 +146,18 @@ class TFBackend(Backend):
         if self._scaling:
             self._update_loss_scale(tf.math.is_finite(grad_norm))
         return mean_loss, grad_norm, applied, stop > 0
+
+    def _reduce_gradients(self, grads: list[tf.Tensor], compression: Any) -> list[tf.Tensor]:
+        """Horovod: the rank-averaged gradients, one grouped allreduce per bucket of
+        train.gradient_bucket_mb. In the traced step each allreduce starts as soon as its bucket's
+        gradients exist, while the backward pass goes on. (DistributedGradientTape's groups key
+        variables by name, which a tf.Module's variables share: "Variable:0".)"""
+        hvd, reduced = self.dist.hvd, list(grads)
+        for bucket in self._buckets:
+            averaged = hvd.grouped_allreduce([grads[i] for i in bucket], op=hvd.Average, compression=compression)
+            for i, grad in zip(bucket, averaged, strict=True):
+                reduced[i] = grad
+        return reduced
 
     def _add_copies(self, grads: list) -> list[tf.Tensor]:
         """The parameters' gradients with each tied copy's (the last ones of ``grads``) added to its tensor's."""

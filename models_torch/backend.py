@@ -7,7 +7,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.contract.backend import Backend, EvalSums, StepResult, bind, loss_shares, step_outcome
+from harness.contract.backend import (
+    Backend,
+    EvalSums,
+    StepResult,
+    bind,
+    gradient_buckets,
+    loss_shares,
+    step_outcome,
+)
 from harness.contract.config import RunConfig, TrainConfig
 from harness.contract.distributed import Distributed
 from harness.contract.family import Family
@@ -65,15 +73,16 @@ class TorchBackend(Backend):
             own[name].requires_grad_(False)
         self.import_model_state(family.init_state(config.model, init_seed))
         adamw = make_adamw(self.parameters, family.decayed(config.model), t)
+        trained = [(p, p.numel() * 4) for p in self.parameters.values() if p.requires_grad]  # fp32 gradients
         # Horovod: average gradients over ranks with allreduce, started from backward hooks once
-        # every accumulation_steps backward passes, in train.gradient_groups grouped allreduces
-        # (0: one per tensor); fp16 on the wire if asked.
+        # every accumulation_steps backward passes: one grouped allreduce per bucket of
+        # train.gradient_bucket_mb, issued as soon as the backward pass has filled it; fp16 on the wire if asked.
         self.optimizer = hvd.DistributedOptimizer(
             adamw,
             named_parameters=self.model.named_parameters(),
             compression=dist.compression(t.compression),
             backward_passes_per_step=t.accumulation_steps,
-            groups=t.gradient_groups or None,
+            groups=gradient_buckets(trained, t.gradient_bucket_mb),
         )
         # Materialise AdamW's moments up front, so they exist to broadcast before step 0 (otherwise
         # Horovod would create them by running one spurious zero-gradient step).

@@ -70,6 +70,21 @@ def loss_shares(batch: Batch) -> np.ndarray:
     return (totals / totals.sum()).astype(np.float32)
 
 
+def gradient_buckets(sizes: list[tuple[Any, int]], bucket_mb: float) -> list[list[Any]]:
+    """The keys of ``sizes`` ((key, gradient bytes) in the model's order) in the buckets their gradients
+    are reduced in: filled in the order the backward pass produces them (the model's order reversed),
+    each closed once it holds ``bucket_mb`` MB or more (DDP's rule), so 0 puts every tensor alone and
+    a model smaller than one bucket has one."""
+    buckets, current, filled = [], [], 0
+    for key, nbytes in reversed(sizes):
+        current.append(key)
+        filled += nbytes
+        if filled >= bucket_mb * 2**20:
+            buckets.append(current)
+            current, filled = [], 0
+    return buckets + [current] if current else buckets
+
+
 class Backend(ABC):
     """One framework's model, AdamW optimizer and Horovod-wrapped training step."""
 

@@ -42,11 +42,12 @@ class TrainConfig:
     initial_loss_scale: float = 2.0**16  # fp16 only; torch.amp.GradScaler's default
     # Horovod's wire format for gradients: "none" (float32) or "fp16" (half the bytes).
     compression: str = "none"
-    # Grouped allreduces the gradients travel in per step: 1 (default) reduces all of them in one
-    # after the backward pass, N > 1 in N groups of parameters, each sent once its gradients are all
-    # ready, 0 each tensor as soon as it is ready (Horovod's default). One group measured fastest
-    # here in both frameworks (docs/measurements.md, "Benchmarks"); on GPUs, measure with `harness bench`.
-    gradient_groups: int = 1
+    # The gradients travel in buckets of at least this many MB, filled in the order the backward pass
+    # produces them, each reduced by one grouped allreduce as soon as it is full: communication
+    # overlaps the rest of the backward pass (DDP's approach and default size). A model whose
+    # gradients total less than one bucket sends them in one allreduce after the backward pass;
+    # 0 sends each tensor alone (Horovod's default). docs/training.md#gradient-buckets has the figures.
+    gradient_bucket_mb: float = 25.0
     # Label smoothing epsilon of the cross-entropy: the target distribution puts 1 - epsilon on the
     # true class and spreads epsilon uniformly over all classes (Szegedy et al. 2016; torch's rule).
     label_smoothing: float = 0.0
@@ -64,8 +65,8 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"train.{name} must be one of {list(allowed)}, received {getattr(self, name)!r}")
-        if self.gradient_groups < 0:
-            raise ValueError(f"train.gradient_groups must be >= 0, received {self.gradient_groups!r}")
+        if not self.gradient_bucket_mb >= 0:
+            raise ValueError(f"train.gradient_bucket_mb must be >= 0, received {self.gradient_bucket_mb!r}")
         if self.initial_loss_scale <= 0:
             raise ValueError(f"train.initial_loss_scale must be > 0, received {self.initial_loss_scale!r}")
         for name in ("steps", "batch_size", "accumulation_steps"):
