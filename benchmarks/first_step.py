@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 import psutil
 
 from harness.loop.trainer import Hook
+from launch.bench import peer_command, whole_process
 
 ROOT = Path(__file__).resolve().parent.parent
 STAMPS = "FIRST_STEP_STAMPS"  # the directory each rank writes its stamps into
@@ -54,49 +54,27 @@ class Clock(Hook):
         Path(os.environ[STAMPS], f"rank-{os.getpid()}.json").write_text(json.dumps(self.stamps))
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds of ``cmd`` and the largest peak RSS (MiB) among its processes, from a fresh
-    wrapper process (RUSAGE_CHILDREN holds the largest descendant's peak)."""
-    wrapper = (
-        "import json, resource, subprocess, sys, time\n"
-        "began = time.time(); code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
-        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
-        "print(json.dumps({'code': code, 'seconds': time.time() - began, 'peak_mib': peak}))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], env=env, capture_output=True, text=True, cwd=ROOT)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    if result["code"] != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({result['code']}):\n{out.stderr[-3000:]}")
-    return result["seconds"], result["peak_mib"]
-
-
 def harness_phases(framework: str, model: str) -> dict[str, float]:
     harness = str(Path(sys.executable).parent / "harness")
     with tempfile.TemporaryDirectory() as stamps, tempfile.TemporaryDirectory() as run_dir:
         env = {**os.environ, STAMPS: stamps, "PYTHONPATH": f"{ROOT / 'benchmarks'}:{os.environ.get('PYTHONPATH', '')}"}
         cmd = [harness, "train", "--framework", framework, "--np", "2", "--model", model, "--steps", "1"]
-        cmd += ["--no-progress", "--set", "eval.every=0", "--run-dir", run_dir, "--hook", "first_step:Clock"]
+        cmd += ["--no-progress", "--set", "eval.every=0", "--set", "train.batch_size=16", "--run-dir", run_dir]
+        cmd += ["--hook", "first_step:Clock"]
         began = time.time()
-        seconds, peak = timed(cmd, env)
+        whole = whole_process(cmd, env)
         ranks = [json.loads(p.read_text()) for p in Path(stamps).glob("rank-*.json")]
     # The later rank's time and the larger rank's peak RSS at each stamp.
     phases = {name: (max(r[name][0] for r in ranks) - began, max(r[name][1] for r in ranks)) for name in ranks[0]}
-    return {**phases, "launcher exits": (seconds, peak)}
-
-
-def peer(framework: str, model: str) -> tuple[float, float]:
-    env = dict(os.environ)
-    if framework == "torch":
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-        return timed([*cmd, str(ROOT / "benchmarks" / "ddp_torch.py"), "gpt", model, "16", "1"], env)
-    return timed([sys.executable, str(ROOT / "benchmarks" / "mwms_tf.py"), "2", "gpt", model, "16", "1"], env)
+    return {**phases, "launcher exits": (whole["seconds"], whole["peak_mib"])}
 
 
 def main(framework: str, runs: int, model: str) -> None:
     for run in range(1, runs + 1):
         phases = harness_phases(framework, model)
         line = ", ".join(f"{name} {at:.2f} s ({rss:.0f} MiB)" for name, (at, rss) in phases.items())
-        seconds, peak = peer(framework, model)
+        peer = whole_process(peer_command(framework, model, "gpt", 16, 1), dict(os.environ))
+        seconds, peak = peer["seconds"], peer["peak_mib"]
         (whole, largest) = phases["launcher exits"]
         print(f"run {run} harness {framework}: {line}", flush=True)
         print(

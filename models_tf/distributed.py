@@ -51,3 +51,10 @@ def init_distributed() -> Distributed:
             setter(int(os.environ[variable]))
 
     return Distributed(hvd, to_tensor=to_tensor, to_numpy=to_numpy, select_device=select_device)
+
+
+def shutdown() -> None:
+    """Horovod: leave the job (what Horovod's own exit hook would do), for a process about to end."""
+    import horovod.tensorflow as hvd
+
+    hvd.shutdown()

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 # ``fused``: a tf.function that XLA compiles, its elementwise work fused into few loops, where no GPU
 # is visible (the kernels here, and AdamW's update in adamw.py); elsewhere a plain tf.function.
-fused = tf.function(jit_compile=not tf.config.list_physical_devices("GPU"))
+fused = tf.function(jit_compile=not tf.config.list_physical_devices("GPU"), autograph=False)
 
 _SQRT_HALF = np.float32(np.sqrt(0.5))
 _INV_SQRT_PI = np.float32(1.0 / np.sqrt(np.pi))

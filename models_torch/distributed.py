@@ -34,3 +34,10 @@ def init_distributed() -> Distributed:
     import horovod.torch as hvd
 
     return Distributed(hvd, to_tensor=to_tensor, to_numpy=to_numpy, select_device=select_device)
+
+
+def shutdown() -> None:
+    """Horovod: leave the job (what Horovod's own exit hook would do), for a process about to end."""
+    import horovod.torch as hvd
+
+    hvd.shutdown()

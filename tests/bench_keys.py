@@ -19,4 +19,8 @@ KEYS = {
     "vs_tf_mwms_np1",
     "vs_tf_mwms_np2",
     "scaling_efficiency_mwms",
+    "first_step_vs_peer_torch_tiny",
+    "first_step_vs_peer_tf_tiny",
+    "peak_rss_vs_peer_torch_tiny",
+    "peak_rss_vs_peer_tf_tiny",
 }

@@ -17,6 +17,8 @@ HARNESS = {("torch", 1): 0.20, ("torch", 2): 0.25, ("tf", 1): 0.30, ("tf", 2): 0
 MINIMAL = {("torch", 1): 0.19, ("torch", 2): 0.24, ("tf", 1): 0.28, ("tf", 2): 0.36}
 PEER = {("torch", 1): 0.22, ("torch", 2): 0.26, ("tf", 1): 0.33, ("tf", 2): 0.45}
 ALLREDUCE_GBPS = {"horovod": 2.0, "torch_distributed": 0.5}
+# Time to the first step (s) and the largest process's peak RSS (MiB): harness, peer.
+FIRST_STEP = {"torch": ((4.0, 340.0), (5.0, 320.0)), "tf": ((8.0, 780.0), (10.0, 800.0))}
 
 
 def samples(median: float) -> list[float]:
@@ -35,6 +37,14 @@ def fake_measurements(calls: list[tuple]) -> Measurements:
         calls.append(("sizes", None, None, family.spec))
         return [{"model": size.model} for size in sizes]
 
+    def first_step(framework, model, family):
+        calls.append(("first_step", framework, 2, family))
+        (seconds, peak), (peer_seconds, peer_peak) = FIRST_STEP[framework]
+        return {
+            "harness": {"seconds": seconds, "peak_mib": peak},
+            "peer": {"seconds": peer_seconds, "peak_mib": peer_peak},
+        }
+
     return Measurements(
         matmul_peak_gflops=lambda threads: stats([100.0 * threads]),
         memcpy_gbps=lambda: stats([10.0]),
@@ -43,6 +53,7 @@ def fake_measurements(calls: list[tuple]) -> Measurements:
         ddp_step_times=lambda n, plan, family, env: timed("peer", "torch", n, family, PEER),
         mwms_step_times=lambda n, plan, family, env: timed("peer", "tf", n, family, PEER),
         size_table=size_table,
+        first_step=first_step,
         allreduce_gbps=lambda kind, plan, env: {
             str(float(mb)): stats([ALLREDUCE_GBPS[kind]]) for mb in plan.allreduce_sizes_mb
         },
@@ -86,7 +97,8 @@ def test_the_gpt_family_runs_the_minimal_loops_the_peers_and_the_size_table():
     for framework in ("torch", "tf"):
         for n in (1, 2):
             expected += [(what, framework, n, "gpt") for what in ("harness", "minimal", "peer")]
-    assert calls == [*expected, ("sizes", None, None, "gpt")]
+    first_steps = [("first_step", framework, 2, "gpt") for framework in ("torch", "tf")]  # the quick plan: tiny
+    assert calls == [*expected, ("sizes", None, None, "gpt"), *first_steps]
     assert bench["raw"]["sizes"] == [{"model": "tiny"}]  # the quick plan's sizes, not the family's
     assert set(bench) == KEYS | {"raw"}
     for framework in ("torch", "tf"):
@@ -98,6 +110,12 @@ def test_the_gpt_family_runs_the_minimal_loops_the_peers_and_the_size_table():
     assert bench["vs_tf_mwms_np1"] == pytest.approx(HARNESS["tf", 1] / PEER["tf", 1])
     assert bench["scaling_efficiency_mwms"] == pytest.approx(PEER["tf", 1] / PEER["tf", 2])
     assert 0 < bench["mfu_tf"] < bench["mfu_torch"]  # same FLOPs per token; TF's fake steps are slower
+    for framework, ((seconds, peak), (peer_seconds, peer_peak)) in FIRST_STEP.items():
+        assert bench[f"first_step_vs_peer_{framework}_tiny"] == pytest.approx(seconds / peer_seconds)
+        assert bench[f"peak_rss_vs_peer_{framework}_tiny"] == pytest.approx(peak / peer_peak)
+    table = markdown_table({**bench, "raw": {**bench["raw"], "sizes": []}})  # the fake size rows have no figures
+    (row,) = [line for line in table.splitlines() if line.startswith("| tf_tiny |")]
+    assert row.endswith("| 780 / 800 | 0.80 / 0.97 |")
 
 
 def test_rounds_take_turns_and_pool_their_steps():
