@@ -11,10 +11,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import TextIO
 
+from harness.contract.distributed import LOST_JOB
 from harness.loop.preemption import StopRequest
 from harness.loop.watchdog import HANG_TIMEOUT_VARIABLE
 
@@ -182,6 +186,50 @@ def read_hostfile(path: str) -> dict[str, int]:
     return slots
 
 
+def rank_hosts(num_ranks: int, hosts: str | None = None, hostfile: str | None = None) -> list[str]:
+    """The host of each rank, in rank order, as horovodrun assigns them: each host's slots filled in
+    the order the hosts are listed (this machine, ``localhost``, without hosts)."""
+    slots = read_hostfile(hostfile) if hostfile else parse_hosts(hosts) if hosts else {"localhost": num_ranks}
+    return [name for name, count in slots.items() for _ in range(count)][:num_ranks]
+
+
+@dataclass
+class JobOutput:
+    """horovodrun's stderr as the launcher passes it on: the ranks whose last line said they lost the
+    job, and horovodrun's own Python traceback, which goes to ``log_path`` instead of the terminal
+    (the ranks' lines before it say what happened, in the user's terms)."""
+
+    log_path: Path
+    reported_loss: set[int] = field(default_factory=set)
+    traceback_logged: bool = False
+    error: str = ""  # the traceback's exception line (its last unindented one), e.g. "RuntimeError: ..."
+
+    def relay(self, stream: TextIO, out: TextIO) -> None:
+        log = None
+        try:
+            for line in stream:
+                forwarded = RANK_LINE.match(line.rstrip("\n"))
+                if forwarded and f" {LOST_JOB}: " in forwarded["text"]:
+                    self.reported_loss.add(int(forwarded["rank"]))
+                if not forwarded and log is None and line.startswith("Traceback (most recent call last):"):
+                    self.log_path.parent.mkdir(parents=True, exist_ok=True)
+                    log, self.traceback_logged = self.log_path.open("a"), True
+                if log is not None and not forwarded:
+                    log.write(line)
+                    if line.strip() and not line[0].isspace() and not line.startswith("Traceback"):
+                        self.error = line.strip()
+                else:
+                    out.write(line)
+                    out.flush()
+        finally:
+            if log is not None:
+                log.close()
+
+    def lost_ranks(self, num_ranks: int) -> list[int]:
+        """The ranks that did not report a loss, when some did (the others saw them go); else none."""
+        return [r for r in range(num_ranks) if r not in self.reported_loss] if self.reported_loss else []
+
+
 def write_discovery_script(directory: Path, slots: dict[str, int]) -> Path:
     """An executable that prints ``NAME:SLOTS`` per host: Horovod elastic's host discovery."""
     script = Path(directory) / "discover_hosts.sh"
@@ -262,8 +310,10 @@ def run_horovodrun(
     elastic_timeout: int | None = None,
     controller: str = "gloo",
     environment: Mapping[str, str] = MappingProxyType({}),
+    output: JobOutput | None = None,
 ) -> subprocess.CompletedProcess:
     """Run ``program`` under horovodrun with per-rank thread limits; does not raise on failure.
+    With ``output`` (and not ``capture``), horovodrun's stderr is passed on through it.
 
     Thread counts the user already set in the environment take precedence; ``environment`` (what a
     family's ranks need, ``Family.environment``) over everything. With ``stop``, SIGTERM
@@ -291,15 +341,27 @@ def run_horovodrun(
             elastic_timeout=elastic_timeout,
             controller=check_controller(controller, mpi_built(), bool(elastic)),
         )
-        output = subprocess.PIPE if capture else None
-        with subprocess.Popen(cmd, env=env, stdout=output, stderr=output, text=True) as job:
+        piped = subprocess.PIPE if capture else None
+        relayed = output is not None and not capture
+        with subprocess.Popen(
+            cmd, env=env, stdout=piped, stderr=subprocess.PIPE if relayed else piped, text=True
+        ) as job:
+            relay = (
+                threading.Thread(target=output.relay, args=(job.stderr, sys.stderr), daemon=True) if relayed else None
+            )
 
             def forward(signum: int) -> None:
                 job.send_signal(signal.SIGTERM)  # horovodrun's cue to stop its ranks politely
 
             with stop.on_signals(then=forward) if stop is not None else contextlib.nullcontext():
                 try:
-                    out, err = job.communicate(timeout=timeout)
+                    if relay is None:
+                        out, err = job.communicate(timeout=timeout)
+                    else:
+                        relay.start()
+                        job.wait(timeout=timeout)
+                        relay.join()
+                        out = err = None
                 except subprocess.TimeoutExpired:
                     job.kill()
                     raise

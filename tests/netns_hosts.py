@@ -9,6 +9,7 @@ points ssh at that key without touching the real ~/.ssh: ``ip netns exec`` bind-
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -47,6 +48,19 @@ class TestHosts:
         """``argv`` run on ``host``: inside its namespace, under its own hostname."""
         inner = 'hostname "$0" && exec "$@"'
         return ["ip", "netns", "exec", self.namespaces[host], "unshare", "--uts", "sh", "-c", inner, host, *argv]
+
+    def set_link(self, host: str, up: bool) -> None:
+        """Cut ``host`` off the network (its end of the veth down), or connect it again."""
+        _ip("-n", self.namespaces[host], "link", "set", INTERFACE, "up" if up else "down")
+
+    def command_lines(self, host: str) -> list[str]:
+        """The command lines of the processes running on ``host`` (its namespace)."""
+        pids = subprocess.run(["ip", "netns", "pids", self.namespaces[host]], capture_output=True, text=True).stdout
+        lines = []
+        for pid in pids.split():
+            with contextlib.suppress(OSError):  # ended meanwhile
+                lines.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+        return lines
 
     def received_bytes(self, host: str) -> int:
         path = f"/sys/class/net/{INTERFACE}/statistics/rx_bytes"

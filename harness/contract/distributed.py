@@ -18,6 +18,9 @@ import numpy as np
 # shutdown notice, or any error of Gloo's TCP transport (a receive timeout, a connection reset or
 # closed by the peer), which TF reports as op errors.
 LOST_RANK_MARKERS = ("Horovod has been shut down", "gloo/transport/tcp/")
+# What a rank's last line says when it gives up on the job ("rank R lost the job: why"): the
+# launcher reads it to tell the ranks that saw a loss from the rank that was lost.
+LOST_JOB = "lost the job"
 
 
 def is_lost_rank_error(err: BaseException) -> bool:

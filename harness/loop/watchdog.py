@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 
+from harness.contract.distributed import LOST_JOB
 from harness.loop.trainer import Hook, LoopPosition, StepReport, Trainer
 
 HANG_TIMEOUT_VARIABLE = "HARNESS_HANG_TIMEOUT"  # seconds without a step before a rank gives up
@@ -49,8 +50,8 @@ class Watchdog(Hook):
             limit = self.timeout + (FIRST_STEP_ALLOWANCE if self.first else 0.0)
             if time.monotonic() - self.last > limit:
                 print(
-                    f"Error: rank {self.rank} completed no step for {limit:.0f} s (last: step {self.step}): "
-                    "another rank stopped responding or died (--hang-timeout)",
+                    f"Error: rank {self.rank} {LOST_JOB}: it completed no step for {limit:.0f} s (last: step "
+                    f"{self.step}); another rank stopped responding or died (--hang-timeout)",
                     file=sys.stderr,
                     flush=True,
                 )

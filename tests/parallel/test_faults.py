@@ -74,7 +74,7 @@ def test_a_rank_stuck_in_python_fails_the_job_within_the_hang_timeout(tmp_path):
     elapsed = time.monotonic() - began
     assert job.returncode != 0, job.report()
     # Both ranks' watchdogs started their clocks at step 3; whichever fires first ends the job.
-    watchdog = "completed no step for 10 s (last: step 3): another rank stopped responding"
+    watchdog = "lost the job: it completed no step for 10 s (last: step 3); another rank stopped responding"
     assert any(f"Error: rank {rank} {watchdog}" in job.stderr[rank] for rank in (0, 1)), job.report()
     assert elapsed < 120, f"took {elapsed:.0f} s to notice a stuck rank with --hang-timeout 10"
     print(f"stuck rank, --hang-timeout 10: the whole job (start-up included) ended after {elapsed:.1f} s")
@@ -103,12 +103,13 @@ def test_a_frozen_rank_fails_the_job_within_the_hang_timeout(tmp_path):
             os.kill(frozen, signal.SIGKILL)
     waited = time.monotonic() - stopped_at
     assert job.returncode == 1, err[-4000:]
-    assert "Error: training failed: horovodrun exited with code 1" in err
-    # Rank 0 notices first through Gloo's receive timeout or through the watchdog; both say why.
+    # Rank 0 notices first through Gloo's receive timeout or through the watchdog; both say why,
+    # and the last line names the rank it lost.
     assert (
         "Error: rank 0 lost the job: another rank exited or stopped responding for 10 s" in out + err
-        or "Error: rank 0 completed no step for 10 s" in out + err
+        or "Error: rank 0 lost the job: it completed no step for 10 s" in out + err
     ), err[-4000:]
+    assert err.strip().splitlines()[-1].startswith("Error: training failed: rank 1 on localhost was lost"), err[-4000:]
     assert waited < 60, f"the job noticed a frozen rank only after {waited:.0f} s (--hang-timeout 10)"
     print(f"frozen rank, --hang-timeout 10: the job ended {waited:.1f} s after SIGSTOP")
 

@@ -1,5 +1,6 @@
 """horovodrun command lines and per-rank environments."""
 
+import io
 import subprocess
 
 import pytest
@@ -7,10 +8,12 @@ import pytest
 from harness.contract.distributed import launched_rank
 from launch.horovodrun import (
     RANK_LINE,
+    JobOutput,
     check_controller,
     horovodrun_command,
     parse_hosts,
     rank_environment,
+    rank_hosts,
     read_hostfile,
     train_argv,
     write_discovery_script,
@@ -111,3 +114,42 @@ def test_elastic_jobs_get_a_host_discovery_script(tmp_path):
     hostfile.write_text("node1 slots=many\n")
     with pytest.raises(ValueError, match="bad line 'node1 slots=many' in hostfile"):
         read_hostfile(str(hostfile))
+
+
+def test_relayed_output_keeps_rank_lines_and_logs_horovodruns_traceback(tmp_path):
+    stream = io.StringIO(
+        "[1]<stdout>:step 10\n"
+        "[0]<stderr>:Error: rank 0 lost the job: another rank exited or stopped responding for 30 s (--hang-timeout)\n"
+        "some horovodrun warning\n"
+        "Traceback (most recent call last):\n"
+        '  File "horovodrun", line 8, in <module>\n'
+        "RuntimeError: Horovod detected that one or more processes exited with non-zero status\n"
+        "[1,0]<stderr>:a rank's line after it\n"
+    )
+    out, output = io.StringIO(), JobOutput(tmp_path / "run" / "horovodrun.log")
+    output.relay(stream, out)
+    assert out.getvalue().splitlines() == [
+        "[1]<stdout>:step 10",
+        "[0]<stderr>:Error: rank 0 lost the job: another rank exited or stopped responding for 30 s (--hang-timeout)",
+        "some horovodrun warning",
+        "[1,0]<stderr>:a rank's line after it",
+    ]
+    assert output.traceback_logged and output.log_path.read_text().startswith("Traceback (most recent call last):")
+    assert output.error == "RuntimeError: Horovod detected that one or more processes exited with non-zero status"
+    assert "RuntimeError: Horovod detected" in output.log_path.read_text()
+    assert output.reported_loss == {0} and output.lost_ranks(2) == [1] and output.lost_ranks(3) == [1, 2]
+
+
+def test_without_a_reported_loss_no_rank_is_named_lost(tmp_path):
+    output = JobOutput(tmp_path / "horovodrun.log")
+    output.relay(io.StringIO("[0]<stderr>:ValueError: something else\n"), io.StringIO())
+    assert output.lost_ranks(2) == [] and not output.traceback_logged and not output.log_path.exists()
+    assert output.error == ""
+
+
+def test_rank_hosts_fill_each_hosts_slots_in_order(tmp_path):
+    assert rank_hosts(2) == ["localhost", "localhost"]
+    assert rank_hosts(3, hosts="hostA:2,hostB:2") == ["hostA", "hostA", "hostB"]
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text("hostB slots=1\nhostA slots=2\n")
+    assert rank_hosts(3, hostfile=str(hostfile)) == ["hostB", "hostA", "hostA"]

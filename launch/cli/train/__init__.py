@@ -112,7 +112,7 @@ def train(**params) -> None:
             train_here(options, family, config, hooks)
             return
         check_parameter_map(options.framework, family, config.model)
-        result, stop = launch_ranks(options, family)
+        result, stop, output = launch_ranks(options, family)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     survivors = collect_waiting_survivors(options.run_dir)
@@ -120,4 +120,4 @@ def train(**params) -> None:
     # suite (2026-11-24) horovodrun ended with 0 after its ranks had stopped on a SIGTERM and saved.
     if result.returncode != 0 or stop.requested:
         start_step = start.step if start else 0
-        explain_failure(options, family, config, start_step, stop, result.returncode, survivors)
+        explain_failure(options, family, config, start_step, stop, result.returncode, survivors, output)

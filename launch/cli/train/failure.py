@@ -13,7 +13,7 @@ from harness.contract.family import Family
 from harness.loop.preemption import StopRequest, exit_code, signal_name
 from harness.storage.checkpoint import latest_checkpoint
 from launch.cli.train.options import TrainOptions
-from launch.horovodrun import GRACE_SECONDS
+from launch.horovodrun import GRACE_SECONDS, JobOutput, rank_hosts
 
 
 def explain_failure(
@@ -24,10 +24,12 @@ def explain_failure(
     stop: StopRequest,
     returncode: int,
     survivors: list[dict],
+    output: JobOutput,
 ) -> None:
     """The one line (and exit code) for a job that horovodrun ended with ``returncode``, or that was
     asked to stop; ``survivors``: the ranks of an elastic job that were still waiting for it to
-    re-form when it ended. Returns only for a job that finished before a stop took effect."""
+    re-form when it ended; ``output``: what horovodrun's stderr said. Returns only for a job that
+    finished before a stop took effect."""
     from harness.storage.rundir import wait_for_run_dir
 
     run_dir = options.run_dir
@@ -57,4 +59,17 @@ def explain_failure(
     if stop.requested:
         click.echo(f"stopped by {cause} before a step completed; nothing new to resume", err=True)
         sys.exit(exit_code(stop.signal))
-    raise click.ClickException(f"training failed: horovodrun exited with code {returncode}")
+    traceback = f"; horovodrun's traceback: {output.log_path}" if output.traceback_logged else ""
+    lost = output.lost_ranks(options.num_ranks) if not options.elastic else []
+    if lost:
+        hosts = rank_hosts(options.num_ranks, options.hosts, options.hostfile)
+        names = ", ".join(f"rank {rank} on {hosts[rank]}" for rank in lost)
+        seen = ", ".join(str(rank) for rank in sorted(output.reported_loss))
+        raise click.ClickException(
+            f"training failed: {names} was lost: rank {seen} saw it exit or stop responding for "
+            f"{options.hang_timeout} s (--hang-timeout); {resume_from}{traceback}"
+        )
+    said = f" ({output.error})" if output.error else ""
+    raise click.ClickException(
+        f"training failed: horovodrun exited with code {returncode}{said}; {resume_from}{traceback}"
+    )

@@ -9,7 +9,7 @@ from typing import NoReturn
 import click
 
 from harness.contract.config import RunConfig
-from harness.contract.distributed import is_lost_rank_error, launched_rank
+from harness.contract.distributed import LOST_JOB, is_lost_rank_error, launched_rank
 from harness.contract.family import Family
 from launch.cli.train.options import TrainOptions
 
@@ -57,7 +57,7 @@ def train_here(options: TrainOptions, family: Family, config: RunConfig, hooks: 
         if not is_lost_rank_error(err):
             raise
         raise click.ClickException(
-            f"rank {launched_rank() or 0} lost the job: another rank exited or stopped "
+            f"rank {launched_rank() or 0} {LOST_JOB}: another rank exited or stopped "
             f"responding for {os.environ.get('HOROVOD_GLOO_TIMEOUT_SECONDS', '?')} s (--hang-timeout)"
         ) from None
     if summary is not None:  # rank 0

@@ -6,17 +6,20 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from harness.contract.family import Family
 from harness.loop.preemption import StopRequest
 from launch.cli.train.options import TrainOptions
-from launch.horovodrun import run_horovodrun, train_argv
+from launch.horovodrun import JobOutput, run_horovodrun, train_argv
+
+HOROVODRUN_LOG = "horovodrun.log"  # in the run directory: horovodrun's own traceback, when it prints one
 
 
-def launch_ranks(options: TrainOptions, family: Family) -> tuple[subprocess.CompletedProcess, StopRequest]:
-    """Run the job until horovodrun ends; returns its result and the stop request that listened
-    meanwhile (SIGTERM/SIGINT: the ranks checkpoint and stop)."""
+def launch_ranks(options: TrainOptions, family: Family) -> tuple[subprocess.CompletedProcess, StopRequest, JobOutput]:
+    """Run the job until horovodrun ends; returns its result, the stop request that listened
+    meanwhile (SIGTERM/SIGINT: the ranks checkpoint and stop) and what its stderr said."""
     from harness.loop.elastic import collect_waiting_survivors
 
     program = train_argv(
@@ -25,6 +28,7 @@ def launch_ranks(options: TrainOptions, family: Family) -> tuple[subprocess.Comp
         hooks=options.hook_specs, tensorboard=options.tensorboard,
     )  # fmt: skip
     stop = StopRequest()  # SIGTERM/SIGINT while the ranks run: they checkpoint and stop
+    output = JobOutput(Path(options.run_dir) / HOROVODRUN_LOG)
     collect_waiting_survivors(options.run_dir)  # marks a killed job may have left
     result = run_horovodrun(
         options.num_ranks,
@@ -39,8 +43,9 @@ def launch_ranks(options: TrainOptions, family: Family) -> tuple[subprocess.Comp
         elastic_timeout=options.elastic_timeout or options.hang_timeout,
         controller=options.controller,
         environment=family.environment,
+        output=output,
     )
-    return result, stop
+    return result, stop, output
 
 
 def check_parameter_map(framework: str, family: Family, model_config: Any) -> None:
