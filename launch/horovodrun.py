@@ -41,18 +41,21 @@ RANK_LINE = re.compile(
 # What coordinates the ranks and reduces their tensors: Gloo's controller and CPU operations (TCP),
 # the default, or Horovod's MPI ones (Open MPI: shared memory between the ranks of one machine;
 # launch/build_horovod.py builds them where mpicxx is). MPI's step is the faster one here (docs/measurements.md,
-# "Benchmarks"), but preemption (SIGTERM passed on by horovodrun to mpirun) and the frozen-rank
-# detection are verified on Gloo only, and Horovod's elastic mode runs on Gloo alone.
+# "Benchmarks"); Horovod's elastic mode runs on Gloo alone.
 CONTROLLERS = ("gloo", "mpi")
 
 # Horovod settings. HOROVOD_GRACEFUL_TERMINATION_TIME_S (a patch of launch/build_horovod.py): the
 # seconds horovodrun waits, after passing SIGTERM on to the ranks, before it SIGKILLs them; Horovod's
 # 5 s is too short to finish a step and write a checkpoint. 25 s stays inside Kubernetes' and Slurm's
-# usual 30 s. Open MPI's mpirun does the same after its own 1 s unless told otherwise.
+# usual 30 s. Open MPI's mpirun, when it ends a job (signalled, or a rank exited non-zero), sends
+# SIGCONT, sleeps MPI_KILL_WAIT, sends SIGTERM, sleeps it again, then SIGKILLs, and notices nothing
+# meanwhile: 2 x 25 s kept a preempted job 50 s (seen here), 2 x 10 s ends it in 22 s, and
+# still gives rank 0 20 s to write its checkpoint. (Open MPI's own 1 s would kill it after 2 s.)
 GRACE_SECONDS = 25
+MPI_KILL_WAIT = 10
 HOROVOD_DEFAULTS = {
     "HOROVOD_GRACEFUL_TERMINATION_TIME_S": str(GRACE_SECONDS),
-    "OMPI_MCA_odls_base_sigkill_timeout": str(GRACE_SECONDS),
+    "OMPI_MCA_odls_base_sigkill_timeout": str(MPI_KILL_WAIT),
 }
 # glibc's malloc returns freed blocks above its (adaptive) mmap threshold to the system and trims
 # the heap: each step's activations then come back as fresh pages, page-faulted in again (534k
@@ -295,6 +298,29 @@ def horovodrun_command(
     return cmd + program
 
 
+def mpirun_children(pid: int) -> list[int]:
+    """The processes that the mpirun below ``pid`` (horovodrun, become `/bin/sh -c "mpirun ..."`)
+    started on this machine: its ranks. Empty when there is no such mpirun (yet)."""
+
+    def children(parent: int) -> list[int]:
+        try:
+            return [int(child) for child in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()]
+        except OSError:
+            return []
+
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            name = Path(f"/proc/{current}/comm").read_text().strip()
+        except OSError:
+            continue
+        if name in ("mpirun", "orterun", "prterun"):
+            return children(current)
+        pending += children(current)
+    return []
+
+
 def run_horovodrun(
     num_ranks: int,
     program: list[str],
@@ -323,6 +349,7 @@ def run_horovodrun(
     """
     per_host = num_ranks if not hosts else max(parse_hosts(hosts).values())
     env = {**rank_environment(per_host, hang_timeout=hang_timeout), **os.environ, **environment}
+    controller = check_controller(controller, mpi_built(), bool(elastic))
     with tempfile.TemporaryDirectory(prefix="harness-hosts-") as scratch:
         spec = None
         if elastic:
@@ -339,19 +366,32 @@ def run_horovodrun(
             elastic=spec,
             oversubscribe=oversubscribe,
             elastic_timeout=elastic_timeout,
-            controller=check_controller(controller, mpi_built(), bool(elastic)),
+            controller=controller,
         )
         piped = subprocess.PIPE if capture else None
         relayed = output is not None and not capture
+        # Under MPI horovodrun becomes `/bin/sh -c "mpirun ..."`, and mpirun is the one to signal (it
+        # passes SIGTERM on to the ranks): horovodrun gets a process group of its own, signalled whole.
+        group = controller == "mpi"
         with subprocess.Popen(
-            cmd, env=env, stdout=piped, stderr=subprocess.PIPE if relayed else piped, text=True
+            cmd, env=env, stdout=piped, stderr=subprocess.PIPE if relayed else piped, text=True, start_new_session=group
         ) as job:
             relay = (
                 threading.Thread(target=output.relay, args=(job.stderr, sys.stderr), daemon=True) if relayed else None
             )
 
             def forward(signum: int) -> None:
-                job.send_signal(signal.SIGTERM)  # horovodrun's cue to stop its ranks politely
+                # The ranks' cue to stop politely: horovodrun passes it on; under MPI the ranks get it
+                # directly (mpirun would first sleep out odls_base_sigkill_timeout, unable to notice
+                # ranks that exit meanwhile), or mpirun where its ranks are elsewhere.
+                ranks = mpirun_children(job.pid) if group else []
+                for pid in ranks:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGTERM)
+                if group and not ranks:
+                    os.killpg(job.pid, signal.SIGTERM)
+                elif not group:
+                    job.send_signal(signal.SIGTERM)
 
             with stop.on_signals(then=forward) if stop is not None else contextlib.nullcontext():
                 try:

@@ -156,6 +156,19 @@ def copy_up_to(source: Path, run_dir: Path, step: int) -> None:
     assert list_checkpoints(run_dir)[-1][0] == step
 
 
+def job_pids(run_dir: Path) -> list[int]:
+    """Every process of the job that trains into ``run_dir`` (its command line names it): the
+    launcher, horovodrun (under MPI its shell and mpirun) and the ranks, as Slurm signals a job step."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(run_dir).encode() in (entry / "cmdline").read_bytes().split(b"\0"):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
 def rank_pid(run_dir: Path, rank: int) -> int | None:
     """The pid of the process running ``rank`` of the job that trains into ``run_dir``."""
     for entry in Path("/proc").iterdir():

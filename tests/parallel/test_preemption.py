@@ -12,6 +12,7 @@ from horovod_job import (
     UNINTERRUPTED,
     UNINTERRUPTED_STEPS,
     harness_train,
+    job_pids,
     logged_steps,
     rank_pid,
     read_metrics,
@@ -21,19 +22,32 @@ from horovod_job import (
 )
 
 from harness.storage.checkpoint import list_checkpoints
+from launch.horovodrun import mpi_built
 
 GRACE_SECONDS = 30  # what Kubernetes gives a pod by default, and a usual Slurm KillWait
+NEEDS_MPI = pytest.mark.skipif(not mpi_built(), reason="Horovod here was built without MPI (no mpicxx)")
 
 
-@pytest.mark.parametrize("framework, target", [("torch", "the launcher"), ("tf", "every rank")])
+@pytest.mark.parametrize(
+    "framework, target, controller",
+    [
+        ("torch", "the launcher", "gloo"),
+        ("tf", "every rank", "gloo"),
+        pytest.param("torch", "every process", "mpi", marks=NEEDS_MPI),
+        pytest.param("tf", "the launcher", "mpi", marks=NEEDS_MPI),
+    ],
+)
 def test_sigterm_stops_every_rank_after_one_step_and_resume_continues_exactly(
-    framework, target, uninterrupted, tmp_path
+    framework, target, controller, uninterrupted, tmp_path
 ):
     whole, stopped = uninterrupted(framework), tmp_path / "stopped"
-    job = start_training("--framework", framework, "--run-dir", str(stopped), *UNINTERRUPTED)
+    job = start_training(
+        "--framework", framework, "--run-dir", str(stopped), "--controller", controller, *UNINTERRUPTED
+    )
     wait_for(job, lambda: len(logged_steps(stopped)) >= 20)
     ranks = [rank_pid(stopped, 0), rank_pid(stopped, 1)] if target == "every rank" else []
-    for pid in [job.pid, *ranks]:  # Slurm signals every process of the job step at once
+    everything = job_pids(stopped) if target == "every process" else []  # with mpirun, as Slurm does
+    for pid in {job.pid, *ranks, *everything}:  # Slurm signals every process of the job step at once
         os.kill(pid, signal.SIGTERM)
     signalled = time.monotonic()
     out, err = job.communicate(timeout=120)
@@ -48,14 +62,15 @@ def test_sigterm_stops_every_rank_after_one_step_and_resume_continues_exactly(
     ), err[-4000:]
     assert max(train_loss_by_step(read_metrics(stopped))) == step  # no rank went a step further
 
-    harness_train("--framework", framework, "--run-dir", str(stopped), *UNINTERRUPTED, "--resume")
+    resume = ["--controller", controller, *UNINTERRUPTED, "--resume"]
+    harness_train("--framework", framework, "--run-dir", str(stopped), *resume)
     expected, resumed = train_loss_by_step(read_metrics(whole)), train_loss_by_step(read_metrics(stopped))
     assert sorted(resumed) == list(range(1, UNINTERRUPTED_STEPS + 1))
     worst = max(abs(resumed[s] - expected[s]) / abs(expected[s]) for s in expected)
     assert worst <= 1e-6 and not math.isnan(worst)
     print(
-        f"{framework}, SIGTERM to the {target}: stopped after step {step} in {seconds:.1f} s; resumed run vs "
-        f"uninterrupted: max relative loss difference {worst:.2e} over {UNINTERRUPTED_STEPS} steps"
+        f"{framework} on {controller}, SIGTERM to {target}: stopped after step {step} in {seconds:.1f} s; "
+        f"resumed run vs uninterrupted: max relative loss difference {worst:.2e} over {UNINTERRUPTED_STEPS} steps"
     )
 
 
