@@ -88,10 +88,10 @@ class TFBackend(Backend):
         self.bind_parameters("tf", dict(named_parameters(self.model)), lambda v: tuple(v.shape))
         self.import_model_state(family.init_state(config.model, init_seed))
         self.optimizer = make_adamw(self.parameters, family.decayed(config.model), t)
-        # The step's gradients, by index: the parameters', then the tied copies' (fp32 gradients).
-        variables = [*self.parameters.values(), *(param for param, _, _ in self.copies)]
+        # What the step differentiates: the parameters, then the tied copies (fp32 gradients, by index).
+        self._variables = [*self.parameters.values(), *(param for param, _, _ in self.copies)]
         self._buckets = gradient_buckets(
-            [(i, v.shape.num_elements() * 4) for i, v in enumerate(variables)], t.gradient_bucket_mb
+            [(i, v.shape.num_elements() * 4) for i, v in enumerate(self._variables)], t.gradient_bucket_mb
         )
         self.import_optimizer_state(zero_optimizer_state(self.shapes))
         self._scaling = t.precision == "fp16"
@@ -120,7 +120,6 @@ class TFBackend(Backend):
         the job has one rank (a Python bool: one trace per value), whose values need no allreduce."""
         hvd, t = self.dist.hvd, self.config.train
         tf.random.get_global_generator().reset_from_seed(seed)  # before any draw: ops on one state run in order
-        variables = [*self.parameters.values(), *(param for param, _, _ in self.copies)]
         compression = self.dist.compression(t.compression)
 
         def micro_loss(i: int) -> tf.Tensor:
@@ -137,11 +136,13 @@ class TFBackend(Backend):
                 micro = micro_loss(i)
                 scaled_loss = micro * self.loss_scale
             # Zeros for a variable the loss does not reach, as Horovod's torch optimizer sends.
-            micro_grads = tape.gradient(scaled_loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            micro_grads = tape.gradient(
+                scaled_loss, self._variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+            )
             micro_grads = [tf.convert_to_tensor(g) for g in micro_grads]
             grads = micro_grads if grads is None else [g + m for g, m in zip(grads, micro_grads, strict=True)]
             loss += micro
-        if not alone:
+        if not alone:  # Horovod: average the gradients over ranks, one grouped allreduce per bucket
             grads = self._reduce_gradients(grads, compression)
         # Horovod: the logged loss is the mean over ranks, reduced in the same cycle as the gradients
         # together with any rank's stop request. Alone, a rank skips Horovod's cycle (as for the
@@ -162,9 +163,8 @@ class TFBackend(Backend):
                 param.assign(relayout(self.parameters[name], self.layouts[name], layout))
             return applied
 
-        applied = tf.cond(
-            applied, update, lambda: applied
-        )  # a non-finite step leaves weights and AdamW state untouched
+        # A non-finite step leaves weights and AdamW state untouched.
+        applied = tf.cond(applied, update, lambda: applied)
         if self._scaling:
             self._update_loss_scale(tf.math.is_finite(grad_norm))
         return mean_loss, grad_norm, applied, stop > 0
@@ -220,8 +220,7 @@ class TFBackend(Backend):
     def broadcast_initial_state(self) -> None:
         hvd = self.dist.hvd
         # Horovod: rank 0's weights and AdamW state (created eagerly above) become every rank's.
-        copies = [param for param, _, _ in self.copies]
-        hvd.broadcast_variables([*self.parameters.values(), *copies, *self.optimizer.variables_in_order()], root_rank=0)
+        hvd.broadcast_variables([*self._variables, *self.optimizer.variables_in_order()], root_rank=0)
 
     def seed_step(self, seed: int) -> None:
         self._seed = seed
