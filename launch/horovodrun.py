@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -128,6 +128,19 @@ def mpi_built() -> bool:
     """Whether this environment's Horovod has MPI (launch/build_horovod.py records it) and mpirun is here."""
     marker = Path(sys.prefix) / "horovod-build.json"
     return marker.exists() and json.loads(marker.read_text()).get("mpi", False) and shutil.which("mpirun") is not None
+
+
+def default_controller(on_hosts: bool, elastic: bool, mpi: bool, notice: Callable[[str], None]) -> str:
+    """The controller a job runs on when none is asked for: MPI on one machine where this Horovod
+    has it (``mpi``: mpi_built(); the faster one, docs/benchmarks.md), else Gloo: for several hosts
+    (mpirun's remote start and ports are not set up or tested here), for elastic jobs (Horovod's
+    elastic mode is Gloo's), and where Horovod was built without MPI, which ``notice`` says in one line."""
+    if on_hosts or elastic:
+        return "gloo"
+    if mpi:
+        return "mpi"
+    notice("running on Gloo: this Horovod was built without MPI (Open MPI and `make setup` add the faster one)")
+    return "gloo"
 
 
 def check_controller(controller: str, mpi: bool, elastic: bool = False) -> str:

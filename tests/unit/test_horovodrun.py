@@ -10,6 +10,7 @@ from launch.horovodrun import (
     RANK_LINE,
     JobOutput,
     check_controller,
+    default_controller,
     horovodrun_command,
     parse_hosts,
     rank_environment,
@@ -153,3 +154,15 @@ def test_rank_hosts_fill_each_hosts_slots_in_order(tmp_path):
     hostfile = tmp_path / "hosts"
     hostfile.write_text("hostB slots=1\nhostA slots=2\n")
     assert rank_hosts(3, hostfile=str(hostfile)) == ["hostB", "hostA", "hostA"]
+
+
+def test_the_default_controller_is_mpi_on_one_machine_where_built_else_gloo_with_one_line():
+    lines = []
+    assert default_controller(on_hosts=False, elastic=False, mpi=True, notice=lines.append) == "mpi"
+    assert default_controller(on_hosts=True, elastic=False, mpi=True, notice=lines.append) == "gloo"
+    assert default_controller(on_hosts=False, elastic=True, mpi=True, notice=lines.append) == "gloo"
+    assert lines == []
+    assert default_controller(on_hosts=False, elastic=False, mpi=False, notice=lines.append) == "gloo"
+    assert lines == [
+        "running on Gloo: this Horovod was built without MPI (Open MPI and `make setup` add the faster one)"
+    ]

@@ -75,9 +75,9 @@ from launch.horovodrun import CONTROLLERS, DEFAULT_HANG_TIMEOUT, check_local_slo
 @click.option(
     "--controller",
     type=click.Choice(CONTROLLERS),
-    default="gloo",
-    show_default=True,
-    help="Horovod's controller: gloo, or mpi (Open MPI; faster on one machine, no elastic mode).",
+    default=None,
+    help="Horovod's controller: mpi (Open MPI; the faster one, the default on one machine where Horovod has it) "
+    "or gloo (the default elsewhere: several hosts, elastic jobs, a build without MPI).",
 )
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --run-dir.")
 @click.option(

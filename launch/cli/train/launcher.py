@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
+
 from harness.contract.family import Family
 from harness.loop.preemption import StopRequest
 from launch.cli.train.options import TrainOptions
-from launch.horovodrun import JobOutput, run_horovodrun, train_argv
+from launch.horovodrun import JobOutput, default_controller, mpi_built, run_horovodrun, train_argv
 
 HOROVODRUN_LOG = "horovodrun.log"  # in the run directory: horovodrun's own traceback, when it prints one
 
@@ -41,11 +43,16 @@ def launch_ranks(options: TrainOptions, family: Family) -> tuple[subprocess.Comp
         oversubscribe=options.oversubscribe,
         stop=stop,
         elastic_timeout=options.elastic_timeout or options.hang_timeout,
-        controller=options.controller,
+        controller=options.controller or default_controller(options.on_hosts, options.elastic, mpi_built(), notice),
         environment=family.environment,
         output=output,
     )
     return result, stop, output
+
+
+def notice(line: str) -> None:
+    """A line for the user, on stderr beside the ranks' own."""
+    click.echo(line, err=True)
 
 
 def check_parameter_map(framework: str, family: Family, model_config: Any) -> None:

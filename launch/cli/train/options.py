@@ -29,7 +29,7 @@ class TrainOptions:
     max_np: int | None
     elastic_timeout: int | None
     commit_every: int
-    controller: str
+    controller: str | None  # None: default_controller's choice
     resume: bool
     init_from: str | None
     progress: bool
