@@ -38,10 +38,10 @@ RANK_LINE = re.compile(
     re.MULTILINE,
 )
 
-# What coordinates the ranks and reduces their tensors: Gloo's controller and CPU operations (TCP),
-# the default, or Horovod's MPI ones (Open MPI: shared memory between the ranks of one machine;
-# launch/build_horovod.py builds them where mpicxx is). MPI's step is the faster one here (docs/measurements.md,
-# "Benchmarks"); Horovod's elastic mode runs on Gloo alone.
+# What coordinates the ranks and reduces their tensors: Horovod's MPI controller and CPU operations
+# (Open MPI: shared memory between the ranks of one machine; launch/build_horovod.py builds them
+# where mpicxx is), the faster one here (docs/measurements.md, "Benchmarks") and the default on one
+# machine, or Gloo's (TCP): several hosts, elastic jobs (Horovod's elastic mode runs on Gloo alone).
 CONTROLLERS = ("gloo", "mpi")
 
 # Horovod settings. HOROVOD_GRACEFUL_TERMINATION_TIME_S (a patch of launch/build_horovod.py): the

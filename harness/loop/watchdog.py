@@ -46,13 +46,22 @@ class Watchdog(Hook):
         self._stopped.set()
 
     def _watch(self) -> None:
-        while not self._stopped.wait(min(1.0, self.timeout / 10)):
+        interval = min(1.0, self.timeout / 10)
+        woke = time.monotonic()
+        while not self._stopped.wait(interval):
+            now = time.monotonic()
+            # A wait far longer than asked: this process itself was stopped (SIGSTOP, a paused host)
+            # and has just been let go (mpirun's SIGCONT when it ends the job): it was the one lost.
+            asleep, woke = now - woke, now
             limit = self.timeout + (FIRST_STEP_ALLOWANCE if self.first else 0.0)
-            if time.monotonic() - self.last > limit:
-                print(
-                    f"Error: rank {self.rank} {LOST_JOB}: it completed no step for {limit:.0f} s (last: step "
-                    f"{self.step}); another rank stopped responding or died (--hang-timeout)",
-                    file=sys.stderr,
-                    flush=True,
+            if now - self.last <= limit:
+                continue
+            if asleep > limit:
+                why = f"it was itself stopped for {asleep:.0f} s (SIGSTOP, or a paused host); the job ended without it"
+            else:
+                why = (
+                    f"{LOST_JOB}: it completed no step for {limit:.0f} s (last: step {self.step}); another rank "
+                    "stopped responding or died"
                 )
-                os._exit(1)
+            print(f"Error: rank {self.rank} {why} (--hang-timeout)", file=sys.stderr, flush=True)
+            os._exit(1)
