@@ -73,7 +73,7 @@ def main(framework: str, runs: int, model: str) -> None:
     for run in range(1, runs + 1):
         phases = harness_phases(framework, model)
         line = ", ".join(f"{name} {at:.2f} s ({rss:.0f} MiB)" for name, (at, rss) in phases.items())
-        peer = whole_process(peer_command(framework, model, "gpt", 16, 1), dict(os.environ))
+        peer = whole_process(peer_command(framework, 2, model, "gpt", 16, 1), dict(os.environ))
         seconds, peak = peer["seconds"], peer["peak_mib"]
         (whole, largest) = phases["launcher exits"]
         print(f"run {run} harness {framework}: {line}", flush=True)

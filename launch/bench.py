@@ -162,9 +162,7 @@ def minimal_step_times(framework: str, num_ranks: int, plan: BenchPlan, env: dic
 def ddp_step_times(num_ranks: int, plan: BenchPlan | BenchSize, family: str, env: dict[str, str]) -> list[float]:
     """torch's own DistributedDataParallel on the minimal loop (benchmarks/ddp_torch.py, torchrun,
     Gloo): the peer a user would otherwise pick. Seconds per step, warm-up dropped."""
-    script = ROOT / "benchmarks" / "ddp_torch.py"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(num_ranks)]
-    cmd += [str(script), family, plan.model, str(plan.batch_size), str(plan.steps)]
+    cmd = peer_command("torch", num_ranks, plan.model, family, plan.batch_size, plan.steps)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -174,8 +172,7 @@ def ddp_step_times(num_ranks: int, plan: BenchPlan | BenchSize, family: str, env
 def mwms_step_times(num_ranks: int, plan: BenchPlan, family: str, env: dict[str, str]) -> list[float]:
     """TensorFlow's own MultiWorkerMirroredStrategy on the minimal TF loop (benchmarks/mwms_tf.py):
     the TF user's alternative to Horovod. Seconds per step, warm-up dropped."""
-    script = ROOT / "benchmarks" / "mwms_tf.py"
-    program = [sys.executable, str(script), str(num_ranks), family, plan.model, str(plan.batch_size), str(plan.steps)]
+    program = peer_command("tf", num_ranks, plan.model, family, plan.batch_size, plan.steps)
     return run_program(1, program, env)["step_times"][plan.warmup :]
 
 
@@ -198,14 +195,14 @@ def whole_process(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     return {"seconds": result["seconds"], "peak_mib": result["peak_mib"]}
 
 
-def peer_command(framework: str, model: str, family: str, batch_size: int, steps: int) -> list[str]:
-    """The framework's own data-parallel peer on 2 ranks of this machine: torchrun +
+def peer_command(framework: str, num_ranks: int, model: str, family: str, batch_size: int, steps: int) -> list[str]:
+    """The framework's own data-parallel peer on ``num_ranks`` ranks of this machine: torchrun +
     benchmarks/ddp_torch.py, or benchmarks/mwms_tf.py (MultiWorkerMirroredStrategy)."""
     args = [family, model, str(batch_size), str(steps)]
     if framework == "torch":
-        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(num_ranks)]
         return [*torchrun, str(ROOT / "benchmarks" / "ddp_torch.py"), *args]
-    return [sys.executable, str(ROOT / "benchmarks" / "mwms_tf.py"), "2", *args]
+    return [sys.executable, str(ROOT / "benchmarks" / "mwms_tf.py"), str(num_ranks), *args]
 
 
 def first_step(framework: str, model: str, family: str) -> dict[str, dict[str, float]]:
@@ -216,7 +213,7 @@ def first_step(framework: str, model: str, family: str) -> dict[str, dict[str, f
     with tempfile.TemporaryDirectory(prefix="bench-") as run_dir:
         sets = ["eval.every=0", "train.batch_size=16"]
         harness = whole_process([*train_argv(framework, run_dir, model, 2, sets, family=family), "--steps", "1"], env)
-    return {"harness": harness, "peer": whole_process(peer_command(framework, model, family, 16, 1), env)}
+    return {"harness": harness, "peer": whole_process(peer_command(framework, 2, model, family, 16, 1), env)}
 
 
 def size_table(
