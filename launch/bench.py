@@ -159,6 +159,16 @@ def minimal_step_times(framework: str, num_ranks: int, plan: BenchPlan, env: dic
     return run_program(num_ranks, program, env)["step_times"][plan.warmup :]
 
 
+def peer_command(framework: str, num_ranks: int, model: str, family: str, batch_size: int, steps: int) -> list[str]:
+    """The framework's own data-parallel peer on ``num_ranks`` ranks of this machine: torchrun +
+    benchmarks/ddp_torch.py, or benchmarks/mwms_tf.py (MultiWorkerMirroredStrategy)."""
+    args = [family, model, str(batch_size), str(steps)]
+    if framework == "torch":
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(num_ranks)]
+        return [*torchrun, str(ROOT / "benchmarks" / "ddp_torch.py"), *args]
+    return [sys.executable, str(ROOT / "benchmarks" / "mwms_tf.py"), str(num_ranks), *args]
+
+
 def ddp_step_times(num_ranks: int, plan: BenchPlan | BenchSize, family: str, env: dict[str, str]) -> list[float]:
     """torch's own DistributedDataParallel on the minimal loop (benchmarks/ddp_torch.py, torchrun,
     Gloo): the peer a user would otherwise pick. Seconds per step, warm-up dropped."""
@@ -193,16 +203,6 @@ def whole_process(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     if result["code"] != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({result['code']}):\n{result.get('err', proc.stderr[-3000:])}")
     return {"seconds": result["seconds"], "peak_mib": result["peak_mib"]}
-
-
-def peer_command(framework: str, num_ranks: int, model: str, family: str, batch_size: int, steps: int) -> list[str]:
-    """The framework's own data-parallel peer on ``num_ranks`` ranks of this machine: torchrun +
-    benchmarks/ddp_torch.py, or benchmarks/mwms_tf.py (MultiWorkerMirroredStrategy)."""
-    args = [family, model, str(batch_size), str(steps)]
-    if framework == "torch":
-        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(num_ranks)]
-        return [*torchrun, str(ROOT / "benchmarks" / "ddp_torch.py"), *args]
-    return [sys.executable, str(ROOT / "benchmarks" / "mwms_tf.py"), str(num_ranks), *args]
 
 
 def first_step(framework: str, model: str, family: str) -> dict[str, dict[str, float]]:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,6 +231,8 @@ class JobOutput:
                 if not forwarded and log is None and line.startswith("Traceback (most recent call last):"):
                     self.log_path.parent.mkdir(parents=True, exist_ok=True)
                     log, self.traceback_logged = self.log_path.open("a"), True
+                    # A run directory keeps every attempt's (a resumed run fails again): each dated.
+                    log.write(f"# horovodrun's traceback, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
                 if log is not None and not forwarded:
                     log.write(line)
                     if line.strip() and not line[0].isspace() and not line.startswith("Traceback"):

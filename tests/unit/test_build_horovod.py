@@ -41,6 +41,23 @@ def nccl_home(root: Path, version: str = "2.30.7") -> Path:
     return root
 
 
+def cuda_home(root: Path, release: str = "13.0", architectures=(75, 80, 90, 100, 120)) -> Path:
+    """A CUDA toolkit whose nvcc answers ``--version`` and ``--list-gpu-arch`` as nvcc does, so the
+    build script's choices are checked on a machine without one."""
+    (root / "bin").mkdir(parents=True)
+    listed = " ".join(f"compute_{cc}" for cc in architectures)
+    nvcc = root / "bin" / "nvcc"
+    nvcc.write_text(
+        f'#!/bin/sh\nif [ "$1" = --list-gpu-arch ]; then for a in {listed}; do echo $a; done; exit 0; fi\n'
+        f'echo "Cuda compilation tools, release {release}, V{release}.88"\n'
+    )
+    nvcc.chmod(0o755)
+    return root
+
+
+HAS_TOOLKIT = (build_horovod.DEFAULT_CUDA_HOME / "bin" / "nvcc").is_file()
+
+
 def test_cache_key_names_every_abi_input_and_the_switches(monkeypatch, tmp_path):
     for name in build_horovod.KEY_SWITCHES:
         monkeypatch.delenv(name, raising=False)
@@ -54,27 +71,40 @@ def test_cache_key_names_every_abi_input_and_the_switches(monkeypatch, tmp_path)
     monkeypatch.setattr(build_horovod, "PATCHES", patches)
     monkeypatch.setenv("HOROVOD_GPU_OPERATIONS", "NCCL")
     monkeypatch.setenv("HOROVOD_NCCL_HOME", str(nccl_home(tmp_path / "nccl")))
+    monkeypatch.setenv("HOROVOD_CUDA_HOME", str(cuda_home(tmp_path / "cuda", release="13.1")))
     gpu = build_horovod.build_key("0.28.1", "2.13.0", "2.21.0")
-    cuda = build_horovod.cuda_version(build_horovod.DEFAULT_CUDA_HOME)  # this machine kind's toolkit
-    assert gpu != key and f"_tf-2.21.0_cuda-{cuda}_nccl-2.30.7_cp3" in gpu
+    assert gpu != key and "_tf-2.21.0_cuda-13.1_nccl-2.30.7_cp3" in gpu
 
 
 def test_a_gpu_build_finds_the_toolkit_and_names_the_architectures(monkeypatch, tmp_path):
     for name in (*build_horovod.KEY_SWITCHES, "CUDA_HOME"):
         monkeypatch.delenv(name, raising=False)
     env = {"HOROVOD_GPU_OPERATIONS": "NCCL", "HOROVOD_NCCL_HOME": str(nccl_home(tmp_path / "nccl"))}
-    switches = build_horovod.gpu_switches(env)
-    cuda = str(build_horovod.DEFAULT_CUDA_HOME)  # CUDA 13.0's nvcc on this machine kind
+    default = cuda_home(tmp_path / "cuda")  # where /usr/local/cuda is looked for
+    switches = build_horovod.gpu_switches(env, default_cuda=default)
     assert switches == {
-        "HOROVOD_CUDA_HOME": cuda,
-        "CUDA_HOME": cuda,
+        "HOROVOD_CUDA_HOME": str(default),
+        "CUDA_HOME": str(default),
         "HOROVOD_NCCL_LINK": "SHARED",
-        "HOROVOD_BUILD_CUDA_CC_LIST": "80,90,100,120",  # Ampere, Hopper, Blackwell: nvcc 13 knows them all
+        "HOROVOD_BUILD_CUDA_CC_LIST": "80,90,100,120",  # Ampere, Hopper, Blackwell: what nvcc knows of them
     }
-    assert build_horovod.supported_architectures(build_horovod.DEFAULT_CUDA_HOME) >= {75, 80, 90, 100, 120}
-    given = build_horovod.gpu_switches(env | {"HOROVOD_BUILD_CUDA_CC_LIST": "90", "HOROVOD_NCCL_LINK": "STATIC"})
+    older = cuda_home(tmp_path / "cuda-12", release="12.4", architectures=(75, 80, 90))
+    assert build_horovod.gpu_switches(env, default_cuda=older)["HOROVOD_BUILD_CUDA_CC_LIST"] == "80,90"
+    given = build_horovod.gpu_switches(
+        env | {"HOROVOD_BUILD_CUDA_CC_LIST": "90", "HOROVOD_NCCL_LINK": "STATIC"}, default_cuda=default
+    )
     assert set(given) == {"HOROVOD_CUDA_HOME", "CUDA_HOME"}  # what the user set stays theirs
     assert build_horovod.nccl_version(tmp_path / "nccl") == "2.30.7"
+    none = cuda_home(tmp_path / "cuda-old", architectures=(60, 70))
+    with pytest.raises(build_horovod.BuildError, match="compiles for none of sm_80, sm_90"):
+        build_horovod.gpu_switches(env, default_cuda=none)
+
+
+@pytest.mark.skipif(not HAS_TOOLKIT, reason=f"no CUDA toolkit at {build_horovod.DEFAULT_CUDA_HOME}")
+def test_this_machines_toolkit_compiles_for_every_architecture_built():
+    cuda = build_horovod.DEFAULT_CUDA_HOME  # CUDA 13.0's nvcc on this machine kind
+    assert build_horovod.supported_architectures(cuda) >= set(build_horovod.CUDA_ARCHITECTURES)
+    assert build_horovod.cuda_version(cuda).startswith("13.")
 
 
 def test_a_gpu_build_without_a_toolkit_or_nccl_is_one_line(monkeypatch, tmp_path):

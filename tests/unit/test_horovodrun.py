@@ -135,10 +135,15 @@ def test_relayed_output_keeps_rank_lines_and_logs_horovodruns_traceback(tmp_path
         "some horovodrun warning",
         "[1,0]<stderr>:a rank's line after it",
     ]
-    assert output.traceback_logged and output.log_path.read_text().startswith("Traceback (most recent call last):")
+    header, first, *_ = output.log_path.read_text().splitlines()
+    assert output.traceback_logged and header.startswith("# horovodrun's traceback, 20")
+    assert first == "Traceback (most recent call last):"
     assert output.error == "RuntimeError: Horovod detected that one or more processes exited with non-zero status"
     assert "RuntimeError: Horovod detected" in output.log_path.read_text()
     assert output.reported_loss == {0} and output.lost_ranks(2) == [1] and output.lost_ranks(3) == [1, 2]
+    stream.seek(0)  # the same run directory failing again keeps both, each under its header
+    JobOutput(output.log_path).relay(stream, io.StringIO())
+    assert output.log_path.read_text().count("# horovodrun's traceback, ") == 2
 
 
 def test_without_a_reported_loss_no_rank_is_named_lost(tmp_path):
