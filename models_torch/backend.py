@@ -132,19 +132,20 @@ class TorchBackend(Backend):
         self.optimizer.zero_grad()
         for param, _, _ in self.copies:  # outside the optimizer: zero_grad leaves them
             param.grad = None
-        loss = torch.zeros((), device=self.device)
-        for i, share in enumerate(loss_shares(batch)):  # one micro-batch each
+        loss, alone, shares = torch.zeros((), device=self.device), self.dist.size == 1, loss_shares(batch)
+        for i, share in enumerate(shares):  # one micro-batch each
             micro = batch.micro_batch(i)
             logits = self._logits(micro.inputs)
             targets, micro_weights = self._on_device(micro.targets), self._on_device(micro.weights)
             micro_loss = (self.own_loss or cross_entropy)(logits, targets, micro_weights, t.label_smoothing)
-            self.scaler.scale(micro_loss * float(share)).backward()  # gradients accumulate in .grad
             loss += micro_loss.detach() * float(share)
-        # Horovod: average the loss, and any rank's stop request, over ranks in the same cycle as
-        # the gradients (no extra round trip). Alone, a rank skips Horovod's cycle: its values are the means.
-        loss_and_stop = torch.stack([loss, torch.tensor(float(stop_requested), device=self.device)])
-        alone = self.dist.size == 1
-        reducing = None if alone else hvd.allreduce_async(loss_and_stop, op=hvd.Average, name="train_loss")
+            if i == len(shares) - 1:
+                # Horovod: average the loss, and any rank's stop request, over ranks while the last
+                # backward pass runs: done before the gradients' allreduce, not a round trip after it.
+                # Alone, a rank skips Horovod's cycle: its values are the means.
+                loss_and_stop = torch.stack([loss, torch.tensor(float(stop_requested), device=self.device)])
+                reducing = None if alone else hvd.allreduce_async(loss_and_stop, op=hvd.Average, name="train_loss")
+            self.scaler.scale(micro_loss * float(share)).backward()  # gradients accumulate in .grad
         # Horovod: tied copies are outside the optimizer; their gradients reduced here, in the same cycle.
         copied = [
             param.grad if alone else hvd.allreduce_async(param.grad, op=hvd.Average, name=f"tied.{i}")
