@@ -233,22 +233,24 @@ def first_step(framework: str, model: str, family: str) -> dict[str, dict[str, f
 
 
 def size_table(
-    family: Family, sizes: tuple[BenchSize, ...], env: dict[str, str], peak_per_rank: float, log
+    family: Family, sizes: tuple[BenchSize, ...], env: dict[str, str], peak_per_rank: float, log, rounds: int = 1
 ) -> list[dict]:
-    """Harness torch and DDP at np=1 and 2 on each of ``sizes`` (presets of ``family``)."""
+    """Harness torch and DDP at np=1 and 2 on each of ``sizes`` (presets of ``family``): the two take
+    turns, ``rounds`` times, and each side's steps are pooled, as in the main runs."""
     rows = []
     for size in sizes:
         config = build_run_config(family, size.model)
-        log(f"size {size.model}: harness torch and DDP, np=1 and 2 ...")
+        log(f"size {size.model}: harness torch and DDP, np=1 and 2, {rounds} round(s) ...")
         tokens_per_row = tokens_per_example(family, config)
         params = sum(int(np.prod(shape)) for shape in family.state_shapes(config.model).values())
         row = {"model": size.model, "params": params, "batch_size": size.batch_size}
         row["tokens"] = tokens_per_row
         row["steps"], row["warmup"] = size.steps, size.warmup
-        timings = {
-            "harness": {n: harness_step_times("torch", n, size, family.spec, env, tokens_per_row) for n in (1, 2)},
-            "ddp": {n: ddp_step_times(n, size, family.spec, env) for n in (1, 2)},
-        }
+        timings = {"harness": {1: [], 2: []}, "ddp": {1: [], 2: []}}
+        for _ in range(rounds):
+            for n in (1, 2):
+                timings["harness"][n] += harness_step_times("torch", n, size, family.spec, env, tokens_per_row)
+                timings["ddp"][n] += ddp_step_times(n, size, family.spec, env)
         flops_per_token = family.flops_per_token(config.model) if family.flops_per_token else None
         for name, times in timings.items():
             step = {n: float(np.median(times[n])) for n in (1, 2)}
@@ -373,7 +375,7 @@ def run_bench(plan: BenchPlan, log=print, measure: Measurements = MEASURE) -> di
             }
     raw["runs"] = runs
     sizes = family.bench_sizes if plan.sizes is None else plan.sizes
-    raw["sizes"] = measure.size_table(family, sizes, env, peak_per_rank, log) if family.bench_sizes else []
+    raw["sizes"] = measure.size_table(family, sizes, env, peak_per_rank, log, plan.rounds) if family.bench_sizes else []
 
     first_steps = {}
     for model in plan.first_step_models if family.reference_loops else ():

@@ -33,8 +33,8 @@ def fake_measurements(calls: list[tuple]) -> Measurements:
         calls.append((what, framework, num_ranks, family))
         return samples(medians[framework, num_ranks])
 
-    def size_table(family, sizes, env, peak_per_rank, log):
-        calls.append(("sizes", None, None, family.spec))
+    def size_table(family, sizes, env, peak_per_rank, log, rounds):
+        calls.append(("sizes", None, rounds, family.spec))
         return [{"model": size.model} for size in sizes]
 
     def first_step(framework, model, family):
@@ -98,7 +98,7 @@ def test_the_gpt_family_runs_the_minimal_loops_the_peers_and_the_size_table():
         for n in (1, 2):
             expected += [(what, framework, n, "gpt") for what in ("harness", "minimal", "peer")]
     first_steps = [("first_step", framework, 2, "gpt") for framework in ("torch", "tf")]  # the quick plan: tiny
-    assert calls == [*expected, ("sizes", None, None, "gpt"), *first_steps]
+    assert calls == [*expected, ("sizes", None, QUICK.rounds, "gpt"), *first_steps]
     assert bench["raw"]["sizes"] == [{"model": "tiny"}]  # the quick plan's sizes, not the family's
     assert set(bench) == KEYS | {"raw"}
     for framework in ("torch", "tf"):
