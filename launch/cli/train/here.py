@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from typing import NoReturn
@@ -81,11 +82,13 @@ def end_process(framework: str, code: int) -> NoReturn:
 
 
 def _echo_summary(summary: dict) -> None:
+    tokens_per_s = summary["tokens_per_second"]  # NaN after one step: the first step is never timed
     click.echo(
-        f"{summary['framework']} x{summary['world_size']}: {summary['steps']} steps, "
+        f"{summary['framework']} x{summary['world_size']}: {summary['steps']} step{'s' * (summary['steps'] != 1)}, "
         f"final loss {summary['final_loss']:.4f}, "
         + "".join(f"{name} {value:.4f}, " for name, value in summary["final_val_metrics"].items())
-        + f"{summary['tokens_per_second']:.0f} tokens/s, "
-        f"peak RSS per rank {summary['peak_rss_mib_per_rank']} MiB, hosts {summary['hostname_per_rank']}"
+        + (f"{tokens_per_s:,.0f} tokens/s, " if math.isfinite(tokens_per_s) else "")
+        + f"peak RSS per rank {' / '.join(f'{mib:.0f}' for mib in summary['peak_rss_mib_per_rank'])} MiB, "
+        f"hosts {', '.join(summary['hostname_per_rank'])}"
     )
     click.echo(f"checkpoint: {summary['checkpoint']}")
