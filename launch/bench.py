@@ -24,7 +24,14 @@ import numpy as np
 from harness.contract.config import RunConfig
 from harness.contract.family import DEFAULT_FAMILY, BenchSize, Family, load_family
 from harness.runner.config import build_run_config
-from launch.horovodrun import RANK_LINE, horovodrun_command, mpi_built, rank_environment, train_argv
+from launch.horovodrun import (
+    RANK_LINE,
+    default_controller,
+    horovodrun_command,
+    mpi_built,
+    rank_environment,
+    train_argv,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 2**20
@@ -94,9 +101,10 @@ def last_json(output: str) -> dict:
 
 
 def controller(env: dict[str, str]) -> str:
-    """The Horovod controller the bench runs the harness and the minimal loops on: MPI where Horovod
-    has it (the faster one here), else Gloo; HARNESS_BENCH_CONTROLLER in ``env`` forces one."""
-    return env.get("HARNESS_BENCH_CONTROLLER") or ("mpi" if mpi_built() else "gloo")
+    """The Horovod controller the bench runs the harness and the minimal loops on: `harness train`'s
+    default for one machine; HARNESS_BENCH_CONTROLLER in ``env`` forces one."""
+    default = default_controller(on_hosts=False, elastic=False, mpi=mpi_built(), notice=lambda line: None)
+    return env.get("HARNESS_BENCH_CONTROLLER") or default
 
 
 def run_program(num_ranks: int, program: list[str], env: dict[str, str], timeout: float = 900) -> dict:
@@ -233,7 +241,7 @@ def first_step(framework: str, model: str, family: str) -> dict[str, dict[str, f
 
 
 def size_table(
-    family: Family, sizes: tuple[BenchSize, ...], env: dict[str, str], peak_per_rank: float, log, rounds: int = 1
+    family: Family, sizes: tuple[BenchSize, ...], env: dict[str, str], peak_per_rank: float, log, rounds: int
 ) -> list[dict]:
     """Harness torch and DDP at np=1 and 2 on each of ``sizes`` (presets of ``family``): the two take
     turns, ``rounds`` times, and each side's steps are pooled, as in the main runs."""

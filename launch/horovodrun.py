@@ -400,14 +400,15 @@ def run_horovodrun(
                 # The ranks' cue to stop politely: horovodrun passes it on; under MPI the ranks get it
                 # directly (mpirun would first sleep out odls_base_sigkill_timeout, unable to notice
                 # ranks that exit meanwhile), or mpirun where its ranks are elsewhere.
-                ranks = mpirun_children(job.pid) if group else []
+                if not group:
+                    job.send_signal(signal.SIGTERM)
+                    return
+                ranks = mpirun_children(job.pid)
                 for pid in ranks:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGTERM)
-                if group and not ranks:
+                if not ranks:
                     os.killpg(job.pid, signal.SIGTERM)
-                elif not group:
-                    job.send_signal(signal.SIGTERM)
 
             with stop.on_signals(then=forward) if stop is not None else contextlib.nullcontext():
                 try:
