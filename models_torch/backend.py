@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,11 @@ class TorchBackend(Backend):
             backward_passes_per_step=t.accumulation_steps,
             groups=gradient_buckets(trained, t.gradient_bucket_mb),
         )
+        # Horovod: tied copies are outside the optimizer; a hook of their own starts each copy's
+        # allreduce as soon as the last backward pass has filled its gradient, as the optimizer's do.
+        self.copy_reductions: dict[int, Any] | None = None  # copy index -> handle, during the last pass
+        for i, (param, _, _) in enumerate(self.copies if dist.size > 1 else ()):
+            param.register_post_accumulate_grad_hook(functools.partial(self._reduce_copy, i))
         # Materialise AdamW's moments up front, so they exist to broadcast before step 0 (otherwise
         # Horovod would create them by running one spurious zero-gradient step).
         self.import_optimizer_state(zero_optimizer_state(self.shapes))
@@ -91,6 +97,11 @@ class TorchBackend(Backend):
         self.scaler = torch.amp.GradScaler(
             self.device.type, init_scale=t.initial_loss_scale, enabled=t.precision == "fp16"
         )
+
+    def _reduce_copy(self, i: int, param: torch.nn.Parameter) -> None:
+        if self.copy_reductions is not None:  # earlier micro-batches only accumulate
+            hvd = self.dist.hvd
+            self.copy_reductions[i] = hvd.allreduce_async(param.grad, op=hvd.Average, name=f"tied.{i}")
 
     def _read(self, param: torch.nn.Parameter) -> np.ndarray:
         return read(param)
@@ -132,6 +143,7 @@ class TorchBackend(Backend):
         self.optimizer.zero_grad()
         for param, _, _ in self.copies:  # outside the optimizer: zero_grad leaves them
             param.grad = None
+        self.copy_reductions = None  # a step cut short (an elastic reset) leaves the hooks on
         loss, alone, shares = torch.zeros((), device=self.device), self.dist.size == 1, loss_shares(batch)
         for i, share in enumerate(shares):  # one micro-batch each
             micro = batch.micro_batch(i)
@@ -145,17 +157,14 @@ class TorchBackend(Backend):
                 # Alone, a rank skips Horovod's cycle: its values are the means.
                 loss_and_stop = torch.stack([loss, torch.tensor(float(stop_requested), device=self.device)])
                 reducing = None if alone else hvd.allreduce_async(loss_and_stop, op=hvd.Average, name="train_loss")
+                self.copy_reductions = {}  # the copies' hooks reduce during this pass
             self.scaler.scale(micro_loss * float(share)).backward()  # gradients accumulate in .grad
-        # Horovod: tied copies are outside the optimizer; their gradients reduced here, in the same cycle.
-        copied = [
-            param.grad if alone else hvd.allreduce_async(param.grad, op=hvd.Average, name=f"tied.{i}")
-            for i, (param, _, _) in enumerate(self.copies)
-        ]
+        copied, self.copy_reductions = self.copy_reductions, None
         # Horovod: wait for the reduced gradients, so clipping and the finiteness check see what
         # every rank applies.
         self.optimizer.synchronize()
-        for (_, name, layout), grad in zip(self.copies, copied, strict=True):  # a copy's gradient is its tensor's too
-            reduced = grad if alone else hvd.synchronize(grad)
+        for i, (param, name, layout) in enumerate(self.copies):  # a copy's gradient is its tensor's too
+            reduced = param.grad if alone else hvd.synchronize(copied[i])
             self.parameters[name].grad += relayout(reduced, layout, self.layouts[name])
         self.scaler.unscale_(self.optimizer)
         grad_norm = clip_gradients(self.parameters, t)

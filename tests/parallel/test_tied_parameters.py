@@ -17,8 +17,9 @@ STEPS = 20
 def test_a_tied_copy_trains_as_its_tensor_on_two_ranks(tmp_path, variant):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     out = tmp_path / "parity"
+    # Two micro-batches a step: the copy's gradient is reduced once, after both have accumulated.
     harness_cli("parity", "--family", f"gpt_tied_copies:{variant}", "--np", "2", "--steps", str(STEPS),
-                "--out", str(out), env=env)  # fmt: skip
+                "--set", "train.accumulation_steps=2", "--out", str(out), env=env)  # fmt: skip
     report = json.loads((out / "parity.json").read_text())
     # As the tied twins' own parity (2e-6): summing the copy's gradient into the embedding's, and
     # the copy taking the update, is the tied model's arithmetic up to rounding.
