@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +47,8 @@ class BenchPlan:
     allreduce_sizes_mb: tuple[float, ...]
     allreduce_repeats: int
     tune: bool
-    # Runs of each (framework, np): the harness, its minimal loop and its peer take turns, and their
-    # steps are pooled, so a slow process (this machine drifts) weighs on every side alike.
+    # Runs of each (framework, np): the harness, its minimal loop and its peer take turns (``take_turns``),
+    # and their steps are pooled, so a slow process (this machine drifts) weighs on every side alike.
     rounds: int = 1
     family: str = DEFAULT_FAMILY  # any family times the harness; its declarations add the rest
     # The model-size table's rows (harness torch and DDP at np=1 and 2 on each), for families that
@@ -240,11 +241,22 @@ def first_step(framework: str, model: str, family: str) -> dict[str, dict[str, f
     return {"harness": harness, "peer": whole_process(peer_command(framework, 2, model, family, 16, 1), env)}
 
 
+def take_turns(sides: dict, rounds: int) -> dict:
+    """Each side's samples (a call returning a list) pooled over ``rounds`` rounds, the order
+    reversed every other round (A B C, C B A, A B C ...), so a machine that speeds up or slows down
+    during a round weighs on every side alike rather than on whichever runs last."""
+    samples = {name: [] for name in sides}
+    for round_ in range(rounds):
+        for name in list(sides) if round_ % 2 == 0 else reversed(list(sides)):
+            samples[name] += sides[name]()
+    return samples
+
+
 def size_table(
     family: Family, sizes: tuple[BenchSize, ...], env: dict[str, str], peak_per_rank: float, log, rounds: int
 ) -> list[dict]:
-    """Harness torch and DDP at np=1 and 2 on each of ``sizes`` (presets of ``family``): the two take
-    turns, ``rounds`` times, and each side's steps are pooled, as in the main runs."""
+    """Harness torch and DDP at np=1 and 2 on each of ``sizes`` (presets of ``family``): the four
+    (side, np) take turns over ``rounds`` rounds and each one's steps are pooled, as in the main runs."""
     rows = []
     for size in sizes:
         config = build_run_config(family, size.model)
@@ -254,11 +266,12 @@ def size_table(
         row = {"model": size.model, "params": params, "batch_size": size.batch_size}
         row["tokens"] = tokens_per_row
         row["steps"], row["warmup"] = size.steps, size.warmup
-        timings = {"harness": {1: [], 2: []}, "ddp": {1: [], 2: []}}
-        for _ in range(rounds):
-            for n in (1, 2):
-                timings["harness"][n] += harness_step_times("torch", n, size, family.spec, env, tokens_per_row)
-                timings["ddp"][n] += ddp_step_times(n, size, family.spec, env)
+        sides = {}
+        for n in (1, 2):
+            sides["harness", n] = partial(harness_step_times, "torch", n, size, family.spec, env, tokens_per_row)
+            sides["ddp", n] = partial(ddp_step_times, n, size, family.spec, env)
+        samples = take_turns(sides, rounds)
+        timings = {name: {n: samples[name, n] for n in (1, 2)} for name in ("harness", "ddp")}
         flops_per_token = family.flops_per_token(config.model) if family.flops_per_token else None
         for name, times in timings.items():
             step = {n: float(np.median(times[n])) for n in (1, 2)}
@@ -363,15 +376,14 @@ def run_bench(plan: BenchPlan, log=print, measure: Measurements = MEASURE) -> di
         for num_ranks in (1, 2):
             log(f"{framework} np={num_ranks}: harness, minimal loop and peer, {plan.rounds} round(s) ...")
             tokens_per_step = plan.batch_size * num_ranks * tokens_per_row
-            harness_times, minimal_times, peer_times = [], [], []
             peer = measure.ddp_step_times if framework == "torch" else measure.mwms_step_times
-            for _ in range(plan.rounds):
-                harness_times += measure.harness_step_times(
-                    framework, num_ranks, plan, plan.family, env, tokens_per_row
-                )
-                if family.reference_loops:
-                    minimal_times += measure.minimal_step_times(framework, num_ranks, plan, env)
-                    peer_times += peer(num_ranks, plan, plan.family, env)
+            timed = (framework, num_ranks, plan, plan.family, env, tokens_per_row)
+            sides = {"harness": partial(measure.harness_step_times, *timed)}
+            if family.reference_loops:
+                sides["minimal"] = partial(measure.minimal_step_times, framework, num_ranks, plan, env)
+                sides["peer"] = partial(peer, num_ranks, plan, plan.family, env)
+            times = take_turns(sides, plan.rounds)
+            harness_times, minimal_times, peer_times = (times.get(side, []) for side in ("harness", "minimal", "peer"))
             tokens_per_s = throughput(harness_times, tokens_per_step)
             runs[f"{framework}_np{num_ranks}"] = {
                 "harness_step_s": stats(harness_times),

@@ -124,7 +124,8 @@ def test_rounds_take_turns_and_pool_their_steps():
     bench = run_bench(plan, log=lambda text: None, measure=fake_measurements(calls))
 
     turns = [what for what, framework, n, _ in calls if (framework, n) == ("tf", 1)]
-    assert turns == ["harness", "minimal", "peer"] * 3  # interleaved, not three of one then the next
+    # Interleaved, not three of one then the next, and every other round in reverse order.
+    assert turns == ["harness", "minimal", "peer", "peer", "minimal", "harness", "harness", "minimal", "peer"]
     run = bench["raw"]["runs"]["tf_np1"]
     assert run["harness_step_s"]["n"] == run["minimal_step_s"]["n"] == run["peer_step_s"]["n"] == 15
     assert bench["overhead_ratio_tf_np1"] == pytest.approx(HARNESS["tf", 1] / MINIMAL["tf", 1])
