@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -241,7 +241,7 @@ def first_step(framework: str, model: str, family: str) -> dict[str, dict[str, f
     return {"harness": harness, "peer": whole_process(peer_command(framework, 2, model, family, 16, 1), env)}
 
 
-def take_turns(sides: dict, rounds: int) -> dict:
+def take_turns(sides: dict[Hashable, Callable[[], list[float]]], rounds: int) -> dict[Hashable, list[float]]:
     """Each side's samples (a call returning a list) pooled over ``rounds`` rounds, the order
     reversed every other round (A B C, C B A, A B C ...), so a machine that speeds up or slows down
     during a round weighs on every side alike rather than on whichever runs last."""

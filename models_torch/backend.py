@@ -87,8 +87,9 @@ class TorchBackend(Backend):
         )
         # Horovod: tied copies are outside the optimizer; a hook of their own starts each copy's
         # allreduce as soon as the last backward pass has filled its gradient, as the optimizer's do.
+        # (Registered at any size: an elastic job started alone may grow.)
         self.copy_reductions: dict[int, Any] | None = None  # copy index -> handle, during the last pass
-        for i, (param, _, _) in enumerate(self.copies if dist.size > 1 else ()):
+        for i, (param, _, _) in enumerate(self.copies):
             param.register_post_accumulate_grad_hook(functools.partial(self._reduce_copy, i))
         # Materialise AdamW's moments up front, so they exist to broadcast before step 0 (otherwise
         # Horovod would create them by running one spurious zero-gradient step).
@@ -99,7 +100,7 @@ class TorchBackend(Backend):
         )
 
     def _reduce_copy(self, i: int, param: torch.nn.Parameter) -> None:
-        if self.copy_reductions is not None:  # earlier micro-batches only accumulate
+        if self.copy_reductions is not None:  # earlier micro-batches, and a rank alone, only accumulate
             hvd = self.dist.hvd
             self.copy_reductions[i] = hvd.allreduce_async(param.grad, op=hvd.Average, name=f"tied.{i}")
 
@@ -157,7 +158,7 @@ class TorchBackend(Backend):
                 # Alone, a rank skips Horovod's cycle: its values are the means.
                 loss_and_stop = torch.stack([loss, torch.tensor(float(stop_requested), device=self.device)])
                 reducing = None if alone else hvd.allreduce_async(loss_and_stop, op=hvd.Average, name="train_loss")
-                self.copy_reductions = {}  # the copies' hooks reduce during this pass
+                self.copy_reductions = None if alone else {}  # the copies' hooks reduce during this pass
             self.scaler.scale(micro_loss * float(share)).backward()  # gradients accumulate in .grad
         copied, self.copy_reductions = self.copy_reductions, None
         # Horovod: wait for the reduced gradients, so clipping and the finiteness check see what
