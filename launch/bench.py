@@ -241,8 +241,8 @@ def first_step(framework: str, model: str, family: str) -> dict[str, dict[str, f
     return {"harness": harness, "peer": whole_process(peer_command(framework, 2, model, family, 16, 1), env)}
 
 
-def take_turns(sides: dict[Hashable, Callable[[], list[float]]], rounds: int) -> dict[Hashable, list[float]]:
-    """Each side's samples (a call returning a list) pooled over ``rounds`` rounds, the order
+def take_turns(sides: dict[Hashable, Callable[[], list]], rounds: int) -> dict[Hashable, list]:
+    """Each side's samples (what its call returns, a list) pooled over ``rounds`` rounds, the order
     reversed every other round (A B C, C B A, A B C ...), so a machine that speeds up or slows down
     during a round weighs on every side alike rather than on whichever runs last."""
     samples = {name: [] for name in sides}
@@ -352,21 +352,23 @@ def run_bench(plan: BenchPlan, log=print, measure: Measurements = MEASURE) -> di
 
     tuning = []
     if plan.tune:
-        # Two interleaved rounds, so drift in the machine's load spreads over every candidate.
-        samples = [{"allreduce": [], "step": []} for _ in TUNING_CANDIDATES]
-        for round_ in range(2):
-            for candidate, sample in zip(TUNING_CANDIDATES, samples, strict=True):
-                log(f"tuning round {round_ + 1}: {candidate} ...")
-                tuned_env = one_thread_env(candidate)
-                sample["step"] += measure.harness_step_times("torch", 2, plan, plan.family, tuned_env, tokens_per_row)
-                largest = str(float(plan.allreduce_sizes_mb[-1]))
-                sample["allreduce"].append(measure.allreduce_gbps("horovod", plan, tuned_env)[largest]["median"])
-        for candidate, sample in zip(TUNING_CANDIDATES, samples, strict=True):
+        largest = str(float(plan.allreduce_sizes_mb[-1]))
+
+        def tuned(candidate: dict[str, str]) -> list[tuple[list[float], float]]:
+            """One turn of a candidate: the harness's step times and the largest allreduce's bandwidth."""
+            log(f"tuning: {candidate} ...")
+            tuned_env = one_thread_env(candidate)
+            steps = measure.harness_step_times("torch", 2, plan, plan.family, tuned_env, tokens_per_row)
+            return [(steps, measure.allreduce_gbps("horovod", plan, tuned_env)[largest]["median"])]
+
+        # Two rounds taking turns, so drift in the machine's load spreads over every candidate.
+        turns = take_turns({i: partial(tuned, candidate) for i, candidate in enumerate(TUNING_CANDIDATES)}, 2)
+        for i, candidate in enumerate(TUNING_CANDIDATES):
             tuning.append(
                 {
                     "settings": candidate,
-                    "allreduce_gbps_largest": stats(sample["allreduce"]),
-                    "harness_torch_np2_step_s": stats(sample["step"]),
+                    "allreduce_gbps_largest": stats([gbps for _, gbps in turns[i]]),
+                    "harness_torch_np2_step_s": stats([step for steps, _ in turns[i] for step in steps]),
                 }
             )
     raw["tuning"] = tuning

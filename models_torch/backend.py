@@ -144,7 +144,7 @@ class TorchBackend(Backend):
         self.optimizer.zero_grad()
         for param, _, _ in self.copies:  # outside the optimizer: zero_grad leaves them
             param.grad = None
-        self.copy_reductions = None  # a step cut short (an elastic reset) leaves the hooks on
+        self.copy_reductions = None  # the hooks off until the last pass (also after a step cut short)
         loss, alone, shares = torch.zeros((), device=self.device), self.dist.size == 1, loss_shares(batch)
         for i, share in enumerate(shares):  # one micro-batch each
             micro = batch.micro_batch(i)
@@ -160,7 +160,7 @@ class TorchBackend(Backend):
                 reducing = None if alone else hvd.allreduce_async(loss_and_stop, op=hvd.Average, name="train_loss")
                 self.copy_reductions = None if alone else {}  # the copies' hooks reduce during this pass
             self.scaler.scale(micro_loss * float(share)).backward()  # gradients accumulate in .grad
-        copied, self.copy_reductions = self.copy_reductions, None
+        copied = self.copy_reductions
         # Horovod: wait for the reduced gradients, so clipping and the finiteness check see what
         # every rank applies.
         self.optimizer.synchronize()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from bench_keys import KEYS
 
-from launch.bench import QUICK, Measurements, markdown_table, run_bench, stats
+from launch.bench import QUICK, TUNING_CANDIDATES, Measurements, markdown_table, run_bench, stats
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ngram_family"
 # Median seconds per step of each fake run: all distinct, so a ratio turned over or a run read for
@@ -129,3 +129,18 @@ def test_rounds_take_turns_and_pool_their_steps():
     run = bench["raw"]["runs"]["tf_np1"]
     assert run["harness_step_s"]["n"] == run["minimal_step_s"]["n"] == run["peer_step_s"]["n"] == 15
     assert bench["overhead_ratio_tf_np1"] == pytest.approx(HARNESS["tf", 1] / MINIMAL["tf", 1])
+
+
+def test_the_tuning_pass_takes_turns_over_two_rounds():
+    calls, logs = [], []
+    plan = dataclasses.replace(QUICK, tune=True)
+    bench = run_bench(plan, log=logs.append, measure=fake_measurements(calls))
+
+    candidates = [f"tuning: {candidate} ..." for candidate in TUNING_CANDIDATES]
+    assert [line for line in logs if line.startswith("tuning")] == candidates + candidates[::-1]
+    assert [entry["settings"] for entry in bench["raw"]["tuning"]] == list(TUNING_CANDIDATES)
+    for entry in bench["raw"]["tuning"]:  # each candidate's steps pooled over both rounds, one allreduce a round
+        assert entry["harness_torch_np2_step_s"]["n"] == 2 * 5
+        assert entry["harness_torch_np2_step_s"]["median"] == HARNESS["torch", 2]
+        assert entry["allreduce_gbps_largest"]["n"] == 2
+        assert entry["allreduce_gbps_largest"]["median"] == ALLREDUCE_GBPS["horovod"]
