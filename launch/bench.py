@@ -230,15 +230,16 @@ def whole_process(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     return {"seconds": result["seconds"], "peak_mib": result["peak_mib"]}
 
 
-def first_step(framework: str, model: str, family: str) -> dict[str, dict[str, float]]:
+def first_step(framework: str, model: str, family: str, side: str) -> list[dict[str, float]]:
     """Time to the first step: one step of 16 windows per rank on 2 ranks, whole process, as a user
-    runs it (this environment, each launcher's defaults): `harness train`, and the framework's peer.
-    Seconds and the largest process's peak RSS of each."""
+    runs it (this environment, each launcher's defaults), of ``side``: "harness" (`harness train`)
+    or "peer" (the framework's peer). One sample: seconds and the largest process's peak RSS."""
     env = dict(os.environ)
+    if side == "peer":
+        return [whole_process(peer_command(framework, 2, model, family, 16, 1), env)]
     with tempfile.TemporaryDirectory(prefix="bench-") as run_dir:
         sets = ["eval.every=0", "train.batch_size=16"]
-        harness = whole_process([*train_argv(framework, run_dir, model, 2, sets, family=family), "--steps", "1"], env)
-    return {"harness": harness, "peer": whole_process(peer_command(framework, 2, model, family, 16, 1), env)}
+        return [whole_process([*train_argv(framework, run_dir, model, 2, sets, family=family), "--steps", "1"], env)]
 
 
 def take_turns(sides: dict[Hashable, Callable[[], list]], rounds: int) -> dict[Hashable, list]:
@@ -327,7 +328,7 @@ class Measurements:
     ddp_step_times: Callable[..., list[float]] = ddp_step_times
     mwms_step_times: Callable[..., list[float]] = mwms_step_times
     size_table: Callable[..., list[dict]] = size_table
-    first_step: Callable[..., dict[str, dict[str, float]]] = first_step
+    first_step: Callable[..., list[dict[str, float]]] = first_step
     allreduce_gbps: Callable[..., dict[str, dict]] = allreduce_gbps
 
 
@@ -403,10 +404,14 @@ def run_bench(plan: BenchPlan, log=print, measure: Measurements = MEASURE) -> di
     for model in plan.first_step_models if family.reference_loops else ():
         for framework in ("torch", "tf"):
             log(f"time to the first step, {framework} {model}: harness and peer, {plan.rounds} round(s) ...")
-            trials = [measure.first_step(framework, model, plan.family) for _ in range(plan.rounds)]
-            first_steps[f"{framework}_{model}"] = {
-                side: {what: stats([run[side][what] for run in trials]) for what in ("seconds", "peak_mib")}
+            sides = {
+                side: partial(measure.first_step, framework, model, plan.family, side=side)
                 for side in ("harness", "peer")
+            }
+            trials = take_turns(sides, plan.rounds)
+            first_steps[f"{framework}_{model}"] = {
+                side: {what: stats([run[what] for run in measured]) for what in ("seconds", "peak_mib")}
+                for side, measured in trials.items()
             }
     raw["first_step"] = first_steps
 

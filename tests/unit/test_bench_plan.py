@@ -37,13 +37,10 @@ def fake_measurements(calls: list[tuple]) -> Measurements:
         calls.append(("sizes", None, rounds, family.spec))
         return [{"model": size.model} for size in sizes]
 
-    def first_step(framework, model, family):
-        calls.append(("first_step", framework, 2, family))
-        (seconds, peak), (peer_seconds, peer_peak) = FIRST_STEP[framework]
-        return {
-            "harness": {"seconds": seconds, "peak_mib": peak},
-            "peer": {"seconds": peer_seconds, "peak_mib": peer_peak},
-        }
+    def first_step(framework, model, family, side):
+        calls.append((f"first_step {side}", framework, 2, family))
+        seconds, peak = FIRST_STEP[framework][side == "peer"]
+        return [{"seconds": seconds, "peak_mib": peak}]
 
     return Measurements(
         matmul_peak_gflops=lambda threads: stats([100.0 * threads]),
@@ -97,7 +94,8 @@ def test_the_gpt_family_runs_the_minimal_loops_the_peers_and_the_size_table():
     for framework in ("torch", "tf"):
         for n in (1, 2):
             expected += [(what, framework, n, "gpt") for what in ("harness", "minimal", "peer")]
-    first_steps = [("first_step", framework, 2, "gpt") for framework in ("torch", "tf")]  # the quick plan: tiny
+    # The quick plan: tiny, one round.
+    first_steps = [(f"first_step {side}", fw, 2, "gpt") for fw in ("torch", "tf") for side in ("harness", "peer")]
     assert calls == [*expected, ("sizes", None, QUICK.rounds, "gpt"), *first_steps]
     assert bench["raw"]["sizes"] == [{"model": "tiny"}]  # the quick plan's sizes, not the family's
     assert set(bench) == KEYS | {"raw"}
@@ -128,6 +126,11 @@ def test_rounds_take_turns_and_pool_their_steps():
     assert turns == ["harness", "minimal", "peer", "peer", "minimal", "harness", "harness", "minimal", "peer"]
     run = bench["raw"]["runs"]["tf_np1"]
     assert run["harness_step_s"]["n"] == run["minimal_step_s"]["n"] == run["peer_step_s"]["n"] == 15
+    # Time to the first step takes turns too: harness and peer, then peer and harness, ...
+    first_step_turns = [what.split()[1] for what, framework, n, _ in calls if what.startswith("first_step ")]
+    assert first_step_turns == ["harness", "peer", "peer", "harness", "harness", "peer"] * 2  # torch, then tf
+    first_step = bench["raw"]["first_step"]["tf_tiny"]
+    assert first_step["harness"]["seconds"]["n"] == first_step["peer"]["seconds"]["n"] == 3
     assert bench["overhead_ratio_tf_np1"] == pytest.approx(HARNESS["tf", 1] / MINIMAL["tf", 1])
 
 
