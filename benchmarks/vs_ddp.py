@@ -6,10 +6,11 @@ For np=1, then np=2: DDP (benchmarks/ddp_torch.py under torchrun) and `harness t
 per VARIANT take turns over ROUNDS rounds, every other round in reverse order, as in `harness
 bench`: one thread per rank, the bench's plan for the model (the full plan's for `default`, its
 size table's for `medium` and `gpt2-small`; `default` adds the minimal Horovod loop). A VARIANT is
-`controller=gloo|mpi` and/or one `--set` item, comma-separated, e.g.
-`controller=gloo,train.gradient_bucket_mb=0`; none: the harness's defaults on the bench's
-controller. Prints each round's step medians with each side ÷ DDP in that round (how far the
-machine moves between rounds), then each side's median over the pooled steps.
+`controller=gloo|mpi`, `pin_cores=0` (ranks left unpinned) and/or one `--set` item,
+comma-separated, e.g. `controller=gloo,train.gradient_bucket_mb=0`; `defaults` or none: the
+harness's defaults on the bench's controller. Prints each round's step medians with each side ÷
+DDP in that round (how far the machine moves between rounds), then each side's median over the
+pooled steps.
 """
 
 import sys
@@ -28,16 +29,20 @@ from launch.bench import (
     take_turns,
     tokens_per_example,
 )
+from launch.horovodrun import PIN_VARIABLE
 
 
 def variant_env(variant: str) -> dict[str, str]:
-    """The bench's environment for one VARIANT (its controller and its one --set)."""
+    """The bench's environment for one VARIANT (its controller, its pinning and its one --set)."""
     extra = {}
     for item in filter(None, variant.split(",")):
         key, _, value = item.partition("=")
-        extra["HARNESS_BENCH_CONTROLLER" if key == "controller" else "HARNESS_BENCH_SET"] = (
-            value if key == "controller" else item
-        )
+        if key == "controller":
+            extra["HARNESS_BENCH_CONTROLLER"] = value
+        elif key == "pin_cores":
+            extra[PIN_VARIABLE] = value  # 0: the ranks stay unpinned (`harness train --no-pin-cores`)
+        elif key != "defaults":
+            extra["HARNESS_BENCH_SET"] = item
     return one_thread_env(extra)
 
 

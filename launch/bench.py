@@ -26,6 +26,7 @@ from harness.contract.config import RunConfig
 from harness.contract.family import DEFAULT_FAMILY, BenchSize, Family, load_family
 from harness.runner.config import build_run_config
 from launch.horovodrun import (
+    PIN_VARIABLE,
     RANK_LINE,
     default_controller,
     horovodrun_command,
@@ -77,6 +78,7 @@ TUNING_CANDIDATES = (
     {"HARNESS_BENCH_SET": "train.gradient_bucket_mb=0"},  # one allreduce per tensor, as each gradient is ready
     {"HARNESS_BENCH_SET": "train.gradient_bucket_mb=1"},
     {"HARNESS_BENCH_CONTROLLER": "gloo"},
+    {PIN_VARIABLE: "0"},  # the ranks unpinned (`harness train --no-pin-cores`)
 )
 
 

@@ -1,18 +1,22 @@
 """horovodrun command lines and per-rank environments."""
 
 import io
+import os
 import subprocess
 
 import pytest
 
 from harness.contract.distributed import launched_rank
 from launch.horovodrun import (
+    PIN_VARIABLE,
     RANK_LINE,
     JobOutput,
     check_controller,
     default_controller,
     horovodrun_command,
+    local_share,
     parse_hosts,
+    pin_to_local_cores,
     rank_environment,
     rank_hosts,
     read_hostfile,
@@ -171,3 +175,38 @@ def test_the_default_controller_is_mpi_on_one_machine_where_built_else_gloo_with
     assert lines == [
         "running on Gloo: this Horovod was built without MPI (Open MPI and `make setup` add the faster one)"
     ]
+
+
+def test_local_share_splits_the_cpus_evenly_in_order():
+    cpus = {8, 9, 10, 11, 12}
+    assert [local_share(rank, 2, cpus) for rank in (0, 1)] == [{8, 9}, {10, 11}]  # 12 left unused
+    assert local_share(3, 4, {0, 1, 2, 3}) == {3}
+    assert local_share(0, 3, {0, 1}) is None  # fewer CPUs than ranks: stay unpinned
+    with pytest.raises(ValueError, match="local rank 2 is not one of 2 local ranks"):
+        local_share(2, 2, cpus)
+
+
+def test_pinning_needs_the_launchers_request_and_a_local_rank():
+    rank_zero = {"HOROVOD_LOCAL_RANK": "0", "HOROVOD_LOCAL_SIZE": "1"}
+    assert pin_to_local_cores(rank_zero) is None  # not asked for
+    assert pin_to_local_cores({PIN_VARIABLE: "1"}) is None  # asked for, but not a rank
+    assert pin_to_local_cores({PIN_VARIABLE: "0", **rank_zero}) is None  # the user's opt-out
+    alone = os.sched_getaffinity(0)
+    assert pin_to_local_cores({PIN_VARIABLE: "1", **rank_zero}) == alone == os.sched_getaffinity(0)  # all of them
+
+
+def test_the_rank_environment_asks_for_pinning_when_told():
+    assert rank_environment(2, pin_cores=True)[PIN_VARIABLE] == "1"
+    assert PIN_VARIABLE not in rank_environment(2)
+
+
+@pytest.mark.parametrize(
+    ("args", "pinned"),
+    [(["torch"], True), (["tf"], False), (["tf", "--pin-cores"], True), (["torch", "--no-pin-cores"], False)],
+)
+def test_harness_train_pins_torch_ranks_by_default_and_tf_ranks_when_asked(args, pinned):
+    from launch.cli.train import train
+    from launch.cli.train.options import TrainOptions
+
+    context = train.make_context("train", ["--framework", *args, "--run-dir", "run"])
+    assert TrainOptions.from_click(context.params).pins_cores is pinned

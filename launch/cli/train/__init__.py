@@ -13,7 +13,7 @@ from launch.cli.train.failure import explain_failure
 from launch.cli.train.here import load_hook, train_here
 from launch.cli.train.launcher import check_parameter_map, launch_ranks
 from launch.cli.train.options import TrainOptions
-from launch.horovodrun import CONTROLLERS, DEFAULT_HANG_TIMEOUT, check_local_slots
+from launch.horovodrun import CONTROLLERS, DEFAULT_HANG_TIMEOUT, check_local_slots, pin_to_local_cores
 
 
 @click.command()
@@ -89,6 +89,12 @@ from launch.horovodrun import CONTROLLERS, DEFAULT_HANG_TIMEOUT, check_local_slo
 )
 @click.option("--progress/--no-progress", default=True, help="Rank 0's progress bar.")
 @click.option("--tensorboard/--no-tensorboard", default=True, help="Rank 0's TensorBoard event files in RUN_DIR/tb.")
+@click.option(
+    "--pin-cores/--no-pin-cores",
+    default=None,
+    help="Pin each rank to its own share of its host's cores (never for --elastic or --oversubscribe). "
+    "Default: torch ranks pinned, TF ranks not (the faster for each, docs/measurements.md).",
+)
 def train(**params) -> None:
     """Train a model family with one framework, under horovodrun when --np > 1.
 
@@ -96,6 +102,7 @@ def train(**params) -> None:
     """
     from harness.loop.elastic import collect_waiting_survivors
 
+    pin_to_local_cores()  # a rank started with the pin asked for: before any framework starts a thread
     options = TrainOptions.from_click(params)
     try:
         check_framework(options.framework)

@@ -1,0 +1,38 @@
+"""Each rank of a job pins itself to its own share of the host's cores (launch/horovodrun.py)."""
+
+import json
+import os
+import sys
+
+import pytest
+from horovod_job import split_by_rank
+
+from launch.horovodrun import CONTROLLERS, mpi_built, run_horovodrun
+
+# One rank: pin as `harness train`'s ranks do, then report what the process may run on.
+REPORT = """
+import json, os
+from launch.horovodrun import pin_to_local_cores
+pinned = pin_to_local_cores()
+print(json.dumps({"pinned": sorted(pinned) if pinned else None, "affinity": sorted(os.sched_getaffinity(0))}))
+"""
+
+
+@pytest.mark.parametrize("controller", CONTROLLERS)
+@pytest.mark.parametrize("pin_cores", [True, False])
+def test_ranks_pin_to_disjoint_shares_of_the_cores(controller, pin_cores):
+    if controller == "mpi" and not mpi_built():
+        pytest.skip("Horovod was built without MPI here (no mpicxx at `make setup`)")
+    proc = run_horovodrun(
+        2, [sys.executable, "-c", REPORT], capture=True, timeout=120, controller=controller, pin_cores=pin_cores
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    stdout, _ = split_by_rank(proc.stdout + proc.stderr, 2)
+    reports = [json.loads(out.strip().splitlines()[-1]) for out in stdout]
+    cpus = sorted(os.sched_getaffinity(0))  # the ranks start with the launcher's CPUs
+    if not pin_cores:
+        assert reports == [{"pinned": None, "affinity": cpus}] * 2
+        return
+    share = len(cpus) // 2
+    assert [r["affinity"] for r in reports] == [cpus[:share], cpus[share : 2 * share]]
+    assert [r["pinned"] for r in reports] == [r["affinity"] for r in reports]
