@@ -232,16 +232,19 @@ def whole_process(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     return {"seconds": result["seconds"], "peak_mib": result["peak_mib"]}
 
 
-def first_step(framework: str, model: str, family: str, side: str) -> list[dict[str, float]]:
-    """Time to the first step: one step of 16 windows per rank on 2 ranks, whole process, as a user
-    runs it (this environment, each launcher's defaults), of ``side``: "harness" (`harness train`)
-    or "peer" (the framework's peer). One sample: seconds and the largest process's peak RSS."""
-    env = dict(os.environ)
-    if side == "peer":
-        return [whole_process(peer_command(framework, 2, model, family, 16, 1), env)]
+def first_step_harness(framework: str, model: str, family: str) -> list[dict[str, float]]:
+    """Time to the first step of `harness train`: one step of 16 windows per rank on 2 ranks, whole
+    process, as a user runs it (this environment, the launcher's defaults). One sample: seconds and
+    the largest process's peak RSS."""
     with tempfile.TemporaryDirectory(prefix="bench-") as run_dir:
         sets = ["eval.every=0", "train.batch_size=16"]
-        return [whole_process([*train_argv(framework, run_dir, model, 2, sets, family=family), "--steps", "1"], env)]
+        argv = [*train_argv(framework, run_dir, model, 2, sets, family=family), "--steps", "1"]
+        return [whole_process(argv, dict(os.environ))]
+
+
+def first_step_peer(framework: str, model: str, family: str) -> list[dict[str, float]]:
+    """The same for the framework's own data-parallel peer (torchrun + DDP, or the strategy)."""
+    return [whole_process(peer_command(framework, 2, model, family, 16, 1), dict(os.environ))]
 
 
 def take_turns(sides: dict[Hashable, Callable[[], list]], rounds: int) -> dict[Hashable, list]:
@@ -330,7 +333,8 @@ class Measurements:
     ddp_step_times: Callable[..., list[float]] = ddp_step_times
     mwms_step_times: Callable[..., list[float]] = mwms_step_times
     size_table: Callable[..., list[dict]] = size_table
-    first_step: Callable[..., list[dict[str, float]]] = first_step
+    first_step_harness: Callable[..., list[dict[str, float]]] = first_step_harness
+    first_step_peer: Callable[..., list[dict[str, float]]] = first_step_peer
     allreduce_gbps: Callable[..., dict[str, dict]] = allreduce_gbps
 
 
@@ -407,8 +411,8 @@ def run_bench(plan: BenchPlan, log=print, measure: Measurements = MEASURE) -> di
         for framework in ("torch", "tf"):
             log(f"time to the first step, {framework} {model}: harness and peer, {plan.rounds} round(s) ...")
             sides = {
-                side: partial(measure.first_step, framework, model, plan.family, side=side)
-                for side in ("harness", "peer")
+                "harness": partial(measure.first_step_harness, framework, model, plan.family),
+                "peer": partial(measure.first_step_peer, framework, model, plan.family),
             }
             trials = take_turns(sides, plan.rounds)
             first_steps[f"{framework}_{model}"] = {

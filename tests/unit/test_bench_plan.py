@@ -3,6 +3,7 @@ only the harness's runs for a family that declares no reference loops and no ben
 n-gram example), everything for the GPT family. The real runs: tests/parallel/test_bench.py."""
 
 import dataclasses
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ def fake_measurements(calls: list[tuple]) -> Measurements:
         calls.append(("sizes", None, rounds, family.spec))
         return [{"model": size.model} for size in sizes]
 
-    def first_step(framework, model, family, side):
+    def first_step(side, framework, model, family):
         calls.append((f"first_step {side}", framework, 2, family))
         seconds, peak = FIRST_STEP[framework][side == "peer"]
         return [{"seconds": seconds, "peak_mib": peak}]
@@ -50,7 +51,8 @@ def fake_measurements(calls: list[tuple]) -> Measurements:
         ddp_step_times=lambda n, plan, family, env: timed("peer", "torch", n, family, PEER),
         mwms_step_times=lambda n, plan, family, env: timed("peer", "tf", n, family, PEER),
         size_table=size_table,
-        first_step=first_step,
+        first_step_harness=partial(first_step, "harness"),
+        first_step_peer=partial(first_step, "peer"),
         allreduce_gbps=lambda kind, plan, env: {
             str(float(mb)): stats([ALLREDUCE_GBPS[kind]]) for mb in plan.allreduce_sizes_mb
         },
