@@ -13,7 +13,8 @@ class AdamW(tf.Module):
 
     Keras 3's AdamW differs from torch's: it adds epsilon to sqrt(v) before bias correction
     (torch: to sqrt(v_hat)), and its slots are Keras variables that Horovod cannot broadcast. This
-    mirrors torch's single-tensor kernel: p *= 1 - lr*wd; m = lerp(m, g, 1-b1);
+    mirrors torch's update (its single-tensor kernel's order; the torch backend runs the fused kernel,
+    the same formula, within the AdamW twin test's ulp bounds): p *= 1 - lr*wd; m = lerp(m, g, 1-b1);
     v = b2 v + (1-b2) g^2; p -= lr / (1-b1^t) * m / (sqrt(v) / sqrt(1-b2^t) + eps).
     """
 

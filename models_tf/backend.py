@@ -42,7 +42,7 @@ def check_parameter_map(family: Family, config: Any) -> None:
 
 def make_adamw(parameters: dict[str, tf.Variable], decay: set[str], train: TrainConfig) -> AdamW:
     """AdamW over ``parameters``, decaying the weights named in ``decay`` only."""
-    return AdamW(parameters, decay, train)  # torch.optim.AdamW's single-tensor arithmetic (models_tf/adamw.py)
+    return AdamW(parameters, decay, train)  # torch.optim.AdamW's arithmetic (models_tf/adamw.py)
 
 
 def clip_gradients(grads: list[tf.Tensor], train: TrainConfig) -> tuple[list[tf.Tensor], tf.Tensor]:
