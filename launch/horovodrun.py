@@ -68,8 +68,9 @@ ALLOCATOR_DEFAULTS = {"MALLOC_MMAP_THRESHOLD_": str(2**34), "MALLOC_TRIM_THRESHO
 # the cores (pin_to_local_cores). Unpinned, the scheduler moves ranks between cores, and a torch rank
 # waiting for an allreduce (Horovod's torch wait polls) runs on the core its peer computes on.
 # Measured here (docs/measurements.md, "Pinned ranks"): the default model's torch step at np=2 took
-# 0.96 x the unpinned one's (median of 9 rounds taking turns; 7 faster); TF's 1.04 x (3 rounds), so
-# TF ranks stay unpinned unless asked (PINNED_BY_DEFAULT).
+# 0.96 x the unpinned one's (median of 9 rounds taking turns; 7 faster; the bench's tuning pass saw
+# no difference: a few percent at most); TF's 1.04 x (3 rounds), so TF ranks stay unpinned unless
+# asked (PINNED_BY_DEFAULT).
 PIN_VARIABLE = "HARNESS_PIN_CORES"
 PINNED_BY_DEFAULT = {"torch": True, "tf": False}
 # A rank's place among its host's ranks, as Gloo's horovodrun and Open MPI's mpirun give it.
