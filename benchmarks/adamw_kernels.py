@@ -1,5 +1,6 @@
 """One AdamW step over a preset's torch parameters with each of torch's kernels: single-tensor
-(foreach=False), foreach and fused, on one thread, with the weight decay split the harness uses.
+(foreach=False), foreach and fused, on one thread, with the harness's AdamW groups and settings
+(models_torch/backend.py's make_adamw).
 
 Usage: adamw_kernels.py [MODEL ...] (default: default medium gpt2-small). Prints one JSON line per
 model: its parameter count and each kernel's median seconds per step.
@@ -14,18 +15,20 @@ from loops import time_steps
 
 from harness.contract.config import TrainConfig
 from harness.families.gpt import FAMILY
+from models_torch.backend import make_adamw
 
-KERNELS = {"single_tensor": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+# Each kernel's flags, set on every parameter group (a group's own settings override the defaults).
+KERNELS = {
+    "single_tensor": {"foreach": False, "fused": None},
+    "foreach": {"foreach": True, "fused": None},
+    "fused": {"foreach": None, "fused": True},
+}
 
 
-def step_seconds(named: dict[str, torch.nn.Parameter], decayed: set[str], kernel: dict, repeats: int = 7) -> float:
-    """Median seconds of one AdamW step (the harness's settings) over ``repeats`` after 2 warm-up steps."""
-    train = TrainConfig()
-    groups = [
-        {"params": [p for n, p in named.items() if n in decayed], "weight_decay": train.weight_decay},
-        {"params": [p for n, p in named.items() if n not in decayed], "weight_decay": 0.0},
-    ]
-    adamw = torch.optim.AdamW(groups, lr=train.lr, betas=(train.beta1, train.beta2), eps=train.eps, **kernel)
+def step_seconds(harness: torch.optim.AdamW, kernel: dict, repeats: int = 7) -> float:
+    """Median seconds of one step of the harness's AdamW (its groups and settings) on ``kernel``,
+    over ``repeats`` steps after 2 warm-up steps."""
+    adamw = torch.optim.AdamW([{**group, **kernel} for group in harness.param_groups])
     return float(np.median(time_steps(adamw.step, 2 + repeats)[2:]))
 
 
@@ -36,6 +39,7 @@ if __name__ == "__main__":
         named = dict(FAMILY.implementation("torch")(config).named_parameters())
         for p in named.values():
             p.grad = torch.randn_like(p) * 1e-3
-        seconds = {kernel: step_seconds(named, FAMILY.decayed(config), args) for kernel, args in KERNELS.items()}
+        harness = make_adamw(named, FAMILY.decayed(config), TrainConfig())
+        seconds = {kernel: step_seconds(harness, flags) for kernel, flags in KERNELS.items()}
         count = sum(p.numel() for p in named.values())
         print(json.dumps({"model": name, "parameters": count, "step_s": seconds}), flush=True)
