@@ -95,11 +95,13 @@ class SelfAttention(tf.Module):
         # One transpose for q, k and v together (and one for their gradient): three transposes after a
         # split took 2 ms more per layer, forward and backward, on the default model (one thread).
         q, k, v = tf.unstack(tf.transpose(qkv, [2, 0, 3, 1, 4]))  # 3 x (B, nh, T, hs)
+        q = q * (1.0 / np.sqrt(C // self.n_head))  # scaled before the product: fewer elements than its scores
         q, k, v = (tf.cast(t, self.compute_dtype) for t in (q, k, v))
         scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32)  # (B, nh, T, T)
         if self.causal:
             keep = tf.linalg.band_part(tf.ones([T, T], tf.bool), -1, 0)  # (T, T) lower triangle
-        attention = tf.cast(kernels.masked_softmax(scores, keep, 1.0 / np.sqrt(C // self.n_head)), self.compute_dtype)
+        scores += tf.where(keep, 0.0, -np.inf)  # a masked key gets no weight, and no gradient
+        attention = tf.cast(tf.nn.softmax(scores), self.compute_dtype)
         y = tf.cast(tf.matmul(attention, v), tf.float32)  # (B, nh, T, hs)
         y = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B, T, C])  # (B, T, C)
         return _dropout(self.proj(y), self.dropout, training)

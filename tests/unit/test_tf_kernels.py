@@ -1,20 +1,19 @@
 """models_tf/kernels.py: each fused kernel and its hand-written gradient equal TF's own ops and
-their autodiff gradients, eagerly and inside a tf.function."""
+their autodiff gradients, eagerly and inside a tf.function; the TF twins' attention gives masked keys
+no weight and no gradient."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from harness.families.transformer import TransformerConfig
 from models_tf import kernels
+from models_tf.layers import SelfAttention
 
 
 def reference_layer_norm(x, weight, bias, eps):
     mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
     return (x - mean) * tf.math.rsqrt(variance + eps) * weight + bias
-
-
-def reference_masked_softmax(scores, keep, scale):
-    return tf.nn.softmax(tf.where(keep, scores * scale, -np.inf), axis=-1)
 
 
 def values_and_gradients(function, inputs, upstream):
@@ -56,22 +55,20 @@ def test_layer_norm_gives_tfs_moments_formula_and_its_gradients():
 
 
 @pytest.mark.parametrize("causal", [True, False])
-def test_masked_softmax_gives_masked_keys_no_weight_and_no_gradient(causal):
+def test_attention_gives_masked_keys_no_weight_and_no_gradient(causal):
     rng = np.random.default_rng(2)
-    scores = tf.constant(rng.standard_normal((2, 3, 6, 6)), tf.float32)
-    if causal:
-        keep = tf.linalg.band_part(tf.ones([6, 6], tf.bool), -1, 0)  # (T, T)
-    else:
-        keep = tf.constant([True] * 4 + [False] * 2, shape=(1, 1, 1, 6)) & tf.ones((2, 1, 1, 6), tf.bool)
-    assert_same(
-        lambda s: kernels.masked_softmax(s, keep, 0.4),
-        lambda s: reference_masked_softmax(s, keep, 0.4),
-        [scores],
-        1e-6,
-    )
-    probs, (grad,) = values_and_gradients(
-        lambda s: kernels.masked_softmax(s, keep, 0.4), [scores], tf.ones_like(scores) + scores
-    )
-    dropped = ~np.broadcast_to(keep.numpy(), probs.shape)
-    assert np.all(probs[dropped] == 0) and np.all(grad[dropped] == 0)
-    assert np.allclose(probs.sum(axis=-1), 1.0, atol=1e-6)
+    attention = SelfAttention(TransformerConfig(n_embd=12, n_head=3), causal=causal)
+    for variable in attention.trainable_variables:
+        variable.assign(rng.standard_normal(variable.shape) * 0.5)
+    x = tf.constant(rng.standard_normal((2, 6, 12)), tf.float32)
+    keep = None if causal else tf.constant([[True] * 4 + [False] * 2, [True] * 6], shape=(2, 1, 1, 6))
+    # Position 3's output (a real token) against every position's input: nothing from a key it must not see.
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = attention(x, keep)[:, 3]
+    grad = tape.gradient(y, x, output_gradients=tf.ones_like(y) + y).numpy()  # (2, 6, 12)
+    hidden = [(0, 4), (0, 5), (1, 4), (1, 5)] if causal else [(0, 4), (0, 5)]
+    assert all(np.all(grad[b, t] == 0) for b, t in hidden)
+    seen = [(b, t) for b in range(2) for t in range(6) if (b, t) not in hidden and (causal or b == 1 or t < 4)]
+    assert all(np.any(grad[b, t] != 0) for b, t in seen)
+    assert np.all(np.isfinite(attention(x, keep).numpy()))
