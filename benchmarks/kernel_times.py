@@ -41,7 +41,7 @@ def torch_kernel(kernel, inputs: list, upstream) -> dict[str, float]:
     return {"forward": fastest_ms(forward), "forward_backward": fastest_ms(forward_backward)}
 
 
-def torch_times(shapes: dict[str, tuple[int, ...]]) -> dict[str, float]:
+def torch_times(shapes: dict[str, tuple[int, ...]]) -> dict[str, dict[str, float]]:
     import torch
     import torch.nn.functional as F
 
@@ -53,13 +53,12 @@ def torch_times(shapes: dict[str, tuple[int, ...]]) -> dict[str, float]:
         return torch.randn(shape, generator=generator, requires_grad=True)
 
     ln_inputs = [normal(ln_shape), normal(ln_shape[-1:]), normal(ln_shape[-1:])]
-    times = {
+    return {
         "layer_norm": torch_kernel(
             lambda x: F.layer_norm(x, ln_shape[-1:], *ln_inputs[1:], 1e-5), ln_inputs, torch.randn(ln_shape)
         ),
         "gelu": torch_kernel(F.gelu, [normal(gelu_shape)], torch.randn(gelu_shape)),
     }
-    return {f"{name}_{phase}": ms for name, phases in times.items() for phase, ms in phases.items()}
 
 
 def tf_kernel(kernel, inputs: list, upstream) -> dict[str, float]:
@@ -87,7 +86,7 @@ def tf_kernel(kernel, inputs: list, upstream) -> dict[str, float]:
     }
 
 
-def tf_times(shapes: dict[str, tuple[int, ...]]) -> dict[str, float]:
+def tf_times(shapes: dict[str, tuple[int, ...]]) -> dict[str, dict[str, float]]:
     import tensorflow as tf
 
     from models_tf import kernels
@@ -101,11 +100,10 @@ def tf_times(shapes: dict[str, tuple[int, ...]]) -> dict[str, float]:
 
     ln_shape, gelu_shape = shapes["layer_norm"], shapes["gelu"]
     ln_inputs = [normal(ln_shape), normal(ln_shape[-1:]), normal(ln_shape[-1:])]
-    times = {
+    return {
         "layer_norm": tf_kernel(lambda x: kernels.layer_norm(x, *ln_inputs[1:], 1e-5), ln_inputs, normal(ln_shape)),
         "gelu": tf_kernel(kernels.gelu, [normal(gelu_shape)], normal(gelu_shape)),
     }
-    return {f"{name}_{phase}": ms for name, phases in times.items() for phase, ms in phases.items()}
 
 
 if __name__ == "__main__":
@@ -117,4 +115,5 @@ if __name__ == "__main__":
         "gelu": (batch_size, config.block_size, config.mlp_hidden),
     }
     times = (torch_times if framework == "torch" else tf_times)(shapes)
-    print(json.dumps({"framework": framework, "ms_per_call": {k: round(v, 3) for k, v in times.items()}}))
+    flat = {f"{name}_{phase}": round(ms, 3) for name, phases in times.items() for phase, ms in phases.items()}
+    print(json.dumps({"framework": framework, "ms_per_call": flat}))

@@ -48,12 +48,16 @@ def _row_sums(x: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
     return tf.matmul(x, v[:, None])
 
 
+def _row_means(x: tf.Tensor) -> tf.Tensor:
+    """Each row's mean of x (N, C), as (N, 1)."""
+    return _row_sums(x, tf.fill([x.shape[-1]], 1.0 / x.shape[-1]))
+
+
 @fused
 def _layer_norm_forward(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: float) -> tuple[tf.Tensor, tf.Tensor]:
     rows = tf.reshape(x, [-1, x.shape[-1]])  # (N, C)
-    mean_weights = tf.fill([x.shape[-1]], 1.0 / x.shape[-1])
-    centred = rows - _row_sums(rows, mean_weights)
-    inv_std = tf.math.rsqrt(_row_sums(tf.square(centred), mean_weights) + eps)  # (N, 1)
+    centred = rows - _row_means(rows)
+    inv_std = tf.math.rsqrt(_row_means(tf.square(centred)) + eps)  # (N, 1)
     return tf.reshape(centred * inv_std * weight + bias, tf.shape(x)), inv_std
 
 
@@ -63,7 +67,7 @@ def _layer_norm_backward(
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     C = x.shape[-1]
     rows, dy = tf.reshape(x, [-1, C]), tf.reshape(dy, [-1, C])  # (N, C)
-    normed = (rows - _row_sums(rows, tf.fill([C], 1.0 / C))) * inv_std
+    normed = (rows - _row_means(rows)) * inv_std
     dy_normed = dy * normed
     # dnormed = dy * weight; dx = inv_std (dnormed - mean(dnormed) - normed mean(dnormed normed))
     dx = inv_std * (dy * weight - (_row_sums(dy, weight) + normed * _row_sums(dy_normed, weight)) / C)

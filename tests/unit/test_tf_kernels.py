@@ -65,10 +65,11 @@ def test_attention_gives_masked_keys_no_weight_and_no_gradient(causal):
     # Position 3's output (a real token) against every position's input: nothing from a key it must not see.
     with tf.GradientTape() as tape:
         tape.watch(x)
-        y = attention(x, keep)[:, 3]
+        out = attention(x, keep)
+        y = out[:, 3]
     grad = tape.gradient(y, x, output_gradients=tf.ones_like(y) + y).numpy()  # (2, 6, 12)
     hidden = [(0, 4), (0, 5), (1, 4), (1, 5)] if causal else [(0, 4), (0, 5)]
     assert all(np.all(grad[b, t] == 0) for b, t in hidden)
     seen = [(b, t) for b in range(2) for t in range(6) if (b, t) not in hidden and (causal or b == 1 or t < 4)]
     assert all(np.any(grad[b, t] != 0) for b, t in seen)
-    assert np.all(np.isfinite(attention(x, keep).numpy()))
+    assert np.all(np.isfinite(out.numpy()))
