@@ -384,18 +384,24 @@ def run_bench(plan: BenchPlan, log=print, measure: Measurements = MEASURE) -> di
     raw["tuning"] = tuning
 
     runs = {}
-    for framework in ("torch", "tf"):
-        for num_ranks in (1, 2):
-            log(f"{framework} np={num_ranks}: harness, minimal loop and peer, {plan.rounds} round(s) ...")
-            tokens_per_step = plan.batch_size * num_ranks * tokens_per_row
+    for num_ranks in (1, 2):
+        # Both frameworks take turns too: TF ÷ torch compares runs minutes apart otherwise, and this
+        # machine drifts by more than the 5 % that ratio is held to.
+        log(f"np={num_ranks}: torch and TF, each its harness, minimal loop and peer, {plan.rounds} round(s) ...")
+        tokens_per_step = plan.batch_size * num_ranks * tokens_per_row
+        sides = {}
+        for framework in ("torch", "tf"):
             peer = measure.ddp_step_times if framework == "torch" else measure.mwms_step_times
             timed = (framework, num_ranks, plan, plan.family, env, tokens_per_row)
-            sides = {"harness": partial(measure.harness_step_times, *timed)}
+            sides[framework, "harness"] = partial(measure.harness_step_times, *timed)
             if family.reference_loops:
-                sides["minimal"] = partial(measure.minimal_step_times, framework, num_ranks, plan, env)
-                sides["peer"] = partial(peer, num_ranks, plan, plan.family, env)
-            times = take_turns(sides, plan.rounds)
-            harness_times, minimal_times, peer_times = (times.get(side, []) for side in ("harness", "minimal", "peer"))
+                sides[framework, "minimal"] = partial(measure.minimal_step_times, framework, num_ranks, plan, env)
+                sides[framework, "peer"] = partial(peer, num_ranks, plan, plan.family, env)
+        times = take_turns(sides, plan.rounds)
+        for framework in ("torch", "tf"):
+            harness_times, minimal_times, peer_times = (
+                times.get((framework, side), []) for side in ("harness", "minimal", "peer")
+            )
             tokens_per_s = throughput(harness_times, tokens_per_step)
             runs[f"{framework}_np{num_ranks}"] = {
                 "harness_step_s": stats(harness_times),

@@ -65,7 +65,7 @@ def test_a_family_without_reference_loops_or_sizes_times_only_the_harness(monkey
     calls = []
     bench = run_bench(plan, log=lambda text: None, measure=fake_measurements(calls))
 
-    runs = [(framework, n) for framework in ("torch", "tf") for n in (1, 2)]
+    runs = [(framework, n) for n in (1, 2) for framework in ("torch", "tf")]
     assert calls == [("harness", framework, n, "ngram_family:FAMILY") for framework, n in runs]
     keys = {"tf_over_torch_np1", "tf_over_torch_np2", "scaling_efficiency_torch", "scaling_efficiency_tf"}
     assert set(bench) == keys | {"allreduce_vs_torch_distributed_1mb", "raw"}
@@ -93,8 +93,8 @@ def test_the_gpt_family_runs_the_minimal_loops_the_peers_and_the_size_table():
     bench = run_bench(QUICK, log=lambda text: None, measure=fake_measurements(calls))
 
     expected = []
-    for framework in ("torch", "tf"):
-        for n in (1, 2):
+    for n in (1, 2):
+        for framework in ("torch", "tf"):
             expected += [(what, framework, n, "gpt") for what in ("harness", "minimal", "peer")]
     # The quick plan: tiny, one round.
     first_steps = [(f"first_step {side}", fw, 2, "gpt") for fw in ("torch", "tf") for side in ("harness", "peer")]
@@ -126,6 +126,9 @@ def test_rounds_take_turns_and_pool_their_steps():
     turns = [what for what, framework, n, _ in calls if (framework, n) == ("tf", 1)]
     # Interleaved, not three of one then the next, and every other round in reverse order.
     assert turns == ["harness", "minimal", "peer", "peer", "minimal", "harness", "harness", "minimal", "peer"]
+    # The frameworks take turns with each other too, so TF ÷ torch compares runs of the same minutes.
+    frameworks = [framework for what, framework, n, _ in calls if n == 1 and what in ("harness", "minimal", "peer")]
+    assert frameworks == ["torch"] * 3 + ["tf"] * 6 + ["torch"] * 6 + ["tf"] * 3
     run = bench["raw"]["runs"]["tf_np1"]
     assert run["harness_step_s"]["n"] == run["minimal_step_s"]["n"] == run["peer_step_s"]["n"] == 15
     # Time to the first step takes turns too: harness and peer, then peer and harness, ...
