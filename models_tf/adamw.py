@@ -27,13 +27,16 @@ class AdamW(tf.Module):
         self._beta1, self._beta2, self._eps = config.beta1, config.beta2, config.eps
 
     @kernels.fused  # every parameter's update in one compiled function
-    def apply(self, grads: dict[str, tf.Tensor], named: dict[str, tf.Variable], lr: tf.Tensor) -> None:
+    def apply(
+        self, grads: dict[str, tf.Tensor], named: dict[str, tf.Variable], lr: tf.Tensor, scale: tf.Tensor | float = 1.0
+    ) -> None:
+        """One update of ``named`` from ``grads`` times ``scale`` (gradient clipping's factor)."""
         self.step.assign_add([1])
         t = tf.cast(self.step[0], tf.float32)
         bias_correction1 = 1.0 - self._beta1**t
         bias_correction2_sqrt = tf.sqrt(1.0 - self._beta2**t)
         for name, param in named.items():
-            g, m, v = grads[name], self.exp_avg[name], self.exp_avg_sq[name]
+            g, m, v = grads[name] * scale, self.exp_avg[name], self.exp_avg_sq[name]
             if self._decay[name]:
                 param.assign(param * (1.0 - lr * self._decay[name]))
             m.assign(m + (g - m) * (1.0 - self._beta1))

@@ -45,14 +45,14 @@ def make_adamw(parameters: dict[str, tf.Variable], decay: set[str], train: Train
     return AdamW(parameters, decay, train)  # torch.optim.AdamW's arithmetic (models_tf/adamw.py)
 
 
-def clip_gradients(grads: list[tf.Tensor], train: TrainConfig) -> tuple[list[tf.Tensor], tf.Tensor]:
-    """The gradients scaled to a global norm of at most ``train.grad_clip`` (0: no clipping), and
-    their global norm before."""
+def clip_factor(grads: list[tf.Tensor], train: TrainConfig) -> tuple[tf.Tensor, tf.Tensor]:
+    """The factor that scales the gradients to a global norm of at most ``train.grad_clip`` (0: no
+    clipping, 1.0), and their global norm before. AdamW.apply scales them in its compiled update:
+    a multiply per gradient outside it cost 1.2 of the optimizer's 5.9 ms (default model, one thread)."""
     grad_norm = tf.linalg.global_norm(grads)
-    if train.grad_clip > 0:  # torch's clip_grad_norm_ formula, including its 1e-6
-        scale = tf.minimum(1.0, train.grad_clip / (grad_norm + 1e-6))
-        grads = [g * scale for g in grads]
-    return grads, grad_norm
+    if train.grad_clip <= 0:
+        return tf.constant(1.0), grad_norm
+    return tf.minimum(1.0, train.grad_clip / (grad_norm + 1e-6)), grad_norm  # torch's clip_grad_norm_, with its 1e-6
 
 
 class Traced:
@@ -157,11 +157,11 @@ class TFBackend(Backend):
         grads = self._add_copies(grads)
         if self._scaling:
             grads = [g / self.loss_scale for g in grads]
-        grads, grad_norm = clip_gradients(grads, t)
+        clip, grad_norm = clip_factor(grads, t)
         applied = tf.math.is_finite(mean_loss) & tf.math.is_finite(grad_norm)
 
         def update() -> tf.Tensor:
-            self.optimizer.apply(dict(zip(self.parameters, grads, strict=True)), self.parameters, lr)
+            self.optimizer.apply(dict(zip(self.parameters, grads, strict=True)), self.parameters, lr, clip)
             for param, name, layout in self.copies:  # a tied copy takes its tensor's update
                 param.assign(relayout(self.parameters[name], self.layouts[name], layout))
             return applied

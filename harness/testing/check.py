@@ -201,9 +201,9 @@ class TFSide:
 
     def step(self, grads: State) -> None:
         own = [tf.constant(self.layouts[n].to_framework(grads[n])) for n in self.parameters]
-        clipped, _ = tf_backend.clip_gradients(own, self.config.train)
+        clip, _ = tf_backend.clip_factor(own, self.config.train)
         lr = tf.constant(self.config.train.lr, tf.float32)
-        self.adamw.apply(dict(zip(self.parameters, clipped, strict=True)), self.parameters, lr)
+        self.adamw.apply(dict(zip(self.parameters, own, strict=True)), self.parameters, lr, clip)
 
     def export(self) -> tuple[State, State]:
         model = tf_ops.export_state(self.model, self.map)

@@ -1,5 +1,6 @@
 """torch's and TF's AdamW steps, gradient clipping and weight decay included, leave the same parameters
-and moments: each framework's clip_gradients and make_adamw (what its backend runs), fed the same
+and moments: each framework's clipping (torch's clip_gradients, TF's clip_factor, applied inside its
+AdamW's update) and make_adamw (what its backend runs), fed the same
 weights and gradients. A TF AdamW adding epsilon where Keras does fails the same check."""
 
 from collections.abc import Callable
@@ -75,9 +76,9 @@ def tf_stepper(make_adamw=tf_backend.make_adamw) -> Callable[[dict, list[dict]],
 
     @tf.function  # as in the backend's traced step
     def step(grads: list[tf.Tensor], lr: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor]:
-        grads, grad_norm = tf_backend.clip_gradients(grads, TRAIN)
-        adamw.apply(dict(zip(variables, grads, strict=True)), variables, lr)
-        return grads, grad_norm
+        clip, grad_norm = tf_backend.clip_factor(grads, TRAIN)
+        adamw.apply(dict(zip(variables, grads, strict=True)), variables, lr, clip)
+        return [g * clip for g in grads], grad_norm  # what the update scaled them to
 
     def run(weights: dict, steps: list[dict]) -> dict:
         for n, v in variables.items():
