@@ -65,14 +65,13 @@ HOROVOD_DEFAULTS = {
 # libraries ignore the variables.
 ALLOCATOR_DEFAULTS = {"MALLOC_MMAP_THRESHOLD_": str(2**34), "MALLOC_TRIM_THRESHOLD_": str(2**34)}
 # Set (to 1) by `harness train` for the ranks it starts: each rank pins itself to its local share of
-# the cores (pin_to_local_cores). Unpinned, the scheduler moves ranks between cores, and a torch rank
-# waiting for an allreduce (Horovod's torch wait polls) runs on the core its peer computes on.
-# Measured here (docs/measurements.md, "Pinned ranks"): the default model's torch step at np=2 took
-# 0.96 x the unpinned one's (median of 9 rounds taking turns; 7 faster; the bench's tuning pass saw
-# no difference: a few percent at most); TF's 1.04 x (3 rounds), so TF ranks stay unpinned unless
-# asked (PINNED_BY_DEFAULT).
+# the cores (pin_to_local_cores). Unpinned, the scheduler moves ranks between cores, and a rank
+# waiting for an allreduce (Horovod's torch wait polls; TF's executor and Horovod's thread) runs on the
+# core its peer computes on. Measured here (docs/measurements.md, "Pinned ranks"): the default
+# model's torch step at np=2 took 0.96 x the unpinned one's (median of 9 rounds taking turns); TF's
+# median round 0.998 x (7 rounds), but unpinned, with Horovod's timeline writing, one TF step in three
+# spent 12-27 ms in an allreduce that takes 2 ms pinned (step 0.32 s against 0.24).
 PIN_VARIABLE = "HARNESS_PIN_CORES"
-PINNED_BY_DEFAULT = {"torch": True, "tf": False}
 # A rank's place among its host's ranks, as Gloo's horovodrun and Open MPI's mpirun give it.
 LOCAL_RANK_VARIABLES = (
     ("HOROVOD_LOCAL_RANK", "HOROVOD_LOCAL_SIZE"),

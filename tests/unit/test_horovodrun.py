@@ -202,11 +202,11 @@ def test_the_rank_environment_asks_for_pinning_when_told():
 
 @pytest.mark.parametrize(
     ("args", "pinned"),
-    [(["torch"], True), (["tf"], False), (["tf", "--pin-cores"], True), (["torch", "--no-pin-cores"], False)],
+    [(["torch"], True), (["tf"], True), (["tf", "--no-pin-cores"], False), (["torch", "--no-pin-cores"], False)],
 )
-def test_harness_train_pins_torch_ranks_by_default_and_tf_ranks_when_asked(args, pinned):
+def test_harness_train_pins_ranks_of_either_framework_unless_told_not_to(args, pinned):
     from launch.cli.train import train
     from launch.cli.train.options import TrainOptions
 
     context = train.make_context("train", ["--framework", *args, "--run-dir", "run"])
-    assert TrainOptions.from_click(context.params).pins_cores is pinned
+    assert TrainOptions.from_click(context.params).pin_cores is pinned

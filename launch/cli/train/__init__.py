@@ -91,9 +91,8 @@ from launch.horovodrun import CONTROLLERS, DEFAULT_HANG_TIMEOUT, check_local_slo
 @click.option("--tensorboard/--no-tensorboard", default=True, help="Rank 0's TensorBoard event files in RUN_DIR/tb.")
 @click.option(
     "--pin-cores/--no-pin-cores",
-    default=None,
-    help="Pin each rank to its own share of its host's cores (never for --elastic or --oversubscribe). "
-    "Default: torch ranks pinned, TF ranks not (the faster for each, docs/measurements.md).",
+    default=True,
+    help="Pin each rank to its own share of its host's cores (never for --elastic or --oversubscribe).",
 )
 def train(**params) -> None:
     """Train a model family with one framework, under horovodrun when --np > 1.

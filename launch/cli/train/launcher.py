@@ -46,7 +46,7 @@ def launch_ranks(options: TrainOptions, family: Family) -> tuple[subprocess.Comp
         controller=options.controller or default_controller(options.on_hosts, options.elastic, mpi_built(), notice),
         environment=family.environment,
         output=output,
-        pin_cores=options.pins_cores,
+        pin_cores=options.pin_cores,
     )
     return result, stop, output
 

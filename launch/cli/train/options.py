@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from launch.horovodrun import PINNED_BY_DEFAULT
-
 
 @dataclass(frozen=True)
 class TrainOptions:
@@ -36,7 +34,7 @@ class TrainOptions:
     init_from: str | None
     progress: bool
     tensorboard: bool
-    pin_cores: bool | None  # None: the framework's default (PINNED_BY_DEFAULT)
+    pin_cores: bool
 
     @classmethod
     def from_click(cls, params: dict) -> TrainOptions:
@@ -48,12 +46,6 @@ class TrainOptions:
         what the config is built from, here and on every rank."""
         sets = [*self.overrides, *([f"train.steps={self.steps}"] if self.steps is not None else [])]
         return sets + ([f"train.init_from={os.path.abspath(self.init_from)}"] if self.init_from else [])
-
-    @property
-    def pins_cores(self) -> bool:
-        """Whether the ranks pin themselves to their share of their host's cores: --pin-cores or
-        --no-pin-cores, else the framework's default."""
-        return PINNED_BY_DEFAULT[self.framework] if self.pin_cores is None else self.pin_cores
 
     @property
     def on_hosts(self) -> bool:
