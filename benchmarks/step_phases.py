@@ -1,7 +1,11 @@
 """Where one rank's step time goes, per framework: the forward pass and forward + backward of the
 GPT twin on one thread, no Horovod (and in TF, the same with XLA's jit_compile).
 
-Usage: step_phases.py torch|tf [MODEL] [BATCH]. Prints one JSON line of median seconds.
+``both``: the torch and the TF twin's forward + backward in one process, taking turns pass by pass,
+and TF / torch. Separate processes running the same pass differ here by more than the few percent
+looked for (TF's pass 0.199-0.216 s in five processes); in one process the ratio repeats within 1 %.
+
+Usage: step_phases.py torch|tf|both [MODEL] [BATCH]. Prints one JSON line of median seconds.
 """
 
 import json
@@ -36,11 +40,24 @@ def tf_phases(config, inputs, targets) -> dict:
     return phases
 
 
+def both_in_turn(config, inputs, targets, rounds: int = 40) -> dict:
+    """Median forward + backward seconds of each twin, the two taking turns (order swapped each round)."""
+    passes = {"torch": torch_passes(config, inputs, targets)[1], "tf": tf_passes(config, inputs, targets)[1]}
+    times = {name: [] for name in passes}
+    for round_ in range(2 + rounds):  # two warm-up rounds: tracing, allocation
+        for name in list(passes) if round_ % 2 == 0 else reversed(list(passes)):
+            seconds = time_steps(passes[name], 1)
+            if round_ >= 2:
+                times[name] += seconds
+    medians = {f"forward_backward_{name}": float(np.median(seconds)) for name, seconds in times.items()}
+    return {**medians, "tf_over_torch": medians["forward_backward_tf"] / medians["forward_backward_torch"]}
+
+
 if __name__ == "__main__":
     framework = sys.argv[1]
     model_name = sys.argv[2] if len(sys.argv) > 2 else "default"
     batch_size = int(sys.argv[3]) if len(sys.argv) > 3 else 16
     config = FAMILY.preset(model_name)
     batch = random_batch(config.vocab_size, batch_size, config.block_size, rank=0)
-    phases = (torch_phases if framework == "torch" else tf_phases)(config, *batch)
+    phases = {"torch": torch_phases, "tf": tf_phases, "both": both_in_turn}[framework](config, *batch)
     print(json.dumps({"framework": framework, "model": model_name, "batch_size": batch_size, **phases}))
