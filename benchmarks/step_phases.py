@@ -11,12 +11,14 @@ Usage: step_phases.py torch|tf|both [MODEL] [BATCH]. Prints one JSON line of med
 import json
 import os
 import sys
+from functools import partial
 
 import numpy as np
 from loops import random_batch, time_steps
 from twin_passes import tf_passes, torch_passes
 
 from harness.families.gpt import FAMILY
+from launch.bench import take_turns
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -43,12 +45,9 @@ def tf_phases(config, inputs, targets) -> dict:
 def both_in_turn(config, inputs, targets, rounds: int = 40) -> dict:
     """Median forward + backward seconds of each twin, the two taking turns (order swapped each round)."""
     passes = {"torch": torch_passes(config, inputs, targets)[1], "tf": tf_passes(config, inputs, targets)[1]}
-    times = {name: [] for name in passes}
-    for round_ in range(2 + rounds):  # two warm-up rounds: tracing, allocation
-        for name in list(passes) if round_ % 2 == 0 else reversed(list(passes)):
-            seconds = time_steps(passes[name], 1)
-            if round_ >= 2:
-                times[name] += seconds
+    for run in passes.values():
+        time_steps(run, 2)  # warm-up: tracing, allocation
+    times = take_turns({name: partial(time_steps, run, 1) for name, run in passes.items()}, rounds)
     medians = {f"forward_backward_{name}": float(np.median(seconds)) for name, seconds in times.items()}
     return {**medians, "tf_over_torch": medians["forward_backward_tf"] / medians["forward_backward_torch"]}
 
